@@ -1,0 +1,180 @@
+"""`CueApiLite`: the one object that owns a running instance and wires its parts.
+
+`cueapi-lite serve` runs it under uvicorn; tests and embedders build it with a
+`ManualClock` and a fake `Deliverer`, call `start()`, talk to it through `client()`,
+advance the clock and `settle()`. It holds no logic of its own beyond wiring and lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .callbacks import CallbackPolicy
+from .clock import Clock, SystemClock
+from .config import Settings
+from .delivery import DeliveryJob, DeliveryService
+from .edge import Edge
+from .errors import ApiError, MethodNotAllowed, NotFound, render
+from .firing import Firing
+from .models import Cue, Execution, Transport
+from .routes.cues import cue_routes
+from .routes.executions import execution_routes
+from .routes.health import health_routes
+from .scheduler import Scheduler
+from .services.accounts import AccountService, NewKey
+from .services.cues import CueService
+from .services.executions import ExecutionService
+from .store import Store
+from .webhooks import AiohttpDeliverer, Deliverer
+
+__all__ = ["CueApiLite"]
+
+log = logging.getLogger(__name__)
+BOOTSTRAP_EMAIL = "admin@local"
+SETTLE_ROUNDS = 10_000
+
+
+def _error_response(exc: ApiError) -> Response:
+    status, body, headers = render(exc)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _error_response(
+            MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}")
+        )
+    if exc.status_code == 404:
+        return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
+    error = ApiError(str(exc.detail), "http_error")
+    error.status = exc.status_code  # type: ignore[misc]
+    return _error_response(error)
+
+
+class CueApiLite:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        deliverer: Deliverer | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or SystemClock()
+        self.store = Store(self.settings.db, self.settings.synchronous)
+        self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
+        self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
+            self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
+        )
+        self.scheduler = Scheduler(self.clock)
+        self.delivery = DeliveryService(
+            self.store, self.scheduler, self.clock, self.deliverer,
+            self.settings.delivery_concurrency,
+        )  # fmt: skip
+        self.firing = Firing(self.store, self.scheduler, self.clock, self.settings, self._dispatch)
+        self.accounts = AccountService(self.store, self.clock)
+        self.cues = CueService(self.store, self.firing, self.clock, self.settings, self.policy)
+        self.executions = ExecutionService(self.store, self.clock)
+        self._loop_task: asyncio.Task[None] | None = None
+        self.started = False
+        self.asgi = Starlette(
+            routes=[
+                *health_routes(self._checks, self.clock.now_ms),
+                *cue_routes(self.cues, self.accounts),
+                *execution_routes(self.executions, self.accounts),
+            ],
+            middleware=[Middleware(Edge, max_body_bytes=self.settings.max_body_bytes)],
+            exception_handlers={HTTPException: _http_exception},
+            lifespan=self._lifespan,
+        )
+        self.asgi.router.redirect_slashes = False
+
+    # --- wiring ---------------------------------------------------------------------
+
+    def _dispatch(self, cue: Cue, executions: list[Execution]) -> None:
+        """New runnable executions: webhook ones go to delivery; worker ones wait for a
+        claim (a worker cue's callback is stored but never delivered to)."""
+        if cue.transport != Transport.WEBHOOK:
+            return
+        for execution in executions:
+            self.delivery.submit(DeliveryJob.of(cue, execution))
+
+    def _checks(self) -> dict[str, bool]:
+        loop_alive = self._loop_task is not None and not self._loop_task.done()
+        return {
+            "database": self.started and self.store.healthy(),
+            "scheduler": loop_alive,
+            "delivery": self.started,
+        }
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database, reload deadlines, resume unfinished deliveries, run."""
+        if self.started:
+            return
+        await asyncio.to_thread(self.store.open)
+        self.started = True
+        now_ms = self.clock.now_ms()
+        await self.firing.load()
+        await self.delivery.resume(now_ms)
+        self.delivery.start()
+        self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
+
+    async def aclose(self) -> None:
+        if not self.started:
+            return
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        await self.delivery.aclose()
+        await self.deliverer.close()
+        await asyncio.to_thread(self.store.close)
+        self.started = False
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def settle(self) -> None:
+        """Run everything due at the clock's current time until nothing is left to do:
+        fires, retries, deliveries. Tests call this after advancing a ManualClock."""
+        for _ in range(SETTLE_ROUNDS):
+            ran = await self.scheduler.tick(self.clock.now_ms())
+            busy = self.delivery.busy
+            await self.delivery.drain()
+            if not ran and not busy and not self.scheduler.has_due(self.clock.now_ms()):
+                return
+        raise RuntimeError("cueapi-lite did not settle")
+
+    async def bootstrap(self, email: str = BOOTSTRAP_EMAIL) -> NewKey | None:
+        """On an empty database: create the first user and key (shown once)."""
+        if await self.store.users.count():
+            return None
+        return await self.accounts.mint_key(email, label="bootstrap")
+
+    def client(self, api_key: str | None = None) -> httpx.AsyncClient:
+        """An httpx client that calls this instance in-process (no sockets)."""
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.asgi),
+            base_url="http://cueapi-lite.test",
+            headers=headers,
+        )

@@ -1,0 +1,229 @@
+"""The `cueapi-lite` command: serve, keys, explain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .app import CueApiLite
+from .config import Settings
+from .cron import CronError, TimezoneError, schedule_for
+from .models import parse_instant
+from .services.accounts import AccountService
+from .store import Store
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (uvicorn[standard] brings it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cueapi-lite")
+def main() -> None:
+    """cueapi-lite: cron with accountability for AI agents, on one SQLite file."""
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@main.command()
+@click.option(
+    "--host",
+    envvar="CUEAPI_LITE_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (env CUEAPI_LITE_HOST).",
+)
+@click.option(
+    "--port",
+    envvar="CUEAPI_LITE_PORT",
+    default=8000,
+    type=int,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one (env CUEAPI_LITE_PORT).",
+)
+@click.option(
+    "--db",
+    envvar="CUEAPI_LITE_DB",
+    default="./cueapi-lite.db",
+    show_default=True,
+    help="SQLite database file, created on first start (env CUEAPI_LITE_DB).",
+)
+def serve(host: str, port: int, db: str) -> None:
+    """Run the API server, the scheduler and webhook delivery in one process.
+
+    On the first start it creates the database and a first user, and prints that user's
+    API key and webhook secret once.
+    """
+    import uvicorn
+
+    try:
+        settings = Settings.from_env(host=host, port=port, db=db)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    sock = _bind(settings.host, settings.port)
+    settings = settings.replace(port=sock.getsockname()[1])
+
+    async def run() -> None:
+        lite = CueApiLite(settings)
+        await lite.start()
+        try:
+            first = await lite.bootstrap()
+            _banner(settings, first.api_key if first else None,
+                    first.user.webhook_secret if first else None)  # fmt: skip
+            config = uvicorn.Config(
+                lite.asgi,
+                lifespan="off",
+                log_level=settings.log_level,
+                access_log=settings.access_log,
+                http="httptools",
+                server_header=False,
+            )
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            await lite.aclose()
+
+    _run(run())
+
+
+def _banner(settings: Settings, api_key: str | None, secret: str | None) -> None:
+    base = settings.base_url
+    lines = [
+        f"cueapi-lite {__version__} listening on {base}",
+        f"  database:        {settings.db}",
+        f"  SDK and worker:  base_url / api_base = {base}",
+        f"  cueapi CLI:      CUEAPI_API_BASE={base}/v1",
+    ]
+    if api_key and secret:
+        lines += [
+            "",
+            "First start: a user was created. These are shown only once:",
+            f"  API key:         {api_key}",
+            f"  webhook secret:  {secret}",
+        ]
+    else:
+        lines += ["  new key:         cueapi-lite keys create --db DB --email EMAIL"]
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option(
+    "--db",
+    envvar="CUEAPI_LITE_DB",
+    default="./cueapi-lite.db",
+    show_default=True,
+    help="SQLite database file (env CUEAPI_LITE_DB).",
+)
+@click.option("--email", required=True, help="The user's email; the user is created if new.")
+@click.option("--label", default="cli", show_default=True, help="A name for the key.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def keys_create(db: str, email: str, label: str, as_json: bool) -> None:
+    """Mint a new API key for a user (creating the user if needed).
+
+    Prints the key, shown only this once, and the user's webhook secret.
+    """
+    from .clock import SystemClock
+    from .errors import ApiError
+
+    async def mint() -> Any:
+        store = Store(db)
+        await asyncio.to_thread(store.open)
+        try:
+            return await AccountService(store, SystemClock()).mint_key(email, label)
+        finally:
+            await asyncio.to_thread(store.close)
+
+    try:
+        new = _run(mint())
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    if as_json:
+        click.echo(json.dumps({"email": new.user.email, "api_key": new.api_key,
+                               "webhook_secret": new.user.webhook_secret}))  # fmt: skip
+        return
+    click.echo(f"email:           {new.user.email}" + (" (new user)" if new.created_user else ""))
+    click.echo(f"API key:         {new.api_key}")
+    click.echo(f"webhook secret:  {new.user.webhook_secret}")
+
+
+@main.command()
+@click.argument("cron")
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option("--from", "start", default=None, help="ISO 8601 start (default: now).")
+@click.option(
+    "-n",
+    "count",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="How many fire instants to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bool) -> None:
+    """Show when CRON fires next in a zone, flagging fires that DST moved."""
+    try:
+        schedule = schedule_for(cron, timezone)
+        after_ms = (
+            parse_instant(start, schedule.zone) - 1
+            if start
+            else int(datetime.now(UTC).timestamp() * 1000)
+        )
+    except (CronError, TimezoneError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError:
+        raise click.ClickException(f"--from is not an ISO 8601 date-time: {start!r}") from None
+    rows = []
+    for occurrence in schedule.between(after_ms + 1, 2**62, count):
+        moment = datetime.fromtimestamp(occurrence.at_ms / 1000, UTC)
+        rows.append(
+            {
+                "local": moment.astimezone(schedule.zone).isoformat(),
+                "utc": moment.isoformat(),
+                "note": occurrence.note,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        note = f"  <- {row['note']}" if row["note"] else ""
+        click.echo(f"{row['local']}  ({row['utc']}){note}")

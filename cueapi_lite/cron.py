@@ -1,0 +1,237 @@
+"""Cron expressions in an IANA time zone, and the project's DST rules.
+
+croniter matches wall times; this module decides which real instants those wall times
+are (DESIGN §4), because croniter alone fires a daily `30 1 * * *` twice on fall-back day:
+
+* Spring-forward gap: a wall time that does not exist that day fires once, at the first
+  instant after the gap (02:30 -> 03:00), like Vixie cron. Interval-like expressions
+  (a `*` in the minute or hour field) only fire on real instants, so they skip the gap.
+* Fall-back fold: a fixed wall time that occurs twice fires once, at its first
+  occurrence; interval-like expressions fire on every real instant they match.
+
+Nothing here reads the clock or touches storage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from .models import epoch_ms
+
+__all__ = [
+    "CronError",
+    "CronSchedule",
+    "Occurrence",
+    "TimezoneError",
+    "load_zone",
+    "schedule_for",
+]
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+MAX_EXPRESSION_CHARS = 255
+# No zone has ever moved its offset by more than this in one transition; candidates
+# this far before a transition can still map to instants after it.
+TRANSITION_WINDOW = timedelta(hours=3)
+# A schedule whose next match is further away than this is treated as never firing.
+MAX_YEARS_BETWEEN_MATCHES = 8
+_MAX_CANDIDATES = 2000
+
+
+class CronError(ValueError):
+    """The expression is not a 5-field cron expression that ever fires."""
+
+
+class TimezoneError(ValueError):
+    """The name is not an IANA time zone."""
+
+
+@lru_cache(maxsize=512)
+def load_zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; raises TimezoneError for anything else."""
+    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        raise TimezoneError(f"Unknown timezone: {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise TimezoneError(f"Unknown timezone: {name!r}") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One fire instant, and a note when a DST gap or fold decided it."""
+
+    at_ms: int
+    wall: datetime  # the matching wall time (naive, in the schedule's zone)
+    note: str | None = None
+
+
+def _normalise(expression: str) -> str:
+    text = " ".join(expression.split())
+    text = ALIASES.get(text.lower(), text)
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise CronError("Cron expression is too long")
+    if len(text.split(" ")) != 5:
+        raise CronError(
+            f"Invalid cron expression {expression!r}: expected 5 fields "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    if not croniter.is_valid(text):
+        raise CronError(f"Invalid cron expression {expression!r}")
+    return text
+
+
+def _from_ms(at_ms: int, zone: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone)
+
+
+class CronSchedule:
+    """A validated cron expression bound to a zone; answers "when does it fire next?"."""
+
+    def __init__(self, expression: str, timezone: str = "UTC") -> None:
+        self.expression = _normalise(expression)
+        self.zone = load_zone(timezone)
+        minute, hour = self.expression.split(" ")[:2]
+        self.interval_like = minute.startswith("*") or hour.startswith("*")
+        self._iter = croniter(
+            self.expression,
+            datetime(2000, 1, 1),
+            max_years_between_matches=MAX_YEARS_BETWEEN_MATCHES,
+        )
+        self._fixed = self._zone_is_fixed(self.zone)
+        if self.next_after(0) is None:
+            raise CronError(f"Cron expression {expression!r} never fires")
+
+    @staticmethod
+    def _zone_is_fixed(zone: ZoneInfo) -> bool:
+        return str(zone.key) in {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Zulu"}
+
+    def _next_wall(self, after: datetime) -> datetime | None:
+        """The first wall time strictly after `after` (naive) that the expression matches."""
+        self._iter.set_current(after, force=True)
+        try:
+            result: Any = self._iter.get_next(datetime)
+        except Exception:  # croniter raises CroniterBadDateError when nothing matches
+            return None
+        return result if isinstance(result, datetime) else None
+
+    def _resolve(self, wall: datetime) -> tuple[list[int], str | None]:
+        """The instants that the wall time `wall` fires at, under the DST rules."""
+        first = wall.replace(tzinfo=self.zone, fold=0)
+        second = wall.replace(tzinfo=self.zone, fold=1)
+        if first.utcoffset() == second.utcoffset():
+            return [epoch_ms(first)], None
+        first_utc = first.astimezone(UTC)
+        exists = first_utc.astimezone(self.zone).replace(tzinfo=None) == wall
+        if exists:  # a fold: the wall time happens twice
+            instants = [epoch_ms(first), epoch_ms(second)]
+            if self.interval_like:
+                return instants, f"{wall:%H:%M} occurs twice (DST fold); fires at both"
+            return instants[:1], f"{wall:%H:%M} occurs twice (DST fold); fires at the first"
+        if self.interval_like:
+            return [], None
+        after_gap = self._gap_end_ms(wall)
+        local = _from_ms(after_gap, self.zone)
+        return [after_gap], f"{wall:%H:%M} does not exist (DST gap); fires at {local:%H:%M}"
+
+    def _gap_end_ms(self, wall: datetime) -> int:
+        """The first real instant after the gap that swallowed the wall time `wall`."""
+        # fold=1 reads the wall time with the offset after the gap, fold=0 with the one
+        # before; the transition instant lies between the two readings.
+        low = epoch_ms(wall.replace(tzinfo=self.zone, fold=1))
+        high = epoch_ms(wall.replace(tzinfo=self.zone, fold=0))
+        low, high = min(low, high), max(low, high)
+        after = _from_ms(high, self.zone).utcoffset()
+        while high - low > 1000:
+            middle = (low + high) // 2
+            if _from_ms(middle, self.zone).utcoffset() == after:
+                high = middle
+            else:
+                low = middle
+        return high
+
+    def next_occurrence(self, after_ms: int) -> Occurrence | None:
+        """The first fire instant strictly after `after_ms`, or None if there is none."""
+        return _next_cached(self, after_ms)
+
+    def next_after(self, after_ms: int) -> int | None:
+        occurrence = self.next_occurrence(after_ms)
+        return None if occurrence is None else occurrence.at_ms
+
+    def _compute_next(self, after_ms: int) -> Occurrence | None:
+        if self._fixed:
+            wall_after = datetime.fromtimestamp(after_ms / 1000, UTC).replace(tzinfo=None)
+            wall = self._next_wall(wall_after)
+            return None if wall is None else Occurrence(epoch_ms(wall.replace(tzinfo=UTC)), wall)
+        now = _from_ms(after_ms, self.zone)
+        cursor = now.replace(tzinfo=None)
+        window_ms = int(TRANSITION_WINDOW.total_seconds() * 1000)
+        before = _from_ms(after_ms - window_ms, self.zone).utcoffset()
+        ahead = _from_ms(after_ms + window_ms, self.zone).utcoffset()
+        if before != now.utcoffset() or ahead != now.utcoffset():
+            # Near a transition a wall time before `now` may still be ahead of us (the
+            # second pass of a fold): look back far enough to see it.
+            cursor -= TRANSITION_WINDOW
+        best: Occurrence | None = None
+        for _ in range(_MAX_CANDIDATES):
+            wall = self._next_wall(cursor)
+            if wall is None:
+                break
+            cursor = wall
+            instants, note = self._resolve(wall)
+            for at_ms in instants:
+                if at_ms > after_ms and (best is None or at_ms < best.at_ms):
+                    best = Occurrence(at_ms, wall, note)
+            if note is None and instants and instants[0] > after_ms:
+                # An ordinary wall time: nothing later can map to an earlier instant.
+                break
+            if best is not None and wall > best.wall + TRANSITION_WINDOW:
+                break
+        return best
+
+    def between(self, start_ms: int, end_ms: int, limit: int) -> Iterator[Occurrence]:
+        """Occurrences with start_ms <= at_ms <= end_ms, oldest first, at most `limit`."""
+        cursor = start_ms - 1
+        for _ in range(limit):
+            occurrence = self.next_occurrence(cursor)
+            if occurrence is None or occurrence.at_ms > end_ms:
+                return
+            yield occurrence
+            cursor = occurrence.at_ms
+
+    def __hash__(self) -> int:
+        return hash((self.expression, self.zone.key))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CronSchedule)
+            and other.expression == self.expression
+            and other.zone.key == self.zone.key
+        )
+
+
+@lru_cache(maxsize=8192)
+def _next_cached(schedule: CronSchedule, after_ms: int) -> Occurrence | None:
+    # Many cues share a schedule and fire at the same instant: compute their next
+    # occurrence once (a burst of 10,000 `* * * * *` cues needs one computation).
+    return schedule._compute_next(after_ms)
+
+
+@lru_cache(maxsize=2048)
+def schedule_for(expression: str, timezone: str) -> CronSchedule:
+    """A cached CronSchedule; raises CronError or TimezoneError."""
+    return CronSchedule(expression, timezone)

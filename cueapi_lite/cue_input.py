@@ -1,0 +1,425 @@
+"""Reading cue create and update bodies into records, with the API's error codes.
+
+Pure functions: no I/O and no clock (callers pass `now_ms`). A bad field raises an
+`ApiError` that names the field: 400 `invalid_schedule`, `invalid_callback_url`,
+`invalid_payload_size`, 422 `invalid_timezone` or `validation_error`.
+
+Besides the nested body the clients send, the flat body of MCP-style clients is read:
+top-level `cron` / `at` / `timezone` stand for `schedule`, and a string `callback` (with
+optional `callback_method`, `callback_headers`) stands for `callback.url`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from .callbacks import CallbackPolicy, CallbackRefused
+from .cron import CronError, TimezoneError, load_zone, schedule_for
+from .errors import BadRequest, Unprocessable
+from .models import (
+    DEFAULT_ALERTS,
+    DEFAULT_DELIVERY,
+    DEFAULT_ON_FAILURE,
+    DEFAULT_RETRY,
+    Alerts,
+    Callback,
+    CatchUp,
+    Cue,
+    CueStatus,
+    Delivery,
+    OnFailure,
+    Retry,
+    Schedule,
+    Transport,
+    Verification,
+    VerificationMode,
+    new_cue_id,
+    parse_instant,
+)
+from .webhooks import RESERVED_HEADERS
+
+__all__ = ["AT_GRACE_MS", "CueInput", "apply_update", "new_cue", "read_cue_body"]
+
+# An `at` this far in the past still fires at once: clients create cues "at now" (H20).
+AT_GRACE_MS = 60_000
+MAX_NAME = 255
+MAX_DESCRIPTION = 2000
+MAX_HEADERS = 50
+MAX_HEADER_VALUE = 4096
+METHODS = ("POST", "GET", "PUT", "PATCH")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+
+
+def invalid(field: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _int_in(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(field, "must be an integer")
+    if not low <= value <= high:
+        raise invalid(field, f"must be between {low} and {high}")
+    return value
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(field, "must be true or false")
+    return value
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(field, "must be an object")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CueInput:
+    """The fields a body set (None: not sent). Nested objects are already complete."""
+
+    name: str | None = None
+    description: str | None = None
+    description_set: bool = False
+    status: str | None = None
+    transport: str | None = None
+    schedule: dict[str, Any] | None = None  # raw partial schedule, checked on apply
+    callback: dict[str, Any] | None = None  # raw partial callback, checked on apply
+    payload: dict[str, Any] | None = None
+    retry: dict[str, Any] | None = None
+    on_failure: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
+    alerts: dict[str, Any] | None = None
+    catch_up: str | None = None
+    verification: dict[str, Any] | None = None
+
+
+def read_cue_body(body: dict[str, Any], max_payload_bytes: int) -> CueInput:
+    """Check the shape of every field present in a create or update body."""
+    body = _unflatten(body)
+    values: dict[str, Any] = {}
+    if "name" in body:
+        name = body["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise invalid("name", "must be a non-empty string")
+        if len(name) > MAX_NAME:
+            raise invalid("name", f"must be at most {MAX_NAME} characters")
+        values["name"] = name
+    if "description" in body:
+        description = body["description"]
+        if description is not None and not isinstance(description, str):
+            raise invalid("description", "must be a string or null")
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise invalid("description", f"must be at most {MAX_DESCRIPTION} characters")
+        values["description"] = description
+        values["description_set"] = True
+    if body.get("status") is not None:
+        if body["status"] not in (CueStatus.ACTIVE, CueStatus.PAUSED):
+            raise invalid("status", "must be 'active' or 'paused'")
+        values["status"] = str(body["status"])
+    if body.get("transport") is not None:
+        if body["transport"] not in (Transport.WEBHOOK, Transport.WORKER):
+            raise invalid("transport", "must be 'webhook' or 'worker'")
+        values["transport"] = str(body["transport"])
+    if body.get("schedule") is not None:
+        values["schedule"] = _object(body["schedule"], "schedule")
+    if body.get("callback") is not None:
+        values["callback"] = _object(body["callback"], "callback")
+    if body.get("payload") is not None:
+        values["payload"] = _payload(body["payload"], max_payload_bytes)
+    for field in ("retry", "on_failure", "delivery", "alerts", "verification"):
+        if body.get(field) is not None:
+            values[field] = _object(body[field], field)
+    if body.get("catch_up") is not None:
+        if body["catch_up"] not in tuple(CatchUp):
+            raise invalid("catch_up", "must be one of " + ", ".join(CatchUp))
+        values["catch_up"] = str(body["catch_up"])
+    return CueInput(**values)
+
+
+def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
+    """The nested form of an MCP-style flat body (nested fields win when both appear)."""
+    flat_schedule = {k: body[k] for k in ("cron", "at", "timezone") if body.get(k) is not None}
+    if not flat_schedule and not isinstance(body.get("callback"), str):
+        return body
+    body = dict(body)
+    if flat_schedule and body.get("schedule") is None:
+        if "cron" in flat_schedule:
+            flat_schedule["type"] = "recurring"
+        elif "at" in flat_schedule:
+            flat_schedule["type"] = "once"
+        body["schedule"] = flat_schedule
+    if isinstance(body.get("callback"), str):
+        callback: dict[str, Any] = {"url": body["callback"]}
+        if body.get("callback_method") is not None:
+            callback["method"] = body["callback_method"]
+        if body.get("callback_headers") is not None:
+            callback["headers"] = body["callback_headers"]
+        body["callback"] = callback
+    return body
+
+
+def _payload(value: Any, max_bytes: int) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid("payload", "must be a JSON object")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > max_bytes:
+        raise BadRequest(
+            f"Payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
+            "invalid_payload_size",
+        )
+    return value
+
+
+# --- building the parts ----------------------------------------------------------------
+
+
+def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Schedule:
+    """A complete schedule from a (possibly partial) one; `current` fills what is unsent."""
+    timezone = raw.get("timezone")
+    if timezone is None:
+        timezone = current.timezone if current else "UTC"
+    if not isinstance(timezone, str):
+        raise invalid("schedule.timezone", "must be a string")
+    try:
+        zone = load_zone(timezone)
+    except TimezoneError as exc:
+        raise Unprocessable(str(exc), "invalid_timezone") from None
+    kind = raw.get("type")
+    if kind is None:
+        kind = "recurring" if raw.get("cron") else "once" if raw.get("at") else None
+        kind = kind or (current.type if current else None)
+    if kind not in ("recurring", "once"):
+        raise BadRequest("schedule.type must be 'recurring' or 'once'", "invalid_schedule")
+    same_kind = current is not None and current.type == kind
+    if kind == "recurring":
+        cron = raw.get("cron", current.cron if same_kind and current else None)
+        if not isinstance(cron, str) or not cron.strip():
+            raise BadRequest("A recurring schedule needs a cron expression", "invalid_schedule")
+        try:
+            cron = schedule_for(cron, timezone).expression
+        except CronError as exc:
+            raise BadRequest(str(exc), "invalid_schedule") from None
+        return Schedule("recurring", cron, None, timezone)
+    if "at" in raw:
+        at = raw["at"]
+        if not isinstance(at, str):
+            raise BadRequest("schedule.at must be an ISO 8601 date-time", "invalid_schedule")
+        try:
+            at_ms = parse_instant(at, zone)
+        except (ValueError, OverflowError):
+            raise BadRequest(
+                f"schedule.at is not an ISO 8601 date-time: {at[:64]!r}", "invalid_schedule"
+            ) from None
+        if at_ms < now_ms - AT_GRACE_MS:
+            raise BadRequest("schedule.at is in the past", "invalid_schedule")
+    elif same_kind and current is not None and current.at_ms is not None:
+        at_ms = current.at_ms
+    else:
+        raise BadRequest("A once schedule needs an 'at' date-time", "invalid_schedule")
+    return Schedule("once", None, at_ms, timezone)
+
+
+def _callback(
+    raw: dict[str, Any] | None, current: Callback | None, policy: CallbackPolicy
+) -> Callback:
+    base = current or Callback(None)
+    if raw is None:
+        return base
+    url = raw.get("url", base.url)
+    if url is not None:
+        try:
+            url = policy.check(url)
+        except CallbackRefused as exc:
+            raise BadRequest(str(exc), "invalid_callback_url") from None
+    method = raw.get("method")
+    if method is None:
+        method = base.method
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise invalid("callback.method", "must be one of " + ", ".join(METHODS))
+    headers = raw.get("headers")
+    headers = base.headers if headers is None else _headers(headers)
+    return Callback(url, method.upper(), headers)
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    headers = _object(raw, "callback.headers")
+    if len(headers) > MAX_HEADERS:
+        raise invalid("callback.headers", f"must have at most {MAX_HEADERS} entries")
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise invalid("callback.headers", f"{name[:40]!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-cueapi-"):
+            raise invalid("callback.headers", f"{name!r} is set by cueapi-lite itself")
+        if not isinstance(value, str):
+            raise invalid("callback.headers", f"the value of {name!r} must be a string")
+        if len(value) > MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
+            raise invalid("callback.headers", f"the value of {name!r} is not allowed")
+    return dict(headers)
+
+
+def _retry(raw: dict[str, Any] | None, current: Retry) -> Retry:
+    if raw is None:
+        return current
+    attempts = raw.get("max_attempts", current.max_attempts)
+    attempts = _int_in(attempts, "retry.max_attempts", 1, 10)
+    backoff = raw.get("backoff_minutes", list(current.backoff_minutes))
+    if not isinstance(backoff, list) or not 1 <= len(backoff) <= 10:
+        raise invalid("retry.backoff_minutes", "must be a list of 1 to 10 whole minutes")
+    minutes = tuple(_int_in(m, "retry.backoff_minutes", 1, 1440) for m in backoff)
+    return Retry(attempts, minutes)
+
+
+def _on_failure(
+    raw: dict[str, Any] | None, current: OnFailure, policy: CallbackPolicy
+) -> OnFailure:
+    if raw is None:
+        return current
+    webhook = raw.get("webhook", current.webhook)
+    if webhook is not None:
+        try:
+            webhook = policy.check(webhook)
+        except CallbackRefused as exc:
+            raise BadRequest(f"on_failure.webhook: {exc}", "invalid_callback_url") from None
+    return OnFailure(
+        email=_bool(raw.get("email", current.email), "on_failure.email"),
+        webhook=webhook,
+        pause=_bool(raw.get("pause", current.pause), "on_failure.pause"),
+    )
+
+
+def _delivery(raw: dict[str, Any] | None, current: Delivery) -> Delivery:
+    if raw is None:
+        return current
+    return Delivery(
+        timeout_seconds=_int_in(
+            raw.get("timeout_seconds", current.timeout_seconds),
+            "delivery.timeout_seconds", 1, 3600,
+        ),
+        outcome_deadline_seconds=_int_in(
+            raw.get("outcome_deadline_seconds", current.outcome_deadline_seconds),
+            "delivery.outcome_deadline_seconds", 1, 3600,
+        ),
+    )  # fmt: skip
+
+
+def _alerts(raw: dict[str, Any] | None, current: Alerts) -> Alerts:
+    if raw is None:
+        return current
+    return Alerts(
+        consecutive_failures=_int_in(
+            raw.get("consecutive_failures", current.consecutive_failures),
+            "alerts.consecutive_failures", 1, 100,
+        ),
+        missed_window_multiplier=_int_in(
+            raw.get("missed_window_multiplier", current.missed_window_multiplier),
+            "alerts.missed_window_multiplier", 1, 10,
+        ),
+    )  # fmt: skip
+
+
+def _verification(raw: dict[str, Any] | None, current: Verification) -> Verification:
+    if raw is None:
+        return current
+    mode = raw.get("mode", current.mode)
+    if mode not in tuple(VerificationMode):
+        raise invalid("verification.mode", "must be one of " + ", ".join(VerificationMode))
+    return Verification(str(mode))
+
+
+def _next_fire(schedule: Schedule, now_ms: int) -> int | None:
+    if schedule.type == "once":
+        return schedule.at_ms
+    assert schedule.cron is not None
+    return schedule_for(schedule.cron, schedule.timezone).next_after(now_ms)
+
+
+def _require_url(transport: str, callback: Callback) -> None:
+    if transport == Transport.WEBHOOK and not callback.url:
+        raise invalid("callback.url", "is required for a webhook cue")
+
+
+# --- create and update -----------------------------------------------------------------
+
+
+def new_cue(user_id: str, data: CueInput, policy: CallbackPolicy, now_ms: int) -> Cue:
+    """A new active cue from a create body; raises for missing or bad fields."""
+    if data.name is None:
+        raise invalid("name", "is required")
+    if data.schedule is None:
+        raise BadRequest("schedule is required", "invalid_schedule")
+    schedule = _schedule(data.schedule, None, now_ms)
+    transport = data.transport or Transport.WEBHOOK.value
+    callback = _callback(data.callback, None, policy)
+    _require_url(transport, callback)
+    return Cue(
+        id=new_cue_id(),
+        user_id=user_id,
+        name=data.name,
+        description=data.description,
+        status=CueStatus.ACTIVE.value,
+        transport=transport,
+        schedule=schedule,
+        callback=callback,
+        payload=data.payload if data.payload is not None else {},
+        retry=_retry(data.retry, DEFAULT_RETRY),
+        on_failure=_on_failure(data.on_failure, DEFAULT_ON_FAILURE, policy),
+        delivery=_delivery(data.delivery, DEFAULT_DELIVERY),
+        alerts=_alerts(data.alerts, DEFAULT_ALERTS),
+        catch_up=data.catch_up or CatchUp.RUN_ONCE_IF_MISSED.value,
+        verification=_verification(data.verification, Verification()),
+        next_fire_at_ms=_next_fire(schedule, now_ms),
+        last_run_ms=None,
+        run_count=0,
+        fired_count=0,
+        warning=None,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+    )
+
+
+def apply_update(cue: Cue, data: CueInput, policy: CallbackPolicy, now_ms: int) -> Cue:
+    """The cue with the sent fields changed and everything else kept (E4).
+
+    Resuming (or changing the schedule of an active cue) recomputes the next fire from
+    now; a `once` cue whose `at` has passed needs a new `at` to be resumed.
+    """
+    schedule = cue.schedule
+    if data.schedule is not None:
+        schedule = _schedule(data.schedule, cue.schedule, now_ms)
+    transport = data.transport or cue.transport
+    callback = _callback(data.callback, cue.callback, policy)
+    _require_url(transport, callback)
+    status = data.status or cue.status
+    next_fire = cue.next_fire_at_ms
+    resumed = status == CueStatus.ACTIVE and cue.status != CueStatus.ACTIVE
+    if status != CueStatus.ACTIVE:
+        next_fire = None if status == CueStatus.PAUSED else cue.next_fire_at_ms
+    elif resumed or schedule != cue.schedule:
+        if schedule.type == "once" and (schedule.at_ms or 0) < now_ms - AT_GRACE_MS:
+            raise BadRequest(
+                "This one-time cue's 'at' has passed; send a new schedule.at to resume it",
+                "invalid_schedule",
+            )
+        next_fire = _next_fire(schedule, now_ms)
+    return dataclasses.replace(
+        cue,
+        name=data.name if data.name is not None else cue.name,
+        description=data.description if data.description_set else cue.description,
+        status=status,
+        transport=transport,
+        schedule=schedule,
+        callback=callback,
+        payload=data.payload if data.payload is not None else cue.payload,
+        retry=_retry(data.retry, cue.retry),
+        on_failure=_on_failure(data.on_failure, cue.on_failure, policy),
+        delivery=_delivery(data.delivery, cue.delivery),
+        alerts=_alerts(data.alerts, cue.alerts),
+        catch_up=data.catch_up or cue.catch_up,
+        verification=_verification(data.verification, cue.verification),
+        next_fire_at_ms=next_fire,
+        updated_at_ms=now_ms,
+    )

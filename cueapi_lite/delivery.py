@@ -1,0 +1,282 @@
+"""Webhook delivery: a bounded pool of attempts, retries on the scheduler's heap.
+
+An attempt is: `pending|retrying -> delivering` (persisted), a signed request through the
+injected `Deliverer`, then `success | retrying | failed` (persisted). 2xx is delivered
+(never retried); anything else, a timeout or a connection error is a failed attempt, and
+`retry.max_attempts` counts all attempts (CONTRACT §7.4, H29). Each attempt is signed anew
+with a fresh timestamp (H26).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import Any
+
+from .clock import Clock
+from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
+from .outcomes import outcome_from_response, outcome_state
+from .scheduler import Due, Kind, Scheduler
+from .store import AttemptResult, Store
+from .webhooks import (
+    RESERVED_HEADERS,
+    USER_AGENT,
+    Deliverer,
+    DeliveryFailed,
+    WebhookRequest,
+    canonical_body,
+    sign,
+)
+
+__all__ = ["DeliveryJob", "DeliveryService"]
+
+log = logging.getLogger(__name__)
+RESPONSE_EXCERPT_CHARS = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """Everything one attempt needs, captured from the cue when the execution was made."""
+
+    execution_id: str
+    cue_id: str
+    user_id: str
+    cue_name: str
+    scheduled_for_ms: int
+    payload: dict[str, Any]
+    callback: Callback
+    retry: Retry
+    timeout_s: int
+    outcome_deadline_s: int
+    verification_mode: str
+
+    @classmethod
+    def of(cls, cue: Cue, execution: Execution) -> DeliveryJob:
+        return cls(
+            execution_id=execution.id,
+            cue_id=cue.id,
+            user_id=cue.user_id,
+            cue_name=cue.name,
+            scheduled_for_ms=execution.scheduled_for_ms,
+            payload=execution.payload,
+            callback=cue.callback,
+            retry=cue.retry,
+            timeout_s=cue.delivery.timeout_seconds,
+            outcome_deadline_s=cue.delivery.outcome_deadline_seconds,
+            verification_mode=cue.verification.mode,
+        )
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        clock: Clock,
+        deliverer: Deliverer,
+        concurrency: int = 64,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.clock = clock
+        self.deliverer = deliverer
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[DeliveryJob] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._secrets: dict[str, str] = {}
+        scheduler.on(Kind.RETRY, self._retries_due)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"cueapi-lite-delivery-{n}")
+            for n in range(self.concurrency)
+        ]
+
+    async def aclose(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    async def drain(self) -> None:
+        """Wait until no attempt is queued or in flight."""
+        while self._queue.qsize() or self._in_flight:
+            self._idle.clear()
+            await self._idle.wait()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue.qsize() or self._in_flight)
+
+    def submit(self, job: DeliveryJob) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(job)
+
+    def secret_changed(self, user_id: str) -> None:
+        """Forget a cached webhook secret (after rotation the next attempt reads anew)."""
+        self._secrets.pop(user_id, None)
+
+    async def resume(self, now_ms: int) -> int:
+        """After a start: send what was pending or cut off, re-plan waiting retries."""
+        await self.store.executions.requeue_interrupted(now_ms)
+        executions = await self.store.executions.open_webhook_executions()
+        cues = {c.id: c for c in await self.store.cues.get_many(
+            sorted({e.cue_id for e in executions}))}  # fmt: skip
+        for execution in executions:
+            cue = cues.get(execution.cue_id)
+            if cue is None:
+                continue
+            if execution.status == ExecutionStatus.RETRYING and execution.next_retry_ms:
+                self.scheduler.push(execution.next_retry_ms, Kind.RETRY, execution.id)
+            else:
+                self.submit(DeliveryJob.of(cue, execution))
+        return len(executions)
+
+    # --- the pool -------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            self._in_flight += 1
+            try:
+                await self.attempt(job)
+            except Exception:
+                log.exception("delivery attempt for execution %s crashed", job.execution_id)
+            finally:
+                self._in_flight -= 1
+                if not self._queue.qsize() and not self._in_flight:
+                    self._idle.set()
+
+    async def _retries_due(self, entries: list[Due], now_ms: int) -> None:
+        due = {key: due_ms for due_ms, key in entries}
+        executions = [await self.store.executions.get_any(key) for key in due]
+        waiting = [
+            e for e in executions
+            if e is not None and e.status == ExecutionStatus.RETRYING
+            and e.next_retry_ms == due[e.id]
+        ]  # fmt: skip
+        cues = {c.id: c for c in await self.store.cues.get_many(
+            sorted({e.cue_id for e in waiting}))}  # fmt: skip
+        for execution in waiting:
+            cue = cues.get(execution.cue_id)
+            if cue is not None:
+                # Re-read the cue: a retry uses its current callback and retry policy.
+                self.submit(DeliveryJob.of(cue, execution))
+
+    async def _secret(self, user_id: str) -> str | None:
+        secret = self._secrets.get(user_id)
+        if secret is None:
+            found = await self.store.users.secrets_for([user_id])
+            secret = found.get(user_id)
+            if secret is not None:
+                self._secrets[user_id] = secret
+        return secret
+
+    # --- one attempt ----------------------------------------------------------------
+
+    def build_request(self, job: DeliveryJob, attempt: int, secret: str) -> WebhookRequest:
+        scheduled_for = iso(job.scheduled_for_ms) or ""
+        body = canonical_body(
+            {
+                "execution_id": job.execution_id,
+                "cue_id": job.cue_id,
+                "name": job.cue_name,
+                "scheduled_for": scheduled_for,
+                "attempt": attempt,
+                "payload": job.payload,
+            }
+        )
+        timestamp_s = self.clock.now_ms() // 1000
+        headers = {"User-Agent": USER_AGENT}
+        for name, value in job.callback.headers.items():
+            if name.lower() not in RESERVED_HEADERS and not name.lower().startswith("x-cueapi-"):
+                headers[name] = value
+        headers.update(
+            {
+                "Content-Type": "application/json",
+                "X-CueAPI-Signature": sign(secret, timestamp_s, body),
+                "X-CueAPI-Timestamp": str(timestamp_s),
+                "X-CueAPI-Cue-Id": job.cue_id,
+                "X-CueAPI-Execution-Id": job.execution_id,
+                "X-CueAPI-Scheduled-For": scheduled_for,
+                "X-CueAPI-Attempt": str(attempt),
+            }
+        )
+        method = job.callback.method.upper()
+        return WebhookRequest(
+            url=job.callback.url or "",
+            method=method,
+            headers=headers,
+            body=None if method == "GET" else body,  # H32: GET carries no body
+            timeout_s=float(job.timeout_s),
+        )
+
+    async def attempt(self, job: DeliveryJob) -> None:
+        attempt = await self.store.executions.begin_attempt(job.execution_id, self.clock.now_ms())
+        if attempt is None:
+            return  # deleted, or another attempt got there first
+        secret = await self._secret(job.user_id)
+        if secret is None or not job.callback.url:
+            result = self._failed(job, attempt, None, "Cue has no callback URL or owner")
+        else:
+            request = self.build_request(job, attempt, secret)
+            try:
+                response = await self.deliverer.send(request)
+            except DeliveryFailed as exc:
+                result = self._failed(job, attempt, None, str(exc))
+            else:
+                result = self._answered(job, attempt, response.status, response.body)
+        finished = await self.store.executions.finish_attempt(result, self.clock.now_ms())
+        if finished is not None and result.retry_at_ms is not None:
+            self.scheduler.push(result.retry_at_ms, Kind.RETRY, job.execution_id)
+
+    def _answered(self, job: DeliveryJob, attempt: int, status: int, raw: bytes) -> AttemptResult:
+        excerpt = raw.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS] or None
+        if not 200 <= status < 300:
+            message = f"Webhook endpoint returned {status}"
+            if 300 <= status < 400:
+                message += " (redirects are not followed)"
+            return self._failed(job, attempt, status, message, excerpt)
+        now_ms = self.clock.now_ms()
+        outcome = outcome_from_response(raw, now_ms)
+        return AttemptResult(
+            execution_id=job.execution_id,
+            attempt=attempt,
+            delivered=True,
+            http_status=status,
+            error_message=None,
+            response_body=excerpt,
+            outcome=outcome,
+            outcome_state=outcome_state(outcome, job.verification_mode) if outcome else None,
+            outcome_deadline_ms=None if outcome else now_ms + job.outcome_deadline_s * 1000,
+        )
+
+    def _failed(
+        self,
+        job: DeliveryJob,
+        attempt: int,
+        status: int | None,
+        message: str,
+        excerpt: str | None = None,
+    ) -> AttemptResult:
+        retry_at = None
+        if attempt < job.retry.max_attempts:
+            retry_at = self.clock.now_ms() + job.retry.delay_ms(attempt)
+        return AttemptResult(
+            execution_id=job.execution_id,
+            attempt=attempt,
+            delivered=False,
+            http_status=status,
+            error_message=message,
+            response_body=excerpt,
+            retry_at_ms=retry_at,
+        )

@@ -1,0 +1,174 @@
+"""Turning due cues into executions: scheduled fires, catch-up, and the missed ledger.
+
+A fire writes its executions and the cue's next fire instant in one transaction before
+anything is delivered (persist before acting). Occurrences more than `misfire_grace_s`
+old were missed (server down, host asleep, clock moved): each still gets a history row,
+and the cue's `catch_up` policy decides which of them run (CONTRACT §6.5):
+
+* `skip_missed`: none runs; all are recorded as `missed`.
+* `run_once_if_missed` (default): the most recent runs (`triggered_by: catch_up`), the
+  older ones are recorded as `missed`.
+* `replay_all_missed`: every one runs, oldest first.
+
+`missed_reason` says why an occurrence did not run at its time: `server_down`,
+`host_asleep` or `clock_jump`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from .clock import Clock
+from .config import Settings
+from .cron import schedule_for
+from .models import (
+    CatchUp,
+    Cue,
+    CueStatus,
+    Execution,
+    ExecutionStatus,
+    MissedReason,
+    TriggeredBy,
+    new_execution_id,
+)
+from .scheduler import Due, Kind, Scheduler
+from .store import FirePlan, Store
+
+__all__ = ["Firing", "next_fire_ms"]
+
+log = logging.getLogger(__name__)
+Dispatch = Callable[[Cue, list[Execution]], None]
+
+_MISSED_TEXT = {
+    MissedReason.SERVER_DOWN: "the server was not running",
+    MissedReason.HOST_ASLEEP: "the host was asleep",
+    MissedReason.CLOCK_JUMP: "the system clock moved",
+}
+
+
+def next_fire_ms(cue: Cue, after_ms: int) -> int | None:
+    """The cue's first fire instant strictly after `after_ms` (None when there is none).
+
+    A `once` cue fires at its `at`; one whose `at` is already past fires at `after_ms`
+    (the caller only asks while that is within the grace the API allows).
+    """
+    if cue.schedule.type == "once":
+        at_ms = cue.schedule.at_ms
+        return None if at_ms is None else max(at_ms, after_ms)
+    assert cue.schedule.cron is not None
+    return schedule_for(cue.schedule.cron, cue.schedule.timezone).next_after(after_ms)
+
+
+class Firing:
+    def __init__(
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        clock: Clock,
+        settings: Settings,
+        dispatch: Dispatch,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.clock = clock
+        self.settings = settings
+        self.dispatch = dispatch
+        # Why late occurrences were missed; the first wake-up after a start finds the ones
+        # that fell due while the server was down.
+        self.missed_reason = MissedReason.SERVER_DOWN
+        scheduler.on(Kind.FIRE, self.fire_due)
+
+    def schedule(self, cue: Cue) -> None:
+        """Put the cue's next fire on the heap (after create, update, resume, restart)."""
+        if cue.status == CueStatus.ACTIVE and cue.next_fire_at_ms is not None:
+            self.scheduler.push(cue.next_fire_at_ms, Kind.FIRE, cue.id)
+
+    async def load(self) -> int:
+        """Put every active cue's next fire on the heap (at start)."""
+        scheduled = await self.store.cues.scheduled()
+        for cue_id, due_ms in scheduled:
+            self.scheduler.push(due_ms, Kind.FIRE, cue_id)
+        return len(scheduled)
+
+    async def fire_due(self, entries: list[Due], now_ms: int) -> None:
+        due = {key: due_ms for due_ms, key in entries}
+        cues = await self.store.cues.get_many(list(due))
+        plans: list[FirePlan] = []
+        by_id: dict[str, Cue] = {}
+        for cue in cues:
+            if cue.status != CueStatus.ACTIVE or cue.next_fire_at_ms != due[cue.id]:
+                continue  # a stale heap entry: the cue was paused, edited or deleted
+            plans.append(self.plan(cue, now_ms, self.missed_reason))
+            by_id[cue.id] = cue
+        self.missed_reason = MissedReason.SERVER_DOWN
+        if not plans:
+            return
+        applied, inserted = await self.store.executions.apply_fires(plans, now_ms)
+        for plan in plans:
+            if plan.new_next_ms is not None and plan.cue_id in applied:
+                self.scheduler.push(plan.new_next_ms, Kind.FIRE, plan.cue_id)
+        runnable: dict[str, list[Execution]] = {}
+        for execution in inserted:
+            if execution.status == ExecutionStatus.PENDING:
+                runnable.setdefault(execution.cue_id, []).append(execution)
+        for cue_id, executions in runnable.items():
+            self.dispatch(by_id[cue_id], executions)
+
+    def plan(self, cue: Cue, now_ms: int, reason: MissedReason) -> FirePlan:
+        """The executions for every occurrence of `cue` due by `now_ms`, and its next fire."""
+        first = cue.next_fire_at_ms
+        assert first is not None
+        limit = self.settings.max_missed_per_cue
+        if cue.schedule.type == "once":
+            occurrences, new_next = [first], None
+        else:
+            assert cue.schedule.cron is not None
+            schedule = schedule_for(cue.schedule.cron, cue.schedule.timezone)
+            occurrences = [first]
+            occurrences += [o.at_ms for o in schedule.between(first + 1, now_ms, limit)]
+            new_next = schedule.next_after(max(now_ms, occurrences[-1]))
+        grace_ms = self.settings.misfire_grace_s * 1000
+        late = [at for at in occurrences if now_ms - at > grace_ms]
+        on_time = [at for at in occurrences if now_ms - at <= grace_ms]
+        run: list[tuple[int, str]] = [(at, TriggeredBy.SCHEDULE.value) for at in on_time]
+        missed: list[int] = []
+        if late:
+            if cue.catch_up == CatchUp.REPLAY_ALL_MISSED:
+                run = [(at, TriggeredBy.CATCH_UP.value) for at in late] + run
+            elif cue.catch_up == CatchUp.RUN_ONCE_IF_MISSED and not on_time:
+                missed = late[:-1]
+                run = [(late[-1], TriggeredBy.CATCH_UP.value)]
+            else:  # skip_missed, or run_once_if_missed with an on-time occurrence to run
+                missed = late
+        executions = [self._missed(cue, at, reason, now_ms) for at in missed]
+        executions += [self._runnable(cue, at, by, now_ms) for at, by in run]
+        if missed:
+            log.info("cue %s: %d occurrence(s) missed (%s)", cue.id, len(missed), reason.value)
+        # A `once` cue whose only occurrence was skipped will never run: say so.
+        new_status = CueStatus.FAILED.value if new_next is None and not run else None
+        return FirePlan(cue.id, first, new_next, executions, new_status)
+
+    def _runnable(self, cue: Cue, at_ms: int, triggered_by: str, now_ms: int) -> Execution:
+        return Execution(
+            id=new_execution_id(),
+            cue_id=cue.id,
+            user_id=cue.user_id,
+            scheduled_for_ms=at_ms,
+            triggered_by=triggered_by,
+            status=ExecutionStatus.PENDING.value,
+            payload=cue.payload,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+        )
+
+    def _missed(self, cue: Cue, at_ms: int, reason: MissedReason, now_ms: int) -> Execution:
+        message = f"Not run: {_MISSED_TEXT.get(reason, reason.value)} at this time"
+        message += f"; catch_up={cue.catch_up}"
+        return dataclasses.replace(
+            self._runnable(cue, at_ms, TriggeredBy.SCHEDULE.value, now_ms),
+            status=ExecutionStatus.MISSED.value,
+            missed_reason=reason.value,
+            error_message=message,
+        )

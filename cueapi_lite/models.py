@@ -1,0 +1,395 @@
+"""Records, status words and the JSON shapes the clients read (CONTRACT §6).
+
+Records carry times as UTC epoch milliseconds (`*_ms`); ISO 8601 strings exist only in
+the JSON this module renders and in the instants it parses. No I/O here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import string
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "DEFAULT_ALERTS",
+    "DEFAULT_DELIVERY",
+    "DEFAULT_ON_FAILURE",
+    "DEFAULT_RETRY",
+    "Alerts",
+    "Callback",
+    "CatchUp",
+    "Cue",
+    "CueStatus",
+    "Delivery",
+    "Execution",
+    "ExecutionStatus",
+    "OnFailure",
+    "OutcomeState",
+    "Retry",
+    "Schedule",
+    "Transport",
+    "TriggeredBy",
+    "User",
+    "Verification",
+    "cue_json",
+    "dumps",
+    "epoch_ms",
+    "execution_json",
+    "iso",
+    "new_cue_id",
+    "new_execution_id",
+    "parse_instant",
+]
+
+
+class CueStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Transport(StrEnum):
+    WEBHOOK = "webhook"
+    WORKER = "worker"
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    RETRYING = "retrying"
+    SUCCESS = "success"
+    FAILED = "failed"
+    MISSED = "missed"
+
+
+TERMINAL_STATUSES = frozenset(
+    {ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.MISSED}
+)
+
+
+class TriggeredBy(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL_FIRE = "manual_fire"
+    REPLAY = "replay"
+    CATCH_UP = "catch_up"
+
+
+class OutcomeState(StrEnum):
+    REPORTED_SUCCESS = "reported_success"
+    REPORTED_FAILURE = "reported_failure"
+    VERIFIED_SUCCESS = "verified_success"
+    VERIFICATION_PENDING = "verification_pending"
+    VERIFICATION_FAILED = "verification_failed"
+    UNKNOWN = "unknown"
+
+
+class CatchUp(StrEnum):
+    SKIP_MISSED = "skip_missed"
+    RUN_ONCE_IF_MISSED = "run_once_if_missed"
+    REPLAY_ALL_MISSED = "replay_all_missed"
+
+
+class MissedReason(StrEnum):
+    SERVER_DOWN = "server_down"
+    HOST_ASLEEP = "host_asleep"
+    CLOCK_JUMP = "clock_jump"
+    CATCH_UP_SKIPPED = "catch_up_skipped"
+    OVERLAP = "overlap"
+    EXECUTION_LIMIT = "execution_limit"
+    UNCLAIMED = "unclaimed"
+
+
+class VerificationMode(StrEnum):
+    NONE = "none"
+    REQUIRE_EXTERNAL_ID = "require_external_id"
+    REQUIRE_RESULT_URL = "require_result_url"
+    REQUIRE_ARTIFACTS = "require_artifacts"
+    MANUAL = "manual"
+
+
+# --- cue options (each renders as the object of the same name) -------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule:
+    type: str  # "recurring" | "once"
+    cron: str | None
+    at_ms: int | None
+    timezone: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Callback:
+    url: str | None
+    method: str = "POST"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    max_attempts: int = 3
+    backoff_minutes: tuple[int, ...] = (1, 5, 15)
+
+    def delay_ms(self, attempt: int) -> int:
+        """The wait after failed attempt number `attempt` (1-based)."""
+        index = min(attempt - 1, len(self.backoff_minutes) - 1)
+        return self.backoff_minutes[index] * 60_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OnFailure:
+    email: bool = True
+    webhook: str | None = None
+    pause: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    timeout_seconds: int = 30
+    outcome_deadline_seconds: int = 300
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Alerts:
+    consecutive_failures: int = 3
+    missed_window_multiplier: int = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verification:
+    mode: str = VerificationMode.NONE.value
+
+
+DEFAULT_RETRY = Retry()
+DEFAULT_ON_FAILURE = OnFailure()
+DEFAULT_DELIVERY = Delivery()
+DEFAULT_ALERTS = Alerts()
+
+
+# --- records ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    webhook_secret: str
+    created_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cue:
+    id: str
+    user_id: str
+    name: str
+    description: str | None
+    status: str
+    transport: str
+    schedule: Schedule
+    callback: Callback
+    payload: dict[str, Any]
+    retry: Retry
+    on_failure: OnFailure
+    delivery: Delivery
+    alerts: Alerts
+    catch_up: str
+    verification: Verification
+    next_fire_at_ms: int | None
+    last_run_ms: int | None
+    run_count: int
+    fired_count: int
+    warning: str | None
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    success: bool
+    result: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+    external_id: str | None = None
+    result_url: str | None = None
+    result_ref: str | None = None
+    result_type: str | None = None
+    summary: str | None = None
+    artifacts: list[Any] | None = None
+    recorded_at_ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["recorded_at"] = iso(data.pop("recorded_at_ms"))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        fields = {f.name for f in dataclasses.fields(cls)} - {"recorded_at_ms"}
+        values = {k: v for k, v in data.items() if k in fields}
+        recorded = data.get("recorded_at")
+        recorded_ms = parse_instant(recorded, UTC) if isinstance(recorded, str) else 0
+        return cls(recorded_at_ms=recorded_ms, **values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Execution:
+    id: str
+    cue_id: str
+    user_id: str
+    scheduled_for_ms: int
+    triggered_by: str
+    status: str
+    payload: dict[str, Any]
+    attempts: int = 0
+    missed_reason: str | None = None
+    http_status: int | None = None
+    error_message: str | None = None
+    response_body: str | None = None
+    next_retry_ms: int | None = None
+    started_at_ms: int | None = None
+    delivered_at_ms: int | None = None
+    last_attempt_at_ms: int | None = None
+    claimed_by_worker: str | None = None
+    claimed_at_ms: int | None = None
+    last_heartbeat_at_ms: int | None = None
+    lease_expires_at_ms: int | None = None
+    outcome: Outcome | None = None
+    outcome_state: str | None = None
+    outcome_deadline_ms: int | None = None
+    replayed_from: str | None = None
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+
+
+# --- ids -------------------------------------------------------------------------------
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_cue_id() -> str:
+    return "cue_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def new_execution_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- time at the edge ------------------------------------------------------------------
+
+
+def iso(at_ms: int | None) -> str | None:
+    """UTC ISO 8601 with `+00:00`, as the clients expect (CONTRACT §3.2, H13)."""
+    if at_ms is None:
+        return None
+    seconds, millis = divmod(at_ms, 1000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+    return moment.isoformat()
+
+
+def parse_instant(text: str, zone: ZoneInfo | Any) -> int:
+    """Epoch ms for an ISO 8601 string; a naive value is read in `zone` (CONTRACT §3.1).
+
+    Accepts `Z`, numeric offsets, no offset, 0-6 fraction digits and `T` or a space.
+    Raises ValueError for anything else.
+    """
+    if not isinstance(text, str) or not 10 <= len(text) <= 40:
+        raise ValueError("not an ISO 8601 date-time")
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return epoch_ms(moment)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (integer arithmetic, fold-aware)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """Stored JSON: the same library loads it back, so signatures survive (§3.4)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def cue_json(cue: Cue) -> dict[str, Any]:
+    """The complete Cue object (§6.1): nothing the SDK's strict model needs is null."""
+    return {
+        "id": cue.id,
+        "name": cue.name,
+        "description": cue.description,
+        "status": cue.status,
+        "transport": cue.transport,
+        "schedule": {
+            "type": cue.schedule.type,
+            "cron": cue.schedule.cron,
+            "at": iso(cue.schedule.at_ms),
+            "timezone": cue.schedule.timezone,
+        },
+        "callback": {
+            "url": cue.callback.url,
+            "method": cue.callback.method,
+            "headers": dict(cue.callback.headers),
+        },
+        "payload": cue.payload,
+        "retry": {
+            "max_attempts": cue.retry.max_attempts,
+            "backoff_minutes": list(cue.retry.backoff_minutes),
+        },
+        "on_failure": dataclasses.asdict(cue.on_failure),
+        "delivery": dataclasses.asdict(cue.delivery),
+        "alerts": dataclasses.asdict(cue.alerts),
+        "catch_up": cue.catch_up,
+        "verification": dataclasses.asdict(cue.verification),
+        "next_run": iso(cue.next_fire_at_ms) if cue.status == CueStatus.ACTIVE else None,
+        "last_run": iso(cue.last_run_ms),
+        "run_count": cue.run_count,
+        "fired_count": cue.fired_count,
+        "warning": cue.warning,
+        "created_at": iso(cue.created_at_ms),
+        "updated_at": iso(cue.updated_at_ms),
+    }
+
+
+def execution_json(execution: Execution) -> dict[str, Any]:
+    """The Execution object (§6.2)."""
+    outcome = execution.outcome
+    return {
+        "id": execution.id,
+        "cue_id": execution.cue_id,
+        "scheduled_for": iso(execution.scheduled_for_ms),
+        "status": execution.status,
+        "triggered_by": execution.triggered_by,
+        "missed_reason": execution.missed_reason,
+        "attempts": execution.attempts,
+        "http_status": execution.http_status,
+        "error_message": execution.error_message,
+        "response_body": execution.response_body,
+        "next_retry": iso(execution.next_retry_ms),
+        "started_at": iso(execution.started_at_ms),
+        "delivered_at": iso(execution.delivered_at_ms),
+        "last_attempt_at": iso(execution.last_attempt_at_ms),
+        "claimed_by_worker": execution.claimed_by_worker,
+        "claimed_at": iso(execution.claimed_at_ms),
+        "last_heartbeat_at": iso(execution.last_heartbeat_at_ms),
+        "lease_expires_at": iso(execution.lease_expires_at_ms),
+        "payload": execution.payload,
+        "outcome": outcome.to_json() if outcome is not None else None,
+        "outcome_state": execution.outcome_state,
+        "outcome_success": outcome.success if outcome is not None else None,
+        "outcome_deadline": iso(execution.outcome_deadline_ms),
+        "replayed_from": execution.replayed_from,
+        "created_at": iso(execution.created_at_ms),
+        "updated_at": iso(execution.updated_at_ms),
+    }

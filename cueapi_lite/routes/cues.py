@@ -1,0 +1,77 @@
+"""`/v1/cues` (E1-E6): parse, call the cue service, render."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..models import cue_json, execution_json, iso
+from ..services.accounts import AccountService
+from ..services.cues import RECENT_EXECUTIONS, CueService
+from .common import json_body, no_content, ok, page, query, user_of
+
+__all__ = ["cue_routes"]
+
+
+def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
+    async def create(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        cue = await cues.create(user, await json_body(request))
+        return ok(cue_json(cue), 201)
+
+    async def list_cues(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        limit, offset = page(request)
+        found, total = await cues.page(user, query(request, "status"), limit, offset)
+        return ok(
+            {"cues": [cue_json(c) for c in found], "total": total, "limit": limit, "offset": offset}
+        )
+
+    async def get(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        cue, executions, total = await cues.get(user, request.path_params["cue_id"])
+        data = cue_json(cue)
+        data.update(
+            executions=[execution_json(e) for e in executions],
+            execution_total=total,
+            execution_limit=RECENT_EXECUTIONS,
+            execution_offset=0,
+        )
+        return ok(data)
+
+    async def update(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        body = await json_body(request)
+        cue = await cues.update(user, request.path_params["cue_id"], body)
+        return ok(cue_json(cue))
+
+    async def delete(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        await cues.delete(user, request.path_params["cue_id"])
+        return no_content()
+
+    async def fire(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        body = await json_body(request)
+        execution = await cues.fire(user, request.path_params["cue_id"], body)
+        return ok(
+            {
+                "id": execution.id,
+                "execution_id": execution.id,
+                "cue_id": execution.cue_id,
+                "scheduled_for": iso(execution.scheduled_for_ms),
+                "status": execution.status,
+                "triggered_by": execution.triggered_by,
+                "payload": execution.payload,
+            }
+        )
+
+    return [
+        Route("/v1/cues", create, methods=["POST"]),
+        Route("/v1/cues", list_cues, methods=["GET"]),
+        Route("/v1/cues/{cue_id}", get, methods=["GET"]),
+        Route("/v1/cues/{cue_id}", update, methods=["PATCH"]),
+        Route("/v1/cues/{cue_id}", delete, methods=["DELETE"]),
+        Route("/v1/cues/{cue_id}/fire", fire, methods=["POST"]),
+    ]

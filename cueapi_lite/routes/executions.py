@@ -1,0 +1,63 @@
+"""`/v1/executions` (E7-E9): list, get, report an outcome."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..models import execution_json
+from ..services.accounts import AccountService
+from ..services.executions import ExecutionService
+from ..store import ExecutionFilters
+from .common import json_body, ok, page, query, user_of
+
+__all__ = ["execution_routes"]
+
+
+def execution_routes(executions: ExecutionService, accounts: AccountService) -> list[Route]:
+    async def list_executions(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        limit, offset = page(request)
+        filters = ExecutionFilters(
+            cue_id=query(request, "cue_id"),
+            status=query(request, "status"),
+            outcome_state=query(request, "outcome_state"),
+            triggered_by=query(request, "triggered_by"),
+        )
+        found, total = await executions.page(user, filters, limit, offset)
+        return ok(
+            {
+                "executions": [execution_json(e) for e in found],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset + len(found) < total,
+            }
+        )
+
+    async def get(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        execution = await executions.get(user, request.path_params["execution_id"])
+        return ok(execution_json(execution))
+
+    async def outcome(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        body = await json_body(request)
+        execution, state = await executions.report_outcome(
+            user, request.path_params["execution_id"], body
+        )
+        return ok(
+            {
+                "execution_id": execution.id,
+                "outcome_recorded": True,
+                "outcome_state": state,
+                "reason": None,
+            }
+        )
+
+    return [
+        Route("/v1/executions", list_executions, methods=["GET"]),
+        Route("/v1/executions/{execution_id}", get, methods=["GET"]),
+        Route("/v1/executions/{execution_id}/outcome", outcome, methods=["POST"]),
+    ]

@@ -1,0 +1,131 @@
+"""One heap of deadlines and one wake-up for everything that must happen at a time.
+
+Entries are `(due_ms, seq, kind, key)`: a cue's next fire, an execution's next retry, an
+outcome deadline, a lease expiry. Whoever changes a deadline pushes an entry; the loop
+sleeps until the earliest one, pops everything due and hands each kind's batch to its
+handler. Stale entries are not removed: handlers check the row's current deadline and
+skip entries that no longer match. No polling, no timer per cue, no SQL in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from .clock import Clock
+
+__all__ = ["Due", "Kind", "Scheduler"]
+
+log = logging.getLogger(__name__)
+
+Due = tuple[int, str]  # (due_ms, key)
+Handler = Callable[[list[Due], int], Awaitable[None]]
+ClockChangeHandler = Callable[[str, int, int], Awaitable[None]]
+
+# A handler that raised gets its entries back this much later, so a passing fault (disk
+# full, a locked file) delays work instead of dropping it.
+RETRY_HANDLER_AFTER_MS = 1000
+# Wall time running this much ahead of (or behind) monotonic time between two wake-ups
+# means the host slept or the clock was set.
+CLOCK_CHANGE_THRESHOLD_MS = 5000
+
+
+class Kind(StrEnum):
+    FIRE = "fire"
+    RETRY = "retry"
+    OUTCOME_DEADLINE = "outcome_deadline"
+    LEASE = "lease"
+    ALERT = "alert"
+
+
+class Scheduler:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[tuple[int, int, str, str]] = []
+        self._seq = itertools.count()
+        self._handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+        self._sleeping_until: float = float("inf")
+        self._lock = asyncio.Lock()
+        self._on_clock_change: ClockChangeHandler | None = None
+        self._last_wall_ms = clock.now_ms()
+        self._last_mono_ms = clock.monotonic_ms()
+        self._last_boot_ms = clock.boottime_ms()
+        self.running = False
+
+    def on(self, kind: Kind, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def on_clock_change(self, handler: ClockChangeHandler) -> None:
+        """`handler(reason, wall_gap_ms, now_ms)` runs when a sleep or a jump is seen."""
+        self._on_clock_change = handler
+
+    def push(self, due_ms: int, kind: Kind, key: str) -> None:
+        heapq.heappush(self._heap, (due_ms, next(self._seq), kind.value, key))
+        if due_ms < self._sleeping_until:
+            self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def next_due_ms(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def has_due(self, now_ms: int) -> bool:
+        return bool(self._heap) and self._heap[0][0] <= now_ms
+
+    async def tick(self, now_ms: int) -> int:
+        """Run every entry due at `now_ms`, batched per kind; returns how many ran."""
+        async with self._lock:
+            batches: dict[str, list[Due]] = {}
+            while self._heap and self._heap[0][0] <= now_ms:
+                due_ms, _, kind, key = heapq.heappop(self._heap)
+                batches.setdefault(kind, []).append((due_ms, key))
+            for kind, entries in batches.items():
+                handler = self._handlers.get(kind)
+                if handler is None:
+                    continue
+                try:
+                    await handler(entries, now_ms)
+                except Exception:
+                    log.exception("scheduler handler %s failed; retrying its entries", kind)
+                    for due_ms, key in entries:
+                        self.push(max(due_ms, now_ms + RETRY_HANDLER_AFTER_MS), Kind(kind), key)
+            return sum(len(entries) for entries in batches.values())
+
+    async def check_clock(self) -> None:
+        """Compare wall and monotonic progress since the last look; report a change."""
+        wall, mono, boot = (
+            self.clock.now_ms(), self.clock.monotonic_ms(), self.clock.boottime_ms()
+        )  # fmt: skip
+        wall_gap = (wall - self._last_wall_ms) - (mono - self._last_mono_ms)
+        boot_gap = (boot - self._last_boot_ms) - (mono - self._last_mono_ms)
+        self._last_wall_ms, self._last_mono_ms, self._last_boot_ms = wall, mono, boot
+        if abs(wall_gap) < CLOCK_CHANGE_THRESHOLD_MS or self._on_clock_change is None:
+            return
+        # Suspended: boot time ran on while the monotonic clock stood still. Otherwise
+        # the wall clock alone moved.
+        asleep = wall_gap > 0 and abs(boot_gap - wall_gap) < CLOCK_CHANGE_THRESHOLD_MS
+        await self._on_clock_change("host_asleep" if asleep else "clock_jump", wall_gap, wall)
+
+    async def run(self) -> None:
+        """The loop: check the clock, run what is due, sleep until the next deadline."""
+        self.running = True
+        try:
+            while True:
+                self._sleeping_until = float("-inf")
+                try:
+                    await self.check_clock()
+                except Exception:
+                    log.exception("clock change handling failed")
+                await self.tick(self.clock.now_ms())
+                next_due = self.next_due_ms()
+                self._sleeping_until = float("inf") if next_due is None else next_due
+                await self.clock.sleep_until(next_due, self._wake)
+                self._wake.clear()
+        finally:
+            self.running = False

@@ -1,0 +1,116 @@
+"""Cues: create, read, update, pause/resume, delete and manual fire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..callbacks import CallbackPolicy
+from ..clock import Clock
+from ..config import Settings
+from ..cue_input import apply_update, new_cue, read_cue_body
+from ..errors import Conflict, NotFound, Unprocessable
+from ..firing import Firing
+from ..models import Cue, Execution, ExecutionStatus, TriggeredBy, User, new_execution_id
+from ..store import DuplicateName, ExecutionFilters, Store
+
+__all__ = ["CueService"]
+
+RECENT_EXECUTIONS = 10
+
+
+def _duplicate(name: str) -> Conflict:
+    return Conflict(f"A cue named {name!r} already exists", "duplicate_cue_name")
+
+
+def cue_not_found() -> NotFound:
+    return NotFound("Cue not found", "cue_not_found")
+
+
+class CueService:
+    def __init__(
+        self,
+        store: Store,
+        firing: Firing,
+        clock: Clock,
+        settings: Settings,
+        policy: CallbackPolicy,
+    ) -> None:
+        self.store = store
+        self.firing = firing
+        self.clock = clock
+        self.settings = settings
+        self.policy = policy
+
+    async def create(self, user: User, body: dict[str, Any]) -> Cue:
+        data = read_cue_body(body, self.settings.max_payload_bytes)
+        cue = new_cue(user.id, data, self.policy, self.clock.now_ms())
+        if not await self.store.cues.insert(cue):
+            raise _duplicate(cue.name)
+        self.firing.schedule(cue)
+        return cue
+
+    async def page(
+        self, user: User, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Cue], int]:
+        return await self.store.cues.page(user.id, status, limit, offset)
+
+    async def get(self, user: User, cue_id: str) -> tuple[Cue, list[Execution], int]:
+        """The cue, its newest executions and how many it has in all."""
+        cue = await self.store.cues.get(user.id, cue_id)
+        if cue is None:
+            raise cue_not_found()
+        executions, total = await self.store.executions.page(
+            user.id, ExecutionFilters(cue_id=cue.id), RECENT_EXECUTIONS, 0
+        )
+        return cue, executions, total
+
+    async def update(self, user: User, cue_id: str, body: dict[str, Any]) -> Cue:
+        data = read_cue_body(body, self.settings.max_payload_bytes)
+        now_ms = self.clock.now_ms()
+        try:
+            cue = await self.store.cues.modify(
+                user.id, cue_id, lambda current: apply_update(current, data, self.policy, now_ms)
+            )
+        except DuplicateName as exc:
+            raise _duplicate(str(exc)) from None
+        if cue is None:
+            raise cue_not_found()
+        self.firing.schedule(cue)
+        return cue
+
+    async def delete(self, user: User, cue_id: str) -> None:
+        # Executions go with the cue; queued attempts and heap entries find nothing to
+        # do and are dropped when they come up.
+        if not await self.store.cues.delete(user.id, cue_id):
+            raise cue_not_found()
+
+    async def fire(self, user: User, cue_id: str, body: dict[str, Any]) -> Execution:
+        """Run the cue now, whatever its status (E6)."""
+        override = body.get("payload_override")
+        strategy = body.get("merge_strategy", "merge")
+        if override is not None and not isinstance(override, dict):
+            raise Unprocessable("payload_override: must be a JSON object")
+        if strategy not in ("merge", "replace"):
+            raise Unprocessable("merge_strategy: must be 'merge' or 'replace'")
+        cue = await self.store.cues.get(user.id, cue_id)
+        if cue is None:
+            raise cue_not_found()
+        payload = cue.payload
+        if override is not None:
+            payload = dict(override) if strategy == "replace" else {**cue.payload, **override}
+        now_ms = self.clock.now_ms()
+        execution = Execution(
+            id=new_execution_id(),
+            cue_id=cue.id,
+            user_id=user.id,
+            scheduled_for_ms=now_ms,
+            triggered_by=TriggeredBy.MANUAL_FIRE.value,
+            status=ExecutionStatus.PENDING.value,
+            payload=payload,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+        )
+        if not await self.store.executions.insert(execution):
+            raise cue_not_found()  # the cue was deleted meanwhile
+        self.firing.dispatch(cue, [execution])
+        return execution

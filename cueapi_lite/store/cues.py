@@ -1,0 +1,193 @@
+"""Cues: rows <-> records, and the compare-and-set changes the services rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from ..models import (
+    Alerts,
+    Callback,
+    Cue,
+    CueStatus,
+    Delivery,
+    OnFailure,
+    Retry,
+    Schedule,
+    Verification,
+    dumps,
+)
+from .db import Database
+
+__all__ = ["CueStore", "cue_from_row"]
+
+_COLUMNS = (
+    "id, user_id, name, description, status, transport, schedule_type, cron, at_ms, timezone,"
+    " callback, payload, retry, on_failure, delivery, alerts, catch_up, verification,"
+    " next_fire_at_ms, last_run_ms, run_count, fired_count, warning, created_at_ms,"
+    " updated_at_ms"
+)
+_INSERT = f"INSERT INTO cues ({_COLUMNS}) VALUES ({', '.join('?' * 25)})"  # noqa: S608
+_UPDATE = (
+    "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
+    " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
+    " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?"
+    " WHERE id=? AND user_id=?"
+)
+
+
+def cue_from_row(row: sqlite3.Row) -> Cue:
+    callback = json.loads(row["callback"])
+    retry = json.loads(row["retry"])
+    return Cue(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        description=row["description"],
+        status=row["status"],
+        transport=row["transport"],
+        schedule=Schedule(row["schedule_type"], row["cron"], row["at_ms"], row["timezone"]),
+        callback=Callback(callback["url"], callback["method"], callback["headers"]),
+        payload=json.loads(row["payload"]),
+        retry=Retry(retry["max_attempts"], tuple(retry["backoff_minutes"])),
+        on_failure=OnFailure(**json.loads(row["on_failure"])),
+        delivery=Delivery(**json.loads(row["delivery"])),
+        alerts=Alerts(**json.loads(row["alerts"])),
+        catch_up=row["catch_up"],
+        verification=Verification(**json.loads(row["verification"])),
+        next_fire_at_ms=row["next_fire_at_ms"],
+        last_run_ms=row["last_run_ms"],
+        run_count=row["run_count"],
+        fired_count=row["fired_count"],
+        warning=row["warning"],
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+    )
+
+
+def _options(cue: Cue) -> tuple[Any, ...]:
+    return (
+        dumps(dataclasses.asdict(cue.callback)),
+        dumps(cue.payload),
+        dumps(
+            {"max_attempts": cue.retry.max_attempts, "backoff_minutes": cue.retry.backoff_minutes}
+        ),
+        dumps(dataclasses.asdict(cue.on_failure)),
+        dumps(dataclasses.asdict(cue.delivery)),
+        dumps(dataclasses.asdict(cue.alerts)),
+        cue.catch_up,
+        dumps(dataclasses.asdict(cue.verification)),
+    )
+
+
+class CueStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, cue: Cue) -> bool:
+        """Insert a new cue; False when the user already has a cue of that name."""
+        s = cue.schedule
+        row = (
+            cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
+            s.type, s.cron, s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms,
+            cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
+            cue.created_at_ms, cue.updated_at_ms,
+        )  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> bool:
+            try:
+                conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return await self.db.write(op)
+
+    async def get(self, user_id: str, cue_id: str) -> Cue | None:
+        row = self.db.fetchone("SELECT * FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id))
+        return cue_from_row(row) if row else None
+
+    async def get_many(self, cue_ids: list[str]) -> list[Cue]:
+        """Cues by id across users (for the scheduler); unknown ids are left out."""
+        found: list[Cue] = []
+        for start in range(0, len(cue_ids), 500):
+            chunk = cue_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.fetchall(f"SELECT * FROM cues WHERE id IN ({marks})", chunk)  # noqa: S608
+            found.extend(cue_from_row(row) for row in rows)
+        return found
+
+    async def page(
+        self, user_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Cue], int]:
+        """One page of the user's cues, newest first, and the total that match."""
+        where, params = "user_id = ?", [user_id]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
+        total_row = self.db.fetchone(f"SELECT COUNT(*) FROM cues WHERE {where}", params)  # noqa: S608
+        rows = self.db.fetchall(
+            f"SELECT * FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
+            " LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [cue_from_row(row) for row in rows], int(total_row[0]) if total_row else 0
+
+    async def modify(self, user_id: str, cue_id: str, change: Callable[[Cue], Cue]) -> Cue | None:
+        """Read, change and write one cue inside one write transaction.
+
+        `change` is a pure function of the current row, run on the writer thread, so two
+        concurrent updates never lose each other's fields. Returns the stored cue, or None
+        when the cue does not exist for that user. An exception from `change` leaves the
+        row untouched and propagates. A name already used by another of the user's cues
+        raises `DuplicateName`.
+        """
+
+        def op(conn: sqlite3.Connection) -> Cue | None:
+            row = conn.execute(
+                "SELECT * FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
+            ).fetchone()
+            if row is None:
+                return None
+            cue = change(cue_from_row(row))
+            s = cue.schedule
+            try:
+                conn.execute(
+                    _UPDATE,
+                    (
+                        cue.name, cue.description, cue.status, cue.transport, s.type, s.cron,
+                        s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms, cue.warning,
+                        cue.updated_at_ms, cue.id, user_id,
+                    ),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise DuplicateName(cue.name) from None
+            return cue
+
+        return await self.db.write(op)
+
+    async def delete(self, user_id: str, cue_id: str) -> bool:
+        """Delete the cue and (by cascade) its executions; False if it was not there."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
+            )
+            return cursor.rowcount == 1
+
+        return await self.db.write(op)
+
+    async def scheduled(self) -> list[tuple[str, int]]:
+        """(cue id, next fire instant) of every active cue that has a next fire."""
+        rows = self.db.fetchall(
+            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms IS NOT NULL AND status = ?",
+            (CueStatus.ACTIVE.value,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+
+class DuplicateName(Exception):
+    """Another cue of the same user already has this name."""

@@ -1,0 +1,192 @@
+"""The SQLite file: connection settings, the one writer thread, and the read connection.
+
+All writes go through `Writer`: a dedicated thread that drains its queue, runs every
+queued operation inside one `BEGIN IMMEDIATE` transaction (each in its own savepoint, so
+one failing operation does not undo its neighbours) and commits once: group commit.
+Reads run on the event loop's thread against a second connection; in WAL mode they see
+the last committed state and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .migrations import migrate
+
+__all__ = ["Database", "Writer", "connect"]
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger(__name__)
+
+_STOP = object()
+# Operations committed together at most; bounds the latency one batch adds to the next.
+MAX_BATCH = 2000
+
+
+def connect(path: str, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """A connection with the project's pragmas; autocommit, transactions are explicit."""
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ValueError("cueapi-lite needs a real database file (WAL does not work in memory)")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Writer:
+    """One thread owns the write connection; `run(op)` queues `op(conn)` for group commit.
+
+    Contract: `op` runs on the writer thread inside a transaction and must not block on
+    anything but SQLite. Its return value resolves the awaiting future after COMMIT; if it
+    raises, only its own savepoint is rolled back and the exception is re-raised to its
+    caller. If COMMIT itself fails, every operation of that batch fails.
+    """
+
+    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.batches = 0
+        self.operations = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="cueapi-lite-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, future, loop))
+        return await future
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def _main(self) -> None:
+        try:
+            conn = connect(self._path, self._synchronous)
+            migrate(conn)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: Sequence[Any]) -> None:
+        outcomes: list[tuple[Any, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, future, loop in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append(((future, loop), None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append(((future, loop), result, None))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the batch as a whole failed (disk full, I/O error)
+            log.exception("write batch failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [((future, loop), None, exc) for _op, future, loop in batch]
+        self.batches += 1
+        self.operations += len(batch)
+        by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
+        for (future, loop), result, error in outcomes:
+            by_loop.setdefault(loop, []).append((future, result, error))
+        for loop, items in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting for these any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, items)
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in items:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class Database:
+    """The read connection plus the writer, for one database file."""
+
+    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+        self.path = str(Path(path))
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.writer = Writer(self.path, synchronous)
+        self._read: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.writer.start()  # creates the file and applies migrations first
+        self._read = connect(self.path)
+
+    def close(self) -> None:
+        self.writer.close()
+        if self._read is not None:
+            self._read.close()
+            self._read = None
+
+    @property
+    def read(self) -> sqlite3.Connection:
+        if self._read is None:
+            raise RuntimeError("database is not open")
+        return self._read
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.read.execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self.read.execute(sql, params).fetchall())
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.writer.run(op)

@@ -1,0 +1,385 @@
+"""Executions: history rows and every state transition, each one compare-and-set.
+
+A transition is an `UPDATE ... WHERE id = ? AND <expected state>`; a rowcount of 0 means
+the caller lost a race (the row moved on, or its cue was deleted) and must do nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..models import (
+    CueStatus,
+    Execution,
+    ExecutionStatus,
+    Outcome,
+    OutcomeState,
+    TriggeredBy,
+    dumps,
+)
+from .db import Database
+
+__all__ = [
+    "AttemptResult",
+    "ExecutionFilters",
+    "ExecutionStore",
+    "Finished",
+    "FirePlan",
+    "execution_from_row",
+]
+
+_COLUMNS = (
+    "id, cue_id, user_id, scheduled_for_ms, triggered_by, status, missed_reason, payload,"
+    " attempts, error_message, replayed_from, created_at_ms, updated_at_ms"
+)
+# ON CONFLICT: a second row for the same occurrence of a schedule collapses (DESIGN §2).
+_INSERT = (
+    f"INSERT INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+    " ON CONFLICT DO NOTHING"
+)
+_SCHEDULED = (TriggeredBy.SCHEDULE.value, TriggeredBy.CATCH_UP.value)
+
+
+def execution_from_row(row: sqlite3.Row) -> Execution:
+    outcome = row["outcome"]
+    return Execution(
+        id=row["id"],
+        cue_id=row["cue_id"],
+        user_id=row["user_id"],
+        scheduled_for_ms=row["scheduled_for_ms"],
+        triggered_by=row["triggered_by"],
+        status=row["status"],
+        payload=json.loads(row["payload"]),
+        attempts=row["attempts"],
+        missed_reason=row["missed_reason"],
+        http_status=row["http_status"],
+        error_message=row["error_message"],
+        response_body=row["response_body"],
+        next_retry_ms=row["next_retry_ms"],
+        started_at_ms=row["started_at_ms"],
+        delivered_at_ms=row["delivered_at_ms"],
+        last_attempt_at_ms=row["last_attempt_at_ms"],
+        claimed_by_worker=row["claimed_by_worker"],
+        claimed_at_ms=row["claimed_at_ms"],
+        last_heartbeat_at_ms=row["last_heartbeat_at_ms"],
+        lease_expires_at_ms=row["lease_expires_at_ms"],
+        outcome=Outcome.from_json(json.loads(outcome)) if outcome else None,
+        outcome_state=row["outcome_state"],
+        outcome_deadline_ms=row["outcome_deadline_ms"],
+        replayed_from=row["replayed_from"],
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+    )
+
+
+def _insert_row(e: Execution) -> tuple[Any, ...]:
+    return (
+        e.id, e.cue_id, e.user_id, e.scheduled_for_ms, e.triggered_by, e.status,
+        e.missed_reason, dumps(e.payload), e.attempts, e.error_message, e.replayed_from,
+        e.created_at_ms, e.updated_at_ms,
+    )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FirePlan:
+    """What one scheduled fire writes: executions, and the cue's next fire instant.
+
+    Applied only if the cue is still active and its `next_fire_at_ms` still equals
+    `expected_next_ms` (nobody paused, edited or fired it meanwhile).
+    """
+
+    cue_id: str
+    expected_next_ms: int
+    new_next_ms: int | None
+    executions: Sequence[Execution]
+    new_status: str | None = None  # e.g. a `once` cue whose only occurrence was skipped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """The end of one webhook attempt (see `ExecutionStore.finish_attempt`)."""
+
+    execution_id: str
+    attempt: int
+    delivered: bool
+    http_status: int | None
+    error_message: str | None
+    response_body: str | None
+    retry_at_ms: int | None = None
+    outcome: Outcome | None = None
+    outcome_state: str | None = None
+    outcome_deadline_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finished:
+    """What a finished execution did to its cue."""
+
+    cue_id: str
+    status: str
+    cue_status: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutionFilters:
+    cue_id: str | None = None
+    status: str | None = None
+    outcome_state: str | None = None
+    triggered_by: str | None = None
+
+
+def _finish_cue(
+    conn: sqlite3.Connection,
+    cue_id: str,
+    triggered_by: str,
+    succeeded: bool,
+    run_ms: int,
+    now_ms: int,
+) -> str | None:
+    """Count a finished execution on its cue; complete or fail a `once` cue; pause a
+    recurring cue whose `on_failure.pause` asks for it. Returns the cue's new status."""
+    row = conn.execute(
+        "SELECT status, schedule_type, on_failure FROM cues WHERE id = ?", (cue_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    status = row["status"]
+    paused = False
+    if status == CueStatus.ACTIVE:
+        if row["schedule_type"] == "once" and triggered_by in _SCHEDULED:
+            status = CueStatus.COMPLETED if succeeded else CueStatus.FAILED
+        elif not succeeded and json.loads(row["on_failure"]).get("pause"):
+            status, paused = CueStatus.PAUSED, True
+    conn.execute(
+        "UPDATE cues SET run_count = run_count + 1,"
+        " last_run_ms = MAX(COALESCE(last_run_ms, 0), ?), status = ?, updated_at_ms = ?,"
+        " next_fire_at_ms = CASE WHEN ? THEN NULL ELSE next_fire_at_ms END WHERE id = ?",
+        (run_ms, status, now_ms, paused, cue_id),
+    )
+    return str(status)
+
+
+def _record_outcome(
+    conn: sqlite3.Connection, execution_id: str, outcome: Outcome, state: str, now_ms: int
+) -> bool:
+    """Write-once: succeeds only while no outcome is recorded (`unknown` is none)."""
+    cursor = conn.execute(
+        "UPDATE executions SET outcome = ?, outcome_state = ?, updated_at_ms = ?"
+        " WHERE id = ? AND (outcome IS NULL OR outcome_state = ?)",
+        (dumps(outcome.to_json()), state, now_ms, execution_id, OutcomeState.UNKNOWN.value),
+    )
+    return cursor.rowcount == 1
+
+
+class ExecutionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def get(self, user_id: str, execution_id: str) -> Execution | None:
+        row = self.db.fetchone(
+            "SELECT * FROM executions WHERE id = ? AND user_id = ?", (execution_id, user_id)
+        )
+        return execution_from_row(row) if row else None
+
+    async def get_any(self, execution_id: str) -> Execution | None:
+        row = self.db.fetchone("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        return execution_from_row(row) if row else None
+
+    async def page(
+        self, user_id: str, filters: ExecutionFilters, limit: int, offset: int
+    ) -> tuple[list[Execution], int]:
+        """A page of the user's executions, newest occurrence first, and the total."""
+        where, params = ["user_id = ?"], [user_id]
+        for column in ("cue_id", "status", "outcome_state", "triggered_by"):
+            value = getattr(filters, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = " AND ".join(where)
+        total = self.db.fetchone(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)  # noqa: S608
+        rows = self.db.fetchall(
+            f"SELECT * FROM executions WHERE {clause}"  # noqa: S608
+            " ORDER BY scheduled_for_ms DESC, created_at_ms DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [execution_from_row(row) for row in rows], int(total[0]) if total else 0
+
+    async def open_webhook_executions(self) -> list[Execution]:
+        """Webhook executions that still have delivery work (startup resume)."""
+        rows = self.db.fetchall(
+            "SELECT e.* FROM executions e JOIN cues c ON c.id = e.cue_id"
+            " WHERE e.status IN ('pending', 'delivering', 'retrying') AND c.transport = 'webhook'"
+            " ORDER BY e.scheduled_for_ms"
+        )
+        return [execution_from_row(row) for row in rows]
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def apply_fires(
+        self, plans: Sequence[FirePlan], now_ms: int
+    ) -> tuple[set[str], list[Execution]]:
+        """Apply each plan whose compare-and-set on the cue holds; in one transaction.
+
+        Returns the ids of the cues whose plan applied, and the inserted executions (an
+        execution whose occurrence already has a row is not inserted, and not returned).
+        A lost plan writes nothing.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[set[str], list[Execution]]:
+            applied: set[str] = set()
+            inserted: list[Execution] = []
+            for plan in plans:
+                runnable = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
+                cursor = conn.execute(
+                    "UPDATE cues SET next_fire_at_ms = ?, fired_count = fired_count + ?,"
+                    " status = COALESCE(?, status), updated_at_ms = ?"
+                    " WHERE id = ? AND status = 'active' AND next_fire_at_ms = ?",
+                    (
+                        plan.new_next_ms, runnable, plan.new_status, now_ms, plan.cue_id,
+                        plan.expected_next_ms,
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount != 1:
+                    continue
+                applied.add(plan.cue_id)
+                for execution in plan.executions:
+                    if conn.execute(_INSERT, _insert_row(execution)).rowcount == 1:
+                        inserted.append(execution)
+            return applied, inserted
+
+        return await self.db.write(op)
+
+    async def insert(self, execution: Execution) -> bool:
+        """Insert an unscheduled execution (manual fire, replay) and count it on its cue."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_INSERT, _insert_row(execution)).rowcount != 1:
+                return False
+            conn.execute(
+                "UPDATE cues SET fired_count = fired_count + 1 WHERE id = ?", (execution.cue_id,)
+            )
+            return True
+
+        return await self.db.write(op)
+
+    async def begin_attempt(self, execution_id: str, now_ms: int) -> int | None:
+        """pending|retrying -> delivering, attempts + 1. Returns the attempt number, or
+        None when the execution is gone or not waiting for an attempt (lost race)."""
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"
+                " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
+                " next_retry_ms = NULL, updated_at_ms = ?"
+                " WHERE id = ? AND status IN ('pending', 'retrying') RETURNING attempts",
+                (now_ms, now_ms, now_ms, execution_id),
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        return await self.db.write(op)
+
+    async def finish_attempt(self, result: AttemptResult, now_ms: int) -> Finished | None:
+        """delivering (attempt n) -> success | retrying | failed.
+
+        Delivered: `success`, `delivered_at`; the outcome from the response body is
+        recorded if none exists; the cue counts a run. Not delivered with `retry_at_ms`:
+        `retrying` until then. Otherwise `failed` and the cue counts a run. None when the
+        row is no longer in attempt n (deleted or already finished).
+        """
+
+        def op(conn: sqlite3.Connection) -> Finished | None:
+            if result.delivered:
+                status = ExecutionStatus.SUCCESS
+            elif result.retry_at_ms is not None:
+                status = ExecutionStatus.RETRYING
+            else:
+                status = ExecutionStatus.FAILED
+            row = conn.execute(
+                "UPDATE executions SET status = ?, http_status = ?, error_message = ?,"
+                " response_body = ?, next_retry_ms = ?, updated_at_ms = ?,"
+                " delivered_at_ms = CASE WHEN ? THEN ? ELSE delivered_at_ms END,"
+                " outcome_deadline_ms = COALESCE(?, outcome_deadline_ms)"
+                " WHERE id = ? AND status = 'delivering' AND attempts = ?"
+                " RETURNING cue_id, triggered_by, scheduled_for_ms",
+                (
+                    status.value, result.http_status, result.error_message,
+                    result.response_body, result.retry_at_ms, now_ms, result.delivered,
+                    now_ms, result.outcome_deadline_ms, result.execution_id, result.attempt,
+                ),
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            if result.outcome is not None and result.outcome_state is not None:
+                _record_outcome(
+                    conn, result.execution_id, result.outcome, result.outcome_state, now_ms
+                )
+            cue_status = ""
+            if status != ExecutionStatus.RETRYING:
+                cue_status = _finish_cue(
+                    conn, row["cue_id"], row["triggered_by"], result.delivered,
+                    row["scheduled_for_ms"], now_ms,
+                ) or ""  # fmt: skip
+            return Finished(row["cue_id"], status.value, cue_status)
+
+        return await self.db.write(op)
+
+    async def requeue_interrupted(self, now_ms: int) -> int:
+        """Webhook attempts cut off by a crash: delivering -> pending, attempts - 1, so the
+        same attempt is sent again (at-least-once; receivers dedup on execution_id)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE executions SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+                " error_message = 'attempt interrupted by a server restart; sending again',"
+                " updated_at_ms = ?"
+                " WHERE status = 'delivering'"
+                " AND cue_id IN (SELECT id FROM cues WHERE transport = 'webhook')",
+                (now_ms,),
+            ).rowcount
+
+        return await self.db.write(op)
+
+    async def record_outcome(
+        self,
+        user_id: str,
+        execution_id: str,
+        outcome: Outcome,
+        state: str,
+        now_ms: int,
+        end_status: str | None = None,
+    ) -> str:
+        """Record an agent's outcome, once. Returns `recorded`, `exists` or `missing`.
+
+        With `end_status` (worker cues) the outcome also ends the execution: status
+        becomes `end_status`, `error_message` the reported error, and the cue counts a run.
+        """
+
+        def op(conn: sqlite3.Connection) -> str:
+            row = conn.execute(
+                "SELECT cue_id, triggered_by, scheduled_for_ms, status FROM executions"
+                " WHERE id = ? AND user_id = ?",
+                (execution_id, user_id),
+            ).fetchone()
+            if row is None:
+                return "missing"
+            if not _record_outcome(conn, execution_id, outcome, state, now_ms):
+                return "exists"
+            if end_status is not None and row["status"] not in ("success", "failed", "missed"):
+                conn.execute(
+                    "UPDATE executions SET status = ?, error_message = ?,"
+                    " delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ?",
+                    (end_status, outcome.error, now_ms, execution_id),
+                )
+                _finish_cue(
+                    conn, row["cue_id"], row["triggered_by"],
+                    end_status == ExecutionStatus.SUCCESS, row["scheduled_for_ms"], now_ms,
+                )  # fmt: skip
+            return "recorded"
+
+        return await self.db.write(op)

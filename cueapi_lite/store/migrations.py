@@ -1,0 +1,142 @@
+"""Ordered, named schema migrations, each applied together with its record.
+
+Append new migrations to MIGRATIONS; never edit or reorder one that has shipped.
+Times are INTEGER epoch milliseconds (UTC); JSON columns hold payloads and options.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_core",
+        """
+        CREATE TABLE users (
+            id              TEXT PRIMARY KEY,
+            email           TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            webhook_secret  TEXT NOT NULL,
+            created_at_ms   INTEGER NOT NULL
+        );
+
+        CREATE TABLE api_keys (
+            id              TEXT PRIMARY KEY,
+            user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            key_hash        TEXT NOT NULL UNIQUE,
+            prefix          TEXT NOT NULL,
+            label           TEXT NOT NULL,
+            status          TEXT NOT NULL DEFAULT 'active',
+            created_at_ms   INTEGER NOT NULL,
+            last_used_at_ms INTEGER,
+            revoked_at_ms   INTEGER
+        );
+        CREATE INDEX api_keys_user ON api_keys(user_id);
+
+        CREATE TABLE cues (
+            id               TEXT PRIMARY KEY,
+            user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name             TEXT NOT NULL,
+            description      TEXT,
+            status           TEXT NOT NULL,
+            transport        TEXT NOT NULL,
+            schedule_type    TEXT NOT NULL,
+            cron             TEXT,
+            at_ms            INTEGER,
+            timezone         TEXT NOT NULL,
+            callback         TEXT NOT NULL,
+            payload          TEXT NOT NULL,
+            retry            TEXT NOT NULL,
+            on_failure       TEXT NOT NULL,
+            delivery         TEXT NOT NULL,
+            alerts           TEXT NOT NULL,
+            catch_up         TEXT NOT NULL,
+            verification     TEXT NOT NULL,
+            next_fire_at_ms  INTEGER,
+            last_run_ms      INTEGER,
+            run_count        INTEGER NOT NULL DEFAULT 0,
+            fired_count      INTEGER NOT NULL DEFAULT 0,
+            warning          TEXT,
+            created_at_ms    INTEGER NOT NULL,
+            updated_at_ms    INTEGER NOT NULL,
+            UNIQUE (user_id, name)
+        );
+        CREATE INDEX cues_user_created ON cues(user_id, created_at_ms DESC);
+        CREATE INDEX cues_due ON cues(next_fire_at_ms) WHERE next_fire_at_ms IS NOT NULL;
+
+        CREATE TABLE executions (
+            id                    TEXT PRIMARY KEY,
+            cue_id                TEXT NOT NULL REFERENCES cues(id) ON DELETE CASCADE,
+            user_id               TEXT NOT NULL,
+            scheduled_for_ms      INTEGER NOT NULL,
+            triggered_by          TEXT NOT NULL,
+            status                TEXT NOT NULL,
+            missed_reason         TEXT,
+            payload               TEXT NOT NULL,
+            attempts              INTEGER NOT NULL DEFAULT 0,
+            http_status           INTEGER,
+            error_message         TEXT,
+            response_body         TEXT,
+            next_retry_ms         INTEGER,
+            started_at_ms         INTEGER,
+            delivered_at_ms       INTEGER,
+            last_attempt_at_ms    INTEGER,
+            claimed_by_worker     TEXT,
+            claimed_at_ms         INTEGER,
+            last_heartbeat_at_ms  INTEGER,
+            lease_expires_at_ms   INTEGER,
+            outcome               TEXT,
+            outcome_state         TEXT,
+            outcome_deadline_ms   INTEGER,
+            replayed_from         TEXT,
+            created_at_ms         INTEGER NOT NULL,
+            updated_at_ms         INTEGER NOT NULL
+        );
+        -- One row per occurrence of a schedule: a duplicate fire (after a crash, in a
+        -- DST fold, on a double wake-up) collapses into the existing row.
+        CREATE UNIQUE INDEX executions_occurrence
+            ON executions(cue_id, scheduled_for_ms)
+            WHERE triggered_by IN ('schedule', 'catch_up');
+        CREATE INDEX executions_cue ON executions(cue_id, scheduled_for_ms DESC);
+        CREATE INDEX executions_user ON executions(user_id, scheduled_for_ms DESC);
+        CREATE INDEX executions_open ON executions(status)
+            WHERE status IN ('pending', 'delivering', 'retrying');
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this file lacks, in order; returns the names applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(name TEXT PRIMARY KEY, applied_at_ms INTEGER NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at_ms) VALUES (?, ?)",
+                (name, time.time_ns() // 1_000_000),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    # executescript() would commit the open transaction first; run statements one by one
+    # so a migration and its record commit together.
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
