@@ -1,0 +1,16 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def ms(text: str) -> int:
+    """Epoch ms of an ISO 8601 instant (`Z` or offset required)."""
+    moment = datetime.fromisoformat(text)
+    assert moment.tzinfo is not None, "give tests explicit offsets"
+    return int(moment.timestamp() * 1000)
+
+
+def utc(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,329 @@
+"""Scheduled fires and webhook delivery, driven by the manual clock (no sleeping)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from cueapi import verify_webhook
+
+from cueapi_lite import CueApiLite, ManualClock
+from cueapi_lite.models import iso
+from cueapi_lite.services.accounts import NewKey
+
+from .conftest import FakeDeliverer, status, timeout, webhook_cue
+
+
+async def every_minute_cue(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    body = webhook_cue(schedule={"type": "recurring", "cron": "* * * * *"}, **fields)
+    response = await api.post("/v1/cues", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def to_next_fire(clock: ManualClock, lite: CueApiLite, cue: dict[str, Any]) -> None:
+    """Advance the clock to the cue's next fire and let everything due run."""
+    next_ms = lite.scheduler.next_due_ms()
+    assert next_ms is not None
+    clock.advance((next_ms - clock.now_ms()) / 1000)
+    await lite.settle()
+
+
+async def executions(api: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    response = await api.get("/v1/executions", params=params)
+    assert response.status_code == 200
+    return list(response.json()["executions"])
+
+
+async def test_a_due_cue_delivers_a_signed_webhook_the_sdk_accepts(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer,
+    user: NewKey,
+) -> None:  # fmt: skip
+    cue = await every_minute_cue(api, payload={"task": "report", "name": "Zoë", "n": 1.5})
+    await to_next_fire(clock, lite, cue)
+    assert len(deliverer.requests) == 1
+    request = deliverer.requests[0]
+    [execution] = await executions(api, cue_id=cue["id"])
+    headers = request.headers
+    assert request.method == "POST"
+    assert request.url == "http://127.0.0.1:9999/hook"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == "CueAPI/1.0"
+    assert headers["X-CueAPI-Cue-Id"] == cue["id"]
+    assert headers["X-CueAPI-Execution-Id"] == execution["id"]
+    assert headers["X-CueAPI-Scheduled-For"] == execution["scheduled_for"]
+    assert headers["X-CueAPI-Attempt"] == "1"
+    assert headers["X-CueAPI-Timestamp"] == str(clock.now_ms() // 1000)
+    assert request.body is not None
+    body = json.loads(request.body)
+    assert body == {
+        "execution_id": execution["id"],
+        "cue_id": cue["id"],
+        "name": cue["name"],
+        "scheduled_for": execution["scheduled_for"],
+        "attempt": 1,
+        "payload": {"task": "report", "name": "Zoë", "n": 1.5},
+    }
+    secret = user.user.webhook_secret
+    for form in (request.body, request.body.decode(), body):
+        assert verify_webhook(
+            form, headers["X-CueAPI-Signature"], secret, headers["X-CueAPI-Timestamp"]
+        )
+    assert not verify_webhook(
+        request.body,
+        headers["X-CueAPI-Signature"],
+        "whsec_" + "0" * 64,
+        headers["X-CueAPI-Timestamp"],
+    )
+    assert execution["status"] == "success"
+    assert execution["http_status"] == 200
+    assert execution["attempts"] == 1
+    assert execution["triggered_by"] == "schedule"
+    assert execution["delivered_at"] is not None
+    detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert detail["run_count"] == 1
+    assert detail["fired_count"] == 1
+    assert detail["last_run"] == execution["scheduled_for"]
+
+
+async def test_nothing_fires_before_its_time(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    cue = await every_minute_cue(api)
+    due = lite.scheduler.next_due_ms()
+    assert due is not None
+    clock.advance((due - clock.now_ms() - 1) / 1000)
+    await lite.settle()
+    assert deliverer.requests == []
+    assert await executions(api, cue_id=cue["id"]) == []
+
+
+async def test_each_occurrence_fires_once_and_next_run_moves_on(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    cue = await every_minute_cue(api)
+    for _ in range(3):
+        await to_next_fire(clock, lite, cue)
+        await lite.settle()  # settling twice changes nothing
+    found = await executions(api, cue_id=cue["id"])
+    assert len(found) == 3
+    assert len({e["scheduled_for"] for e in found}) == 3
+    assert len(deliverer.requests) == 3
+    detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert detail["next_run"] > found[0]["scheduled_for"]
+
+
+async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(503, {"error": "busy"}))
+    response = await api.post(
+        "/v1/cues",
+        json=webhook_cue(
+            schedule={"type": "once", "at": _iso(clock.now_ms() + 10_000)},
+            retry={"max_attempts": 3, "backoff_minutes": [1, 5]},
+        ),
+    )
+    cue = response.json()
+    clock.advance(10)
+    await lite.settle()
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "retrying"
+    assert execution["attempts"] == 1
+    assert execution["http_status"] == 503
+    assert execution["error_message"] == "Webhook endpoint returned 503"
+    assert execution["response_body"] == '{"error": "busy"}'
+    first_retry = execution["next_retry"]
+    assert first_retry == _iso(clock.now_ms() + 60_000)
+
+    clock.advance(59)
+    await lite.settle()
+    assert len(deliverer.requests) == 1  # not yet
+    clock.advance(1)
+    await lite.settle()
+    assert len(deliverer.requests) == 2
+    assert deliverer.requests[1].headers["X-CueAPI-Attempt"] == "2"
+    # Each attempt is signed anew with a fresh timestamp (H26).
+    assert (
+        deliverer.requests[1].headers["X-CueAPI-Timestamp"]
+        != deliverer.requests[0].headers["X-CueAPI-Timestamp"]
+    )
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "retrying"
+    assert execution["next_retry"] == _iso(clock.now_ms() + 5 * 60_000)
+
+    clock.advance(5 * 60)
+    await lite.settle()
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "failed"
+    assert execution["attempts"] == 3
+    assert execution["next_retry"] is None
+    assert len(deliverer.requests) == 3
+    detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert detail["status"] == "failed"  # a once cue whose only run failed
+    assert detail["run_count"] == 1
+
+
+def _iso(at_ms: int) -> str:
+    value = iso(at_ms)
+    assert value is not None
+    return value
+
+
+async def test_timeout_then_success_on_retry(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(timeout(), status(204))
+    cue = await every_minute_cue(api, retry={"max_attempts": 2, "backoff_minutes": [1]})
+    await to_next_fire(clock, lite, cue)
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "retrying"
+    assert execution["http_status"] is None
+    assert execution["error_message"] == "Timed out after 30s"
+    clock.advance(60)
+    await lite.settle()
+    found = await executions(api, cue_id=cue["id"])
+    retried = next(e for e in found if e["id"] == execution["id"])
+    assert retried["status"] == "success"
+    assert retried["attempts"] == 2
+    assert retried["http_status"] == 204
+    assert retried["error_message"] is None
+
+
+async def test_redirects_are_failed_attempts(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(302))
+    cue = await every_minute_cue(api, retry={"max_attempts": 1, "backoff_minutes": [1]})
+    await to_next_fire(clock, lite, cue)
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "failed"
+    assert "302" in execution["error_message"]
+
+
+async def test_the_response_body_becomes_the_outcome(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(200, {"success": True, "result": "sent 3", "external_id": "b-1",
+                                  "result_type": "x" * 101}))  # fmt: skip
+    cue = await every_minute_cue(api)
+    await to_next_fire(clock, lite, cue)
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["outcome_state"] == "reported_success"
+    assert execution["outcome_success"] is True
+    assert execution["outcome"]["result"] == "sent 3"
+    assert execution["outcome"]["external_id"] == "b-1"
+    assert execution["outcome"]["result_type"] is None  # too long: dropped, not fatal
+    late = await api.post(f"/v1/executions/{execution['id']}/outcome", json={"success": False})
+    assert late.status_code == 409
+
+
+async def test_readme_style_outcome_word_is_understood(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(200, {"outcome": "failure"}))
+    cue = await every_minute_cue(api)
+    await to_next_fire(clock, lite, cue)
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "success"  # delivery worked
+    assert execution["outcome_state"] == "reported_failure"  # the work did not
+    assert execution["outcome_success"] is False
+
+
+async def test_a_2xx_without_outcome_leaves_the_outcome_open(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(200, ["not", "an", "object"]))
+    cue = await every_minute_cue(api)
+    await to_next_fire(clock, lite, cue)
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["outcome"] is None
+    assert execution["outcome_state"] is None
+    assert execution["outcome_deadline"] is not None
+    reported = await api.post(f"/v1/executions/{execution['id']}/outcome", json={"success": True})
+    assert reported.status_code == 200
+    assert reported.json()["outcome_state"] == "reported_success"
+
+
+async def test_get_callbacks_carry_no_body_and_custom_headers_are_sent(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    cue = await every_minute_cue(
+        api, callback={"url": "http://127.0.0.1:9999/get", "method": "get",
+                       "headers": {"X-Team": "ops", "User-Agent": "mine"}},
+    )  # fmt: skip
+    await to_next_fire(clock, lite, cue)
+    [request] = deliverer.requests
+    assert request.method == "GET"
+    assert request.body is None
+    assert request.headers["X-Team"] == "ops"
+    assert request.headers["User-Agent"] == "mine"
+
+
+async def test_on_failure_pause_pauses_a_recurring_cue(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(500))
+    cue = await every_minute_cue(
+        api, retry={"max_attempts": 1, "backoff_minutes": [1]}, on_failure={"pause": True}
+    )
+    await to_next_fire(clock, lite, cue)
+    detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert detail["status"] == "paused"
+    assert detail["next_run"] is None
+    clock.advance(600)
+    await lite.settle()
+    assert len(deliverer.requests) == 1
+
+
+async def test_paused_cues_do_not_fire_and_resumed_ones_do(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    cue = await every_minute_cue(api)
+    await api.patch(f"/v1/cues/{cue['id']}", json={"status": "paused"})
+    clock.advance(300)
+    await lite.settle()
+    assert deliverer.requests == []
+    await api.patch(f"/v1/cues/{cue['id']}", json={"status": "active"})
+    await to_next_fire(clock, lite, cue)
+    assert len(deliverer.requests) == 1
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["triggered_by"] == "schedule"
+
+
+async def test_changing_the_schedule_replaces_the_pending_fire(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    cue = await every_minute_cue(api)
+    await api.patch(f"/v1/cues/{cue['id']}", json={"schedule": {"cron": "0 0 1 1 *"}})
+    clock.advance(600)
+    await lite.settle()
+    assert deliverer.requests == []
+
+
+async def test_a_deleted_cue_stops_retrying(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    deliverer.answer(status(503))
+    cue = await every_minute_cue(api)
+    await to_next_fire(clock, lite, cue)
+    assert len(deliverer.requests) == 1
+    await api.delete(f"/v1/cues/{cue['id']}")
+    clock.advance(3600)
+    await lite.settle()
+    assert len(deliverer.requests) == 1
+
+
+async def test_worker_cues_are_never_pushed_to_their_callback(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    response = await api.post(
+        "/v1/cues",
+        json=webhook_cue(transport="worker", schedule={"type": "recurring", "cron": "* * * * *"}),
+    )
+    cue = response.json()
+    await to_next_fire(clock, lite, cue)
+    assert deliverer.requests == []
+    [execution] = await executions(api, cue_id=cue["id"])
+    assert execution["status"] == "pending"
