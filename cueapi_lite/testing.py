@@ -148,7 +148,9 @@ class WebhookReceiver:
 
     def __enter__(self) -> WebhookReceiver:
         self._bg = _Background("cueapi-lite-receiver")
-        config = uvicorn.Config(self._app, lifespan="off", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self._app, lifespan="off", log_level="warning", access_log=False, interface="asgi3"
+        )
         self._server = uvicorn.Server(config)
         self._serving = asyncio.run_coroutine_threadsafe(
             self._server.serve(sockets=[self._sock]), self._bg.loop

@@ -1,0 +1,111 @@
+"""The store: group commit, migrations, compare-and-set contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cueapi_lite.store import Store
+from cueapi_lite.store.db import Writer, connect
+from cueapi_lite.store.migrations import MIGRATIONS
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = Store(str(tmp_path / "store.db"))
+    store.open()
+    yield store
+    store.close()
+
+
+def test_in_memory_databases_are_refused() -> None:
+    with pytest.raises(ValueError, match="real database file"):
+        connect(":memory:")
+
+
+async def test_database_uses_wal_and_records_its_migrations(store: Store) -> None:
+    assert store.db.fetchone("PRAGMA journal_mode")[0] == "wal"  # type: ignore[index]
+    names = [row[0] for row in store.db.fetchall("SELECT name FROM migrations ORDER BY name")]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+async def test_migrations_are_applied_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "again.db")
+    for _ in range(2):
+        store = Store(path)
+        store.open()
+        store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_concurrent_writes_share_transactions(tmp_path: Path) -> None:
+    writer = Writer(str(tmp_path / "batch.db"))
+    writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+        before = writer.batches
+        await asyncio.gather(
+            *(writer.run(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,))) for n in range(500))
+        )
+        assert writer.batches - before < 500  # group commit: fewer commits than writes
+        count = await writer.run(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+        assert count == 500
+    finally:
+        writer.close()
+
+
+async def test_a_failing_operation_does_not_undo_its_neighbours(tmp_path: Path) -> None:
+    writer = Writer(str(tmp_path / "isolated.db"))
+    writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (n INTEGER UNIQUE)"))
+
+        def insert(n: int):  # type: ignore[no-untyped-def]
+            return lambda c: c.execute("INSERT INTO t VALUES (?)", (n,))
+
+        results = await asyncio.gather(
+            writer.run(insert(1)), writer.run(insert(1)), writer.run(insert(2)),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        rows = await writer.run(lambda c: [r[0] for r in c.execute("SELECT n FROM t ORDER BY n")])
+        assert rows == [1, 2]
+    finally:
+        writer.close()
+
+
+async def test_a_second_writer_process_can_use_the_same_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    one, two = Store(path), Store(path)
+    one.open()
+    two.open()
+    try:
+        assert await one.users.create("a@example.com", "whsec_x", 1) is not None
+        assert await two.users.create("b@example.com", "whsec_y", 2) is not None
+        assert await two.users.create("A@EXAMPLE.COM", "whsec_z", 3) is None  # case-insensitive
+        assert await one.users.count() == 2
+    finally:
+        one.close()
+        two.close()
+
+
+async def test_begin_attempt_is_compare_and_set(store: Store) -> None:
+    from cueapi_lite.models import Execution
+
+    user = await store.users.create("cas@example.com", "whsec_x", 0)
+    assert user is not None
+    store.db.read.execute(
+        "INSERT INTO cues (id, user_id, name, status, transport, schedule_type, timezone,"
+        " callback, payload, retry, on_failure, delivery, alerts, catch_up, verification,"
+        " created_at_ms, updated_at_ms) VALUES ('cue_x', ?, 'n', 'active', 'webhook', 'once',"
+        " 'UTC', '{}', '{}', '{}', '{}', '{}', '{}', 'skip_missed', '{}', 0, 0)",
+        (user.id,),
+    )
+    execution = Execution("e1", "cue_x", user.id, 0, "manual_fire", "pending", {})
+    assert await store.executions.insert(execution)
+    results = await asyncio.gather(*(store.executions.begin_attempt("e1", 5) for _ in range(20)))
+    assert sorted(results, key=lambda r: r or 0) == [None] * 19 + [1]
