@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+import uvicorn
 
 from . import __version__
 from .app import CueApiLite
@@ -85,8 +88,6 @@ def serve(host: str, port: int, db: str) -> None:
     On the first start it creates the database and a first user, and prints that user's
     API key and webhook secret once.
     """
-    import uvicorn
-
     try:
         settings = Settings.from_env(host=host, port=port, db=db)
     except ValueError as exc:
@@ -102,8 +103,6 @@ def serve(host: str, port: int, db: str) -> None:
         await lite.start()
         try:
             first = await lite.bootstrap()
-            _banner(settings, first.api_key if first else None,
-                    first.user.webhook_secret if first else None)  # fmt: skip
             config = uvicorn.Config(
                 lite.asgi,
                 lifespan="off",
@@ -112,11 +111,35 @@ def serve(host: str, port: int, db: str) -> None:
                 http="httptools",
                 server_header=False,
             )
-            await uvicorn.Server(config).serve(sockets=[sock])
+            server = _Server(config)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, server.request_exit)
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            if server.started:
+                _banner(settings, first.api_key if first else None,
+                        first.user.webhook_secret if first else None)  # fmt: skip
+            await serving
         finally:
             await lite.aclose()
 
     _run(run())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal capture: it re-raises SIGTERM after shutting down, which
+    would kill the process before the scheduler and the database writer close cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        # A second Ctrl+C stops waiting for open connections.
+        self.force_exit = self.should_exit
+        self.should_exit = True
 
 
 def _banner(settings: Settings, api_key: str | None, secret: str | None) -> None:
@@ -136,6 +159,7 @@ def _banner(settings: Settings, api_key: str | None, secret: str | None) -> None
         ]
     else:
         lines += ["  new key:         cueapi-lite keys create --db DB --email EMAIL"]
+    lines += ["Ready. Press Ctrl+C to stop."]
     click.echo("\n".join(lines))
     sys.stdout.flush()
 

@@ -132,12 +132,18 @@ Responder = Callable[[ReceivedWebhook], tuple[int, Any]]
 class WebhookReceiver:
     """A real HTTP endpoint on 127.0.0.1 that records requests.
 
-    `respond(received) -> (status, json_body)` decides each answer (default: 200 `{}`).
+    `respond(received) -> (status, json_body)` decides each answer (default: 200 `{}`);
+    `delay(received) -> seconds` holds an answer back (a slow or hung endpoint).
     `wait_for(n)` blocks until n requests arrived.
     """
 
-    def __init__(self, respond: Responder | None = None) -> None:
+    def __init__(
+        self,
+        respond: Responder | None = None,
+        delay: Callable[[ReceivedWebhook], float] | None = None,
+    ) -> None:
         self.respond: Responder = respond or (lambda _r: (200, {}))
+        self.delay = delay or (lambda _r: 0.0)
         self.received: list[ReceivedWebhook] = []
         self._arrived = threading.Condition()
         self._sock = _listen()
@@ -160,6 +166,7 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # do not wait for held-back answers
             self._serving.result(30)
         if self._bg is not None:
             self._bg.stop()
@@ -184,6 +191,9 @@ class WebhookReceiver:
         with self._arrived:
             self.received.append(received)
             self._arrived.notify_all()
+        hold_s = self.delay(received)
+        if hold_s > 0:
+            await asyncio.sleep(hold_s)
         payload = json.dumps(data).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json")]})  # fmt: skip

@@ -1,0 +1,5 @@
+"""`python -m cueapi_lite` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""The `cueapi-lite` command line: keys, explain, and help for every command."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cueapi_lite.cli import main
+from cueapi_lite.credentials import hash_token
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def invoke(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_keys_create_prints_one_json_object_and_stores_only_a_hash(tmp_path: Path) -> None:
+    db = tmp_path / "keys.db"
+    result = invoke("keys", "create", "--db", str(db), "--email", "ops@example.com", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data) == {"email", "api_key", "webhook_secret"}
+    assert data["email"] == "ops@example.com"
+    assert data["api_key"].startswith("cue_sk_")
+    assert len(data["api_key"]) == 7 + 32
+    assert data["webhook_secret"].startswith("whsec_")
+    assert len(data["webhook_secret"]) == 6 + 64
+    conn = sqlite3.connect(db)
+    stored = [row[0] for row in conn.execute("SELECT key_hash FROM api_keys")]
+    assert stored == [hash_token(data["api_key"])]
+    dump = "\n".join(conn.iterdump())
+    assert data["api_key"] not in dump
+
+
+def test_keys_create_reuses_the_user_and_its_secret(tmp_path: Path) -> None:
+    db = str(tmp_path / "keys.db")
+    first = json.loads(invoke("keys", "create", "--db", db, "--email", "a@example.com", "--json").output)
+    second = json.loads(invoke("keys", "create", "--db", db, "--email", "A@example.com", "--json").output)
+    assert first["api_key"] != second["api_key"]
+    assert first["webhook_secret"] == second["webhook_secret"]
+
+
+def test_keys_create_refuses_a_bad_email(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["keys", "create", "--db", str(tmp_path / "k.db"),
+                                       "--email", "not-an-email"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "Not a valid email" in result.output
+
+
+def test_explain_flags_a_dst_gap_in_json() -> None:
+    result = invoke("explain", "30 2 * * *", "--tz", "America/New_York",
+                    "--from", "2026-03-07T00:00:00", "-n", "3", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows == [
+        {"local": "2026-03-07T02:30:00-05:00", "utc": "2026-03-07T07:30:00+00:00", "note": None},
+        {
+            "local": "2026-03-08T03:00:00-04:00",
+            "utc": "2026-03-08T07:00:00+00:00",
+            "note": "02:30 does not exist (DST gap); fires at 03:00",
+        },
+        {"local": "2026-03-09T02:30:00-04:00", "utc": "2026-03-09T06:30:00+00:00", "note": None},
+    ]
+
+
+def test_explain_prints_local_and_utc_and_the_fold_note() -> None:
+    result = invoke("explain", "30 1 * * *", "--tz", "America/New_York",
+                    "--from", "2026-11-01T00:00:00", "-n", "1")  # fmt: skip
+    assert result.output.strip() == (
+        "2026-11-01T01:30:00-04:00  (2026-11-01T05:30:00+00:00)"
+        "  <- 01:30 occurs twice (DST fold); fires at the first"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "nope"], "Invalid cron expression"),
+        (["explain", "* * * * *", "--tz", "Atlantis/Capital"], "Unknown timezone"),
+        (["explain", "* * * * *", "--from", "yesterday"], "not an ISO 8601"),
+    ],
+)
+def test_explain_reports_bad_input(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix}{name}"
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path + " "))
+    return found
+
+
+@pytest.mark.parametrize(("path", "command"), _commands(main))
+def test_every_command_has_help_and_is_in_the_readme(path: str, command: click.Command) -> None:
+    assert command.help, path
+    result = invoke(*path.split(), "--help")
+    assert result.exit_code == 0
+    assert f"cueapi-lite {path}" in README.read_text(), f"README does not show {path!r}"
