@@ -29,6 +29,7 @@ _PRIVATE = [
     for n in ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
               "198.18.0.0/15", "::1/128", "fc00::/7")
 ]  # fmt: skip
+_VERDICTS_KEPT = 4096
 _METADATA_NAMES = {"metadata", "metadata.google.internal", "metadata.goog", "instance-data"}
 
 
@@ -48,6 +49,7 @@ class CallbackPolicy:
             raise ValueError("callback policy must be 'local' or 'public'")
         self.mode = mode
         self.own_origin = own_origin.rstrip("/") if own_origin else None
+        self._verdicts: dict[str, str | CallbackRefused] = {}
 
     def is_own_echo(self, url: str) -> bool:
         """The server's own quickstart echo endpoint is always reachable."""
@@ -62,7 +64,24 @@ class CallbackPolicy:
         return not any(ip in network for network in blocked)
 
     def check(self, url: str) -> str:
-        """The URL, if this policy accepts it without DNS; raises CallbackRefused."""
+        """The URL, if this policy accepts it without DNS; raises CallbackRefused.
+
+        Verdicts are remembered: delivery asks again before every attempt.
+        """
+        verdict = self._verdicts.get(url)
+        if verdict is None:
+            try:
+                verdict = self._check(url)
+            except CallbackRefused as exc:
+                verdict = exc
+            if len(self._verdicts) >= _VERDICTS_KEPT:
+                self._verdicts.clear()
+            self._verdicts[url] = verdict
+        if isinstance(verdict, CallbackRefused):
+            raise CallbackRefused(str(verdict))
+        return verdict
+
+    def _check(self, url: str) -> str:
         if not isinstance(url, str) or not url:
             raise CallbackRefused("callback URL must be a non-empty string")
         if len(url) > MAX_URL_CHARS:

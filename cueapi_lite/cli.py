@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -111,17 +111,18 @@ def serve(host: str, port: int, db: str) -> None:
                 http="httptools",
                 server_header=False,
             )
-            server = _Server(config)
+            server = _Server(
+                config,
+                on_started=lambda: _banner(
+                    settings,
+                    first.api_key if first else None,
+                    first.user.webhook_secret if first else None,
+                ),
+            )
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, server.request_exit)
-            serving = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.01)
-            if server.started:
-                _banner(settings, first.api_key if first else None,
-                        first.user.webhook_secret if first else None)  # fmt: skip
-            await serving
+            await server.serve(sockets=[sock])
         finally:
             await lite.aclose()
 
@@ -131,6 +132,15 @@ def serve(host: str, port: int, db: str) -> None:
 class _Server(uvicorn.Server):
     """uvicorn, minus its signal capture: it re-raises SIGTERM after shutting down, which
     would kill the process before the scheduler and the database writer close cleanly."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the socket accepts: now the banner can say "Ready"
+            self._on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

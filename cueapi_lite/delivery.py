@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 RESPONSE_EXCERPT_CHARS = 2000
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
 class DeliveryJob:
     """Everything one attempt needs, captured from the cue when the execution was made."""
 

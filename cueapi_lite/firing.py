@@ -40,6 +40,7 @@ __all__ = ["Firing", "next_fire_ms"]
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
+FIRE_SLICE = 500
 
 _MISSED_TEXT = {
     MissedReason.SERVER_DOWN: "the server was not running",
@@ -93,6 +94,13 @@ class Firing:
         return len(scheduled)
 
     async def fire_due(self, entries: list[Due], now_ms: int) -> None:
+        # In slices, so that a burst's first deliveries start while later slices are
+        # still being written (the writer thread works beside the event loop).
+        reason, self.missed_reason = self.missed_reason, MissedReason.SERVER_DOWN
+        for start in range(0, len(entries), FIRE_SLICE):
+            await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason)
+
+    async def _fire_slice(self, entries: list[Due], now_ms: int, reason: MissedReason) -> None:
         due = {key: due_ms for due_ms, key in entries}
         cues = await self.store.cues.get_many(list(due))
         plans: list[FirePlan] = []
@@ -100,9 +108,8 @@ class Firing:
         for cue in cues:
             if cue.status != CueStatus.ACTIVE or cue.next_fire_at_ms != due[cue.id]:
                 continue  # a stale heap entry: the cue was paused, edited or deleted
-            plans.append(self.plan(cue, now_ms, self.missed_reason))
+            plans.append(self.plan(cue, now_ms, reason))
             by_id[cue.id] = cue
-        self.missed_reason = MissedReason.SERVER_DOWN
         if not plans:
             return
         applied, inserted = await self.store.executions.apply_fires(plans, now_ms)

@@ -174,6 +174,9 @@ DEFAULT_ALERTS = Alerts()
 
 
 # --- records ---------------------------------------------------------------------------
+# Cue and Execution are plain (not frozen) slotted dataclasses: a burst builds tens of
+# thousands of them, and a frozen dataclass of this size costs 8x more to construct.
+# They are still never mutated; changes go through dataclasses.replace.
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ class User:
     created_at_ms: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Cue:
     id: str
     user_id: str
@@ -238,7 +241,7 @@ class Outcome:
         return cls(recorded_at_ms=recorded_ms, **values)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Execution:
     id: str
     cue_id: str

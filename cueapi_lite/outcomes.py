@@ -111,6 +111,8 @@ def outcome_from_response(raw: bytes, now_ms: int) -> Outcome | None:
     """
     if not raw or len(raw) > RESPONSE_BODY_LIMIT:
         return None
+    if b'"success"' not in raw and b'"outcome"' not in raw:
+        return None  # cheap exit for the common `{}` / `OK` answers
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

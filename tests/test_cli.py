@@ -40,8 +40,12 @@ def test_keys_create_prints_one_json_object_and_stores_only_a_hash(tmp_path: Pat
 
 def test_keys_create_reuses_the_user_and_its_secret(tmp_path: Path) -> None:
     db = str(tmp_path / "keys.db")
-    first = json.loads(invoke("keys", "create", "--db", db, "--email", "a@example.com", "--json").output)
-    second = json.loads(invoke("keys", "create", "--db", db, "--email", "A@example.com", "--json").output)
+    first = json.loads(
+        invoke("keys", "create", "--db", db, "--email", "a@example.com", "--json").output
+    )
+    second = json.loads(
+        invoke("keys", "create", "--db", db, "--email", "A@example.com", "--json").output
+    )
     assert first["api_key"] != second["api_key"]
     assert first["webhook_secret"] == second["webhook_secret"]
 

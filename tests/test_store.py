@@ -49,7 +49,10 @@ async def test_concurrent_writes_share_transactions(tmp_path: Path) -> None:
         await writer.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
         before = writer.batches
         await asyncio.gather(
-            *(writer.run(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,))) for n in range(500))
+            *(
+                writer.run(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,)))
+                for n in range(500)
+            )
         )
         assert writer.batches - before < 500  # group commit: fewer commits than writes
         count = await writer.run(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0])

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from ..models import (
@@ -31,6 +32,7 @@ _COLUMNS = (
     " updated_at_ms"
 )
 _INSERT = f"INSERT INTO cues ({_COLUMNS}) VALUES ({', '.join('?' * 25)})"  # noqa: S608
+_BY_ID = f"SELECT {_COLUMNS} FROM cues WHERE id = ? AND user_id = ?"  # noqa: S608
 _UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
@@ -39,32 +41,71 @@ _UPDATE = (
 )
 
 
+# Option columns repeat across cues (most keep the defaults): decode each text once.
+# The records are frozen, so cues can share them.
+@lru_cache(maxsize=4096)
+def _callback(text: str) -> Callback:
+    data = json.loads(text)
+    return Callback(data["url"], data["method"], data["headers"])
+
+
+@lru_cache(maxsize=1024)
+def _retry(text: str) -> Retry:
+    data = json.loads(text)
+    return Retry(data["max_attempts"], tuple(data["backoff_minutes"]))
+
+
+@lru_cache(maxsize=1024)
+def _on_failure(text: str) -> OnFailure:
+    return OnFailure(**json.loads(text))
+
+
+@lru_cache(maxsize=1024)
+def _delivery(text: str) -> Delivery:
+    return Delivery(**json.loads(text))
+
+
+@lru_cache(maxsize=1024)
+def _alerts(text: str) -> Alerts:
+    return Alerts(**json.loads(text))
+
+
+@lru_cache(maxsize=64)
+def _verification(text: str) -> Verification:
+    return Verification(**json.loads(text))
+
+
 def cue_from_row(row: sqlite3.Row) -> Cue:
-    callback = json.loads(row["callback"])
-    retry = json.loads(row["retry"])
+    """A Cue from a row of `SELECT {_COLUMNS}` (positional: the hot path of a burst)."""
+    (
+        id_, user_id, name, description, status, transport, schedule_type, cron, at_ms,
+        timezone, callback, payload, retry, on_failure, delivery, alerts, catch_up,
+        verification, next_fire_at_ms, last_run_ms, run_count, fired_count, warning,
+        created_at_ms, updated_at_ms,
+    ) = row  # fmt: skip
     return Cue(
-        id=row["id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        description=row["description"],
-        status=row["status"],
-        transport=row["transport"],
-        schedule=Schedule(row["schedule_type"], row["cron"], row["at_ms"], row["timezone"]),
-        callback=Callback(callback["url"], callback["method"], callback["headers"]),
-        payload=json.loads(row["payload"]),
-        retry=Retry(retry["max_attempts"], tuple(retry["backoff_minutes"])),
-        on_failure=OnFailure(**json.loads(row["on_failure"])),
-        delivery=Delivery(**json.loads(row["delivery"])),
-        alerts=Alerts(**json.loads(row["alerts"])),
-        catch_up=row["catch_up"],
-        verification=Verification(**json.loads(row["verification"])),
-        next_fire_at_ms=row["next_fire_at_ms"],
-        last_run_ms=row["last_run_ms"],
-        run_count=row["run_count"],
-        fired_count=row["fired_count"],
-        warning=row["warning"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
+        id=id_,
+        user_id=user_id,
+        name=name,
+        description=description,
+        status=status,
+        transport=transport,
+        schedule=Schedule(schedule_type, cron, at_ms, timezone),
+        callback=_callback(callback),
+        payload=json.loads(payload),
+        retry=_retry(retry),
+        on_failure=_on_failure(on_failure),
+        delivery=_delivery(delivery),
+        alerts=_alerts(alerts),
+        catch_up=catch_up,
+        verification=_verification(verification),
+        next_fire_at_ms=next_fire_at_ms,
+        last_run_ms=last_run_ms,
+        run_count=run_count,
+        fired_count=fired_count,
+        warning=warning,
+        created_at_ms=created_at_ms,
+        updated_at_ms=updated_at_ms,
     )
 
 
@@ -107,7 +148,7 @@ class CueStore:
         return await self.db.write(op)
 
     async def get(self, user_id: str, cue_id: str) -> Cue | None:
-        row = self.db.fetchone("SELECT * FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id))
+        row = self.db.fetchone(_BY_ID, (cue_id, user_id))
         return cue_from_row(row) if row else None
 
     async def get_many(self, cue_ids: list[str]) -> list[Cue]:
@@ -116,7 +157,7 @@ class CueStore:
         for start in range(0, len(cue_ids), 500):
             chunk = cue_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.fetchall(f"SELECT * FROM cues WHERE id IN ({marks})", chunk)  # noqa: S608
+            rows = self.db.fetchall(f"SELECT {_COLUMNS} FROM cues WHERE id IN ({marks})", chunk)  # noqa: S608
             found.extend(cue_from_row(row) for row in rows)
         return found
 
@@ -130,7 +171,7 @@ class CueStore:
             params.append(status)
         total_row = self.db.fetchone(f"SELECT COUNT(*) FROM cues WHERE {where}", params)  # noqa: S608
         rows = self.db.fetchall(
-            f"SELECT * FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
+            f"SELECT {_COLUMNS} FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
             " LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
@@ -147,9 +188,7 @@ class CueStore:
         """
 
         def op(conn: sqlite3.Connection) -> Cue | None:
-            row = conn.execute(
-                "SELECT * FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
-            ).fetchone()
+            row = conn.execute(_BY_ID, (cue_id, user_id)).fetchone()
             if row is None:
                 return None
             cue = change(cue_from_row(row))

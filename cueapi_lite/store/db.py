@@ -71,10 +71,12 @@ class Writer:
         if self._error is not None:
             raise self._error
 
-    async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True) -> T:
+        """Queue `op`; `savepoint=False` is for an op of one statement, which is atomic
+        by itself (it saves two statements per op on the hot path)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((op, future, loop))
+        self._queue.put((op, future, loop, savepoint))
         return await future
 
     def close(self) -> None:
@@ -118,23 +120,26 @@ class Writer:
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, future, loop in batch:
-                conn.execute("SAVEPOINT op")
+            for op, future, loop, savepoint in batch:
+                if savepoint:
+                    conn.execute("SAVEPOINT op")
                 try:
                     result = op(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
+                    if savepoint:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
                     outcomes.append(((future, loop), None, exc))
                 else:
-                    conn.execute("RELEASE op")
+                    if savepoint:
+                        conn.execute("RELEASE op")
                     outcomes.append(((future, loop), result, None))
             conn.execute("COMMIT")
         except Exception as exc:  # the batch as a whole failed (disk full, I/O error)
             log.exception("write batch failed")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [((future, loop), None, exc) for _op, future, loop in batch]
+            outcomes = [((future, loop), None, exc) for _op, future, loop, _sp in batch]
         self.batches += 1
         self.operations += len(batch)
         by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
@@ -188,5 +193,5 @@ class Database:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self.read.execute(sql, params).fetchall())
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.writer.run(op)
+    async def write(self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True) -> T:
+        return await self.writer.run(op, savepoint)

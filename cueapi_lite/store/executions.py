@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..models import (
-    CueStatus,
     Execution,
     ExecutionStatus,
     Outcome,
@@ -84,7 +83,7 @@ def _insert_row(e: Execution) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
 class FirePlan:
     """What one scheduled fire writes: executions, and the cue's next fire instant.
 
@@ -99,7 +98,7 @@ class FirePlan:
     new_status: str | None = None  # e.g. a `once` cue whose only occurrence was skipped
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
 class AttemptResult:
     """The end of one webhook attempt (see `ExecutionStore.finish_attempt`)."""
 
@@ -140,27 +139,30 @@ def _finish_cue(
     run_ms: int,
     now_ms: int,
 ) -> str | None:
-    """Count a finished execution on its cue; complete or fail a `once` cue; pause a
-    recurring cue whose `on_failure.pause` asks for it. Returns the cue's new status."""
+    """Count a finished execution on its cue; complete or fail a `once` cue (when this was
+    its scheduled run); pause a recurring cue whose `on_failure.pause` asks for it.
+    Returns the cue's new status (None if the cue is gone). One statement: every CASE
+    reads the row as it was before the update."""
+    scheduled = triggered_by in _SCHEDULED
     row = conn.execute(
-        "SELECT status, schedule_type, on_failure FROM cues WHERE id = ?", (cue_id,)
-    ).fetchone()
-    if row is None:
-        return None
-    status = row["status"]
-    paused = False
-    if status == CueStatus.ACTIVE:
-        if row["schedule_type"] == "once" and triggered_by in _SCHEDULED:
-            status = CueStatus.COMPLETED if succeeded else CueStatus.FAILED
-        elif not succeeded and json.loads(row["on_failure"]).get("pause"):
-            status, paused = CueStatus.PAUSED, True
-    conn.execute(
         "UPDATE cues SET run_count = run_count + 1,"
-        " last_run_ms = MAX(COALESCE(last_run_ms, 0), ?), status = ?, updated_at_ms = ?,"
-        " next_fire_at_ms = CASE WHEN ? THEN NULL ELSE next_fire_at_ms END WHERE id = ?",
-        (run_ms, status, now_ms, paused, cue_id),
-    )
-    return str(status)
+        " last_run_ms = MAX(COALESCE(last_run_ms, 0), :run_ms), updated_at_ms = :now_ms,"
+        " status = CASE"
+        "   WHEN status != 'active' THEN status"
+        "   WHEN schedule_type = 'once' AND :scheduled"
+        "     THEN CASE WHEN :succeeded THEN 'completed' ELSE 'failed' END"
+        "   WHEN schedule_type != 'once' AND NOT :succeeded"
+        "     AND json_extract(on_failure, '$.pause') THEN 'paused'"
+        "   ELSE status END,"
+        " next_fire_at_ms = CASE"
+        "   WHEN status = 'active' AND schedule_type != 'once' AND NOT :succeeded"
+        "     AND json_extract(on_failure, '$.pause') THEN NULL"
+        "   ELSE next_fire_at_ms END"
+        " WHERE id = :cue_id RETURNING status",
+        {"run_ms": run_ms, "now_ms": now_ms, "scheduled": scheduled, "succeeded": succeeded,
+         "cue_id": cue_id},
+    ).fetchone()  # fmt: skip
+    return None if row is None else str(row[0])
 
 
 def _record_outcome(
@@ -233,7 +235,7 @@ class ExecutionStore:
 
         def op(conn: sqlite3.Connection) -> tuple[set[str], list[Execution]]:
             applied: set[str] = set()
-            inserted: list[Execution] = []
+            candidates: list[Execution] = []
             for plan in plans:
                 runnable = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
                 cursor = conn.execute(
@@ -248,10 +250,21 @@ class ExecutionStore:
                 if cursor.rowcount != 1:
                     continue
                 applied.add(plan.cue_id)
-                for execution in plan.executions:
-                    if conn.execute(_INSERT, _insert_row(execution)).rowcount == 1:
-                        inserted.append(execution)
-            return applied, inserted
+                candidates.extend(plan.executions)
+            cursor = conn.executemany(_INSERT, [_insert_row(e) for e in candidates])
+            if cursor.rowcount == len(candidates):
+                return applied, candidates
+            # Some occurrences already had a row: return only the ones written now.
+            written = {
+                row[0]
+                for start in range(0, len(candidates), 500)
+                for row in conn.execute(
+                    "SELECT id FROM executions WHERE id IN"  # noqa: S608
+                    f" ({','.join('?' * len(candidates[start : start + 500]))})",
+                    [e.id for e in candidates[start : start + 500]],
+                )
+            }
+            return applied, [e for e in candidates if e.id in written]
 
         return await self.db.write(op)
 
@@ -282,7 +295,7 @@ class ExecutionStore:
             ).fetchone()
             return int(row[0]) if row else None
 
-        return await self.db.write(op)
+        return await self.db.write(op, savepoint=False)
 
     async def finish_attempt(self, result: AttemptResult, now_ms: int) -> Finished | None:
         """delivering (attempt n) -> success | retrying | failed.

@@ -150,8 +150,9 @@ def test_whole_cue_lifecycle_through_the_official_sdk(tmp_path: Path) -> None:
             client.cues.get("cue_000000000000")
         with pytest.raises(CueNotFoundError):
             client.executions.get("00000000-0000-4000-8000-000000000000")
-        with CueAPI("cue_sk_" + "0" * 32, base_url=server.base_url) as stranger, pytest.raises(
-            AuthenticationError
+        with (
+            CueAPI("cue_sk_" + "0" * 32, base_url=server.base_url) as stranger,
+            pytest.raises(AuthenticationError),
         ):
             stranger.cues.list()
 
@@ -162,9 +163,10 @@ def test_whole_cue_lifecycle_through_the_official_sdk(tmp_path: Path) -> None:
 
 
 def test_failed_deliveries_show_in_history(tmp_path: Path) -> None:
-    with LiveServer(str(tmp_path / "fail.db")) as server, WebhookReceiver(
-        lambda _hook: (500, {"error": "down"})
-    ) as receiver:
+    with (
+        LiveServer(str(tmp_path / "fail.db")) as server,
+        WebhookReceiver(lambda _hook: (500, {"error": "down"})) as receiver,
+    ):
         key = server.mint_key()
         client = CueAPI(key.api_key, base_url=server.base_url)
         cue = client.cues.create(
