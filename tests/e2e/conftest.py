@@ -1,0 +1,64 @@
+"""Fixtures for end-to-end tests that run the official clients as real processes.
+
+The `cueapi` CLI and the SDK both install a top-level `cueapi` package (CONTRACT H1), so
+the CLI gets its own virtual environment, made once and kept under `.cache/`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI_VERSION = "0.2.0"
+
+
+def _cli_environment() -> Path:
+    home = ROOT / ".cache" / f"cueapi-cli-{CLI_VERSION}"
+    executable = home / "bin" / "cueapi"
+    if executable.exists():
+        return executable
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    install = subprocess.run(
+        [str(home / "bin" / "python"), "-m", "pip", "install", "-q", f"cueapi=={CLI_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if install.returncode != 0:
+        raise RuntimeError(f"installing cueapi=={CLI_VERSION} failed:\n{install.stderr}")
+    return executable
+
+
+@pytest.fixture(scope="session")
+def cueapi_cli() -> Path:
+    """Path of the official `cueapi` CLI executable, in its own environment."""
+    return _cli_environment()
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path) -> dict[str, str]:
+    """An environment for running the CLI: a private HOME, no browser, no inherited keys."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CUEAPI_") and k not in {"XDG_CONFIG_HOME", "HOME"}
+    }
+    env.update(HOME=str(home), BROWSER="true", PYTHONUNBUFFERED="1", NO_COLOR="1")
+    return env
+
+
+def run_cli(
+    cli: Path, env: dict[str, str], *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI and capture its output (never raises on a non-zero exit)."""
+    return subprocess.run(
+        [str(cli), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
