@@ -26,10 +26,12 @@ from .delivery import DeliveryJob, DeliveryService
 from .edge import Edge
 from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
+from .leases import LeaseService
 from .models import Cue, Execution, Transport
 from .routes.cues import cue_routes
 from .routes.executions import execution_routes
 from .routes.health import health_routes
+from .routes.workers import worker_routes
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -83,8 +85,14 @@ class CueApiLite:
             self.settings.delivery_concurrency,
         )  # fmt: skip
         self.firing = Firing(self.store, self.scheduler, self.clock, self.settings, self._dispatch)
+        self.leases = LeaseService(
+            self.store, self.scheduler, self.clock, self.settings.lease_s,
+            self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s,
+        )  # fmt: skip
         self.accounts = AccountService(self.store, self.clock)
-        self.cues = CueService(self.store, self.firing, self.clock, self.settings, self.policy)
+        self.cues = CueService(
+            self.store, self.firing, self.clock, self.settings, self.policy, self.leases
+        )
         self.executions = ExecutionService(self.store, self.clock)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
@@ -92,6 +100,8 @@ class CueApiLite:
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
                 *cue_routes(self.cues, self.accounts),
+                # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
+                *worker_routes(self.leases, self.accounts, self.clock),
                 *execution_routes(self.executions, self.accounts),
             ],
             middleware=[Middleware(Edge, max_body_bytes=self.settings.max_body_bytes)],
@@ -105,7 +115,8 @@ class CueApiLite:
     def _dispatch(self, cue: Cue, executions: list[Execution]) -> None:
         """New runnable executions: webhook ones go to delivery; worker ones wait for a
         claim (a worker cue's callback is stored but never delivered to)."""
-        if cue.transport != Transport.WEBHOOK:
+        if cue.transport == Transport.WORKER:
+            self.leases.waiting(executions)
             return
         for execution in executions:
             self.delivery.submit(DeliveryJob.of(cue, execution))
@@ -128,6 +139,7 @@ class CueApiLite:
         self.started = True
         now_ms = self.clock.now_ms()
         await self.firing.load()
+        await self.leases.load()
         await self.delivery.resume(now_ms)
         self.delivery.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")

@@ -39,6 +39,12 @@ class Settings:
     # At most this many missed occurrences of one cue are written to history at once;
     # the rest of a longer outage is summarised on the newest missed row.
     max_missed_per_cue: int = 1000
+    # Worker transport (CONTRACT §8.6): a claim's lease; a worker counts as gone after
+    # this long without a worker heartbeat; pending worker work nobody claims within
+    # `unclaimed_expiry_s` is recorded as missed (0 keeps it pending for ever).
+    lease_s: int = 900
+    worker_timeout_s: int = 180
+    unclaimed_expiry_s: int = 900
     max_body_bytes: int = 2 * MIB
     max_payload_bytes: int = 1 * MIB
     log_level: str = "info"

@@ -168,6 +168,7 @@ class Firing:
             payload=cue.payload,
             created_at_ms=now_ms,
             updated_at_ms=now_ms,
+            transport=cue.transport,
         )
 
     def _missed(self, cue: Cue, at_ms: int, reason: MissedReason, now_ms: int) -> Execution:

@@ -269,6 +269,7 @@ class Execution:
     replayed_from: str | None = None
     created_at_ms: int = 0
     updated_at_ms: int = 0
+    transport: str = Transport.WEBHOOK.value
 
 
 # --- ids -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class Kind(StrEnum):
     RETRY = "retry"
     OUTCOME_DEADLINE = "outcome_deadline"
     LEASE = "lease"
+    UNCLAIMED = "unclaimed"
     ALERT = "alert"
 
 

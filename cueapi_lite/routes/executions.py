@@ -45,7 +45,7 @@ def execution_routes(executions: ExecutionService, accounts: AccountService) -> 
         user = await user_of(request, accounts)
         body = await json_body(request)
         execution, state = await executions.report_outcome(
-            user, request.path_params["execution_id"], body
+            user, request.path_params["execution_id"], body, request.headers.get("x-worker-id")
         )
         return ok(
             {

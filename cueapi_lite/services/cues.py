@@ -10,7 +10,16 @@ from ..config import Settings
 from ..cue_input import apply_update, new_cue, read_cue_body
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing
-from ..models import Cue, Execution, ExecutionStatus, TriggeredBy, User, new_execution_id
+from ..leases import LeaseService
+from ..models import (
+    Cue,
+    Execution,
+    ExecutionStatus,
+    Transport,
+    TriggeredBy,
+    User,
+    new_execution_id,
+)
 from ..store import DuplicateName, ExecutionFilters, Store
 
 __all__ = ["CueService"]
@@ -34,7 +43,9 @@ class CueService:
         clock: Clock,
         settings: Settings,
         policy: CallbackPolicy,
+        leases: LeaseService,
     ) -> None:
+        self.leases = leases
         self.store = store
         self.firing = firing
         self.clock = clock
@@ -47,6 +58,10 @@ class CueService:
         if not await self.store.cues.insert(cue):
             raise _duplicate(cue.name)
         self.firing.schedule(cue)
+        if cue.transport == Transport.WORKER:
+            # Said once, in the create answer: a worker cue with no live worker will
+            # never be claimed (CONTRACT E1).
+            cue.warning = await self.leases.no_worker_warning(user)
         return cue
 
     async def page(
@@ -109,6 +124,7 @@ class CueService:
             payload=payload,
             created_at_ms=now_ms,
             updated_at_ms=now_ms,
+            transport=cue.transport,
         )
         if not await self.store.executions.insert(execution):
             raise cue_not_found()  # the cue was deleted meanwhile

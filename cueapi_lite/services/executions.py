@@ -6,6 +6,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import Conflict, NotFound
+from ..leases import check_owner
 from ..models import Execution, ExecutionStatus, Transport, User
 from ..outcomes import outcome_state, parse_outcome
 from ..store import ExecutionFilters, Store
@@ -34,19 +35,20 @@ class ExecutionService:
         return execution
 
     async def report_outcome(
-        self, user: User, execution_id: str, body: dict[str, Any]
+        self, user: User, execution_id: str, body: dict[str, Any], worker_id: str | None = None
     ) -> tuple[Execution, str]:
         """Record the agent's outcome (write-once, E9); returns the execution and state."""
         execution = await self.get(user, execution_id)
+        check_owner(execution, worker_id)
         cue = await self.store.cues.get(user.id, execution.cue_id)
         if cue is None:
             raise execution_not_found()
         outcome = parse_outcome(body, self.clock.now_ms())
         state = outcome_state(outcome, cue.verification.mode)
-        # A worker cue's outcome ends its execution; a webhook cue's status keeps
+        # A worker execution's outcome ends it; a webhook execution's status keeps
         # describing delivery (CONTRACT §6.2).
         end_status = None
-        if cue.transport == Transport.WORKER:
+        if execution.transport == Transport.WORKER:
             end_status = (
                 ExecutionStatus.SUCCESS if outcome.success else ExecutionStatus.FAILED
             ).value

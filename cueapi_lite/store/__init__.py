@@ -7,19 +7,24 @@ records back; nothing outside this package sees a cursor or SQL.
 
 from __future__ import annotations
 
+from .claims import Claimable, ClaimStore, LeaseCheck
 from .cues import CueStore, DuplicateName
 from .db import Database
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
 from .users import KeyMatch, UserStore
+from .workers import WorkerRecord, WorkerStore
 
 __all__ = [
     "AttemptResult",
+    "Claimable",
     "DuplicateName",
     "ExecutionFilters",
     "Finished",
     "FirePlan",
     "KeyMatch",
+    "LeaseCheck",
     "Store",
+    "WorkerRecord",
 ]
 
 
@@ -31,6 +36,8 @@ class Store:
         self.users = UserStore(self.db)
         self.cues = CueStore(self.db)
         self.executions = ExecutionStore(self.db)
+        self.claims = ClaimStore(self.db)
+        self.workers = WorkerStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""

@@ -33,11 +33,11 @@ __all__ = [
 
 _COLUMNS = (
     "id, cue_id, user_id, scheduled_for_ms, triggered_by, status, missed_reason, payload,"
-    " attempts, error_message, replayed_from, created_at_ms, updated_at_ms"
+    " attempts, error_message, replayed_from, created_at_ms, updated_at_ms, transport"
 )
 # ON CONFLICT: a second row for the same occurrence of a schedule collapses (DESIGN §2).
 _INSERT = (
-    f"INSERT INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+    f"INSERT INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
     " ON CONFLICT DO NOTHING"
 )
 _SCHEDULED = (TriggeredBy.SCHEDULE.value, TriggeredBy.CATCH_UP.value)
@@ -72,6 +72,7 @@ def execution_from_row(row: sqlite3.Row) -> Execution:
         replayed_from=row["replayed_from"],
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
+        transport=row["transport"],
     )
 
 
@@ -79,7 +80,7 @@ def _insert_row(e: Execution) -> tuple[Any, ...]:
     return (
         e.id, e.cue_id, e.user_id, e.scheduled_for_ms, e.triggered_by, e.status,
         e.missed_reason, dumps(e.payload), e.attempts, e.error_message, e.replayed_from,
-        e.created_at_ms, e.updated_at_ms,
+        e.created_at_ms, e.updated_at_ms, e.transport,
     )  # fmt: skip
 
 
@@ -131,7 +132,7 @@ class ExecutionFilters:
     triggered_by: str | None = None
 
 
-def _finish_cue(
+def finish_cue_run(
     conn: sqlite3.Connection,
     cue_id: str,
     triggered_by: str,
@@ -215,9 +216,8 @@ class ExecutionStore:
     async def open_webhook_executions(self) -> list[Execution]:
         """Webhook executions that still have delivery work (startup resume)."""
         rows = self.db.fetchall(
-            "SELECT e.* FROM executions e JOIN cues c ON c.id = e.cue_id"
-            " WHERE e.status IN ('pending', 'delivering', 'retrying') AND c.transport = 'webhook'"
-            " ORDER BY e.scheduled_for_ms"
+            "SELECT * FROM executions WHERE status IN ('pending', 'delivering', 'retrying')"
+            " AND transport = 'webhook' ORDER BY scheduled_for_ms"
         )
         return [execution_from_row(row) for row in rows]
 
@@ -334,7 +334,7 @@ class ExecutionStore:
                 )
             cue_status = ""
             if status != ExecutionStatus.RETRYING:
-                cue_status = _finish_cue(
+                cue_status = finish_cue_run(
                     conn, row["cue_id"], row["triggered_by"], result.delivered,
                     row["scheduled_for_ms"], now_ms,
                 ) or ""  # fmt: skip
@@ -351,8 +351,7 @@ class ExecutionStore:
                 "UPDATE executions SET status = 'pending', attempts = MAX(attempts - 1, 0),"
                 " error_message = 'attempt interrupted by a server restart; sending again',"
                 " updated_at_ms = ?"
-                " WHERE status = 'delivering'"
-                " AND cue_id IN (SELECT id FROM cues WHERE transport = 'webhook')",
+                " WHERE status = 'delivering' AND transport = 'webhook'",
                 (now_ms,),
             ).rowcount
 
@@ -386,10 +385,11 @@ class ExecutionStore:
             if end_status is not None and row["status"] not in ("success", "failed", "missed"):
                 conn.execute(
                     "UPDATE executions SET status = ?, error_message = ?,"
-                    " delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ?",
+                    " delivered_at_ms = COALESCE(delivered_at_ms, ?), lease_expires_at_ms = NULL"
+                    " WHERE id = ?",
                     (end_status, outcome.error, now_ms, execution_id),
                 )
-                _finish_cue(
+                finish_cue_run(
                     conn, row["cue_id"], row["triggered_by"],
                     end_status == ExecutionStatus.SUCCESS, row["scheduled_for_ms"], now_ms,
                 )  # fmt: skip

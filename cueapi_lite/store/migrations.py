@@ -105,6 +105,26 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE status IN ('pending', 'delivering', 'retrying');
         """,
     ),
+    (
+        "0002_workers",
+        """
+        -- An execution keeps the transport its cue had when it was made.
+        ALTER TABLE executions ADD COLUMN transport TEXT NOT NULL DEFAULT 'webhook';
+        UPDATE executions
+            SET transport = (SELECT transport FROM cues WHERE cues.id = executions.cue_id);
+        CREATE INDEX executions_claimable ON executions(user_id, scheduled_for_ms)
+            WHERE status = 'pending' AND transport = 'worker';
+
+        CREATE TABLE workers (
+            user_id            TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            worker_id          TEXT NOT NULL,
+            handlers           TEXT NOT NULL,
+            registered_at_ms   INTEGER NOT NULL,
+            last_heartbeat_ms  INTEGER NOT NULL,
+            PRIMARY KEY (user_id, worker_id)
+        );
+        """,
+    ),
 ]
 
 
