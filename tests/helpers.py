@@ -12,5 +12,14 @@ def ms(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def iso_at(at_ms: int) -> str:
+    """The API's rendering of an instant (UTC, `+00:00`)."""
+    from cueapi_lite.models import iso
+
+    value = iso(at_ms)
+    assert value is not None
+    return value
+
+
 def utc(at_ms: int) -> str:
     return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,10 +9,10 @@ import httpx
 from cueapi import verify_webhook
 
 from cueapi_lite import CueApiLite, ManualClock
-from cueapi_lite.models import iso
 from cueapi_lite.services.accounts import NewKey
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
+from .helpers import iso_at
 
 
 async def every_minute_cue(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
     response = await api.post(
         "/v1/cues",
         json=webhook_cue(
-            schedule={"type": "once", "at": _iso(clock.now_ms() + 10_000)},
+            schedule={"type": "once", "at": iso_at(clock.now_ms() + 10_000)},
             retry={"max_attempts": 3, "backoff_minutes": [1, 5]},
         ),
     )
@@ -135,7 +135,7 @@ async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
     assert execution["error_message"] == "Webhook endpoint returned 503"
     assert execution["response_body"] == '{"error": "busy"}'
     first_retry = execution["next_retry"]
-    assert first_retry == _iso(clock.now_ms() + 60_000)
+    assert first_retry == iso_at(clock.now_ms() + 60_000)
 
     clock.advance(59)
     await lite.settle()
@@ -151,7 +151,7 @@ async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
     )
     [execution] = await executions(api, cue_id=cue["id"])
     assert execution["status"] == "retrying"
-    assert execution["next_retry"] == _iso(clock.now_ms() + 5 * 60_000)
+    assert execution["next_retry"] == iso_at(clock.now_ms() + 5 * 60_000)
 
     clock.advance(5 * 60)
     await lite.settle()
@@ -163,12 +163,6 @@ async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
     detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
     assert detail["status"] == "failed"  # a once cue whose only run failed
     assert detail["run_count"] == 1
-
-
-def _iso(at_ms: int) -> str:
-    value = iso(at_ms)
-    assert value is not None
-    return value
 
 
 async def test_timeout_then_success_on_retry(

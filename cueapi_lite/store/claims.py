@@ -179,7 +179,7 @@ class ClaimStore:
                 " WHERE id = ? AND status = 'delivering' AND claimed_by_worker = ?"
                 " AND lease_expires_at_ms = ? AND lease_expires_at_ms <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM workers WHERE user_id = executions.user_id"
-                "   AND worker_id = executions.claimed_by_worker AND last_heartbeat_ms >= ?)",
+                "   AND worker_id = executions.claimed_by_worker AND last_heartbeat_ms > ?)",
                 (
                     status, now_ms, execution.id, execution.claimed_by_worker,
                     execution.lease_expires_at_ms, now_ms, worker_dead_before_ms,
