@@ -37,17 +37,16 @@ def worker_routes(leases: LeaseService, accounts: AccountService, clock: Clock) 
         found = await leases.claimable(user, query(request, "task"), query(request, "agent"))
         items = []
         for item in found:
-            execution = item.execution
-            task = execution.payload.get("task")
+            task = item.payload.get("task")
             items.append(
                 {
-                    "execution_id": execution.id,
-                    "cue_id": execution.cue_id,
+                    "execution_id": item.execution_id,
+                    "cue_id": item.cue_id,
                     "cue_name": item.cue_name,
                     "task": task if isinstance(task, str) else None,
-                    "scheduled_for": iso(execution.scheduled_for_ms),
-                    "payload": execution.payload,
-                    "attempt": execution.attempts + 1,
+                    "scheduled_for": iso(item.scheduled_for_ms),
+                    "payload": item.payload,
+                    "attempt": item.attempts + 1,
                 }
             )
         return ok({"executions": items})

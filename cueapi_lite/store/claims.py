@@ -7,6 +7,7 @@ of one execution exactly one changes the row, the others find it already claimed
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from typing import Any
 
@@ -20,7 +21,8 @@ __all__ = ["ClaimStore", "Claimable", "LeaseCheck"]
 # worker daemon polls without a filter and skips tasks it has no handler for (H17).
 MAX_CLAIMABLE = 1000
 _CLAIMABLE = (
-    "SELECT e.*, c.name AS cue_name FROM executions e JOIN cues c ON c.id = e.cue_id"
+    "SELECT e.id, e.cue_id, c.name, e.scheduled_for_ms, e.payload, e.attempts"
+    " FROM executions e JOIN cues c ON c.id = e.cue_id"
     " WHERE e.user_id = ? AND e.status = 'pending' AND e.transport = 'worker'"
     " AND e.scheduled_for_ms <= ?"
 )
@@ -28,8 +30,14 @@ _CLAIMABLE = (
 
 @dataclasses.dataclass(slots=True)
 class Claimable:
-    execution: Execution
+    """One item of claimable work: only what a worker needs (a poll lists hundreds)."""
+
+    execution_id: str
+    cue_id: str
     cue_name: str
+    scheduled_for_ms: int
+    payload: dict[str, Any]
+    attempts: int
 
 
 @dataclasses.dataclass(slots=True)
@@ -81,7 +89,10 @@ class ClaimStore:
             _CLAIMABLE + clause + " ORDER BY e.scheduled_for_ms, e.created_at_ms LIMIT ?",
             [user_id, now_ms, *params, MAX_CLAIMABLE],
         )
-        return [Claimable(execution_from_row(row), row["cue_name"]) for row in rows]
+        return [
+            Claimable(id_, cue_id, name, scheduled_ms, json.loads(payload), attempts)
+            for id_, cue_id, name, scheduled_ms, payload, attempts in rows
+        ]
 
     async def claim(
         self, user_id: str, execution_id: str, worker_id: str, now_ms: int, lease_ms: int
