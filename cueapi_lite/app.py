@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .alerts import AlertService, Mailer, SmtpMailer
 from .callbacks import CallbackPolicy
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -27,7 +28,8 @@ from .edge import Edge
 from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
-from .models import Cue, Execution, Transport
+from .models import Cue, Execution, MissedReason, Transport
+from .routes.alerts import alert_routes
 from .routes.cues import cue_routes
 from .routes.executions import execution_routes
 from .routes.health import health_routes
@@ -71,6 +73,7 @@ class CueApiLite:
         *,
         clock: Clock | None = None,
         deliverer: Deliverer | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
@@ -89,11 +92,17 @@ class CueApiLite:
             self.store, self.scheduler, self.clock, self.settings.lease_s,
             self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s,
         )  # fmt: skip
+        self.alerts = AlertService(
+            self.store, self.scheduler, self.clock, self.deliverer, self.policy,
+            mailer or self._mailer(),
+        )  # fmt: skip
+        self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(self.store, self.clock)
         self.cues = CueService(
-            self.store, self.firing, self.clock, self.settings, self.policy, self.leases
-        )
-        self.executions = ExecutionService(self.store, self.clock)
+            self.store, self.firing, self.clock, self.settings, self.policy, self.leases,
+            self.alerts,
+        )  # fmt: skip
+        self.executions = ExecutionService(self.store, self.clock, self.alerts, self.firing)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
         self.asgi = Starlette(
@@ -103,6 +112,7 @@ class CueApiLite:
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
                 *execution_routes(self.executions, self.accounts),
+                *alert_routes(self.alerts, self.accounts),
             ],
             middleware=[Middleware(Edge, max_body_bytes=self.settings.max_body_bytes)],
             exception_handlers={HTTPException: _http_exception},
@@ -121,6 +131,34 @@ class CueApiLite:
         for execution in executions:
             self.delivery.submit(DeliveryJob.of(cue, execution))
 
+    def _mailer(self) -> Mailer | None:
+        s = self.settings
+        if not s.smtp_host:
+            return None
+        return SmtpMailer(
+            s.smtp_host, s.smtp_port, s.smtp_from, s.smtp_username, s.smtp_password,
+            s.smtp_starttls,
+        )  # fmt: skip
+
+    async def _plan(self) -> None:
+        """Put every deadline the database holds on the heap."""
+        await self.firing.load()
+        await self.leases.load()
+        await self.alerts.load()
+
+    async def _clock_changed(self, reason: str, gap_ms: int, now_ms: int) -> None:
+        """The host slept or the clock moved (seen at a wake-up). Forward: everything now
+        overdue runs at once, and occurrences the gap swallowed are recorded with this
+        reason. Backward: relative deadlines keep the time they had left."""
+        log.warning("clock change detected (%s): wall clock moved %+d ms", reason, gap_ms)
+        if gap_ms > 0:
+            self.firing.missed_reason = MissedReason(reason)
+            return
+        await self.store.shift_deadlines(gap_ms)
+        self.scheduler.clear()
+        await self._plan()
+        await self.delivery.plan_retries()
+
     def _checks(self) -> dict[str, bool]:
         loop_alive = self._loop_task is not None and not self._loop_task.done()
         return {
@@ -138,8 +176,7 @@ class CueApiLite:
         await asyncio.to_thread(self.store.open)
         self.started = True
         now_ms = self.clock.now_ms()
-        await self.firing.load()
-        await self.leases.load()
+        await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
@@ -169,6 +206,7 @@ class CueApiLite:
         """Run everything due at the clock's current time until nothing is left to do:
         fires, retries, deliveries. Tests call this after advancing a ManualClock."""
         for _ in range(SETTLE_ROUNDS):
+            await self.scheduler.check_clock()
             ran = await self.scheduler.tick(self.clock.now_ms())
             busy = self.delivery.busy
             await self.delivery.drain()

@@ -45,6 +45,14 @@ class Settings:
     lease_s: int = 900
     worker_timeout_s: int = 180
     unclaimed_expiry_s: int = 900
+    # Email for alerts: the SMTP server to send through (unset: email alerts are recorded
+    # in the outbox as skipped).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "cueapi-lite@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
     max_body_bytes: int = 2 * MIB
     max_payload_bytes: int = 1 * MIB
     log_level: str = "info"
@@ -90,7 +98,7 @@ class Settings:
 
 
 def _coerce(kind: Any, raw: str, name: str) -> Any:
-    text = str(kind)
+    text = str(kind).replace(" | None", "")
     if text == "bool":
         if raw.lower() in {"1", "true", "yes", "on"}:
             return True

@@ -378,6 +378,7 @@ def new_cue(user_id: str, data: CueInput, policy: CallbackPolicy, now_ms: int) -
         warning=None,
         created_at_ms=now_ms,
         updated_at_ms=now_ms,
+        watch_from_ms=now_ms,
     )
 
 
@@ -422,4 +423,6 @@ def apply_update(cue: Cue, data: CueInput, policy: CallbackPolicy, now_ms: int) 
         verification=_verification(data.verification, cue.verification),
         next_fire_at_ms=next_fire,
         updated_at_ms=now_ms,
+        # A resumed cue gets a fresh window to succeed in before missed_window alerts.
+        watch_from_ms=now_ms if resumed else cue.watch_from_ms,
     )

@@ -18,7 +18,7 @@ from typing import Any
 from .clock import Clock
 from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
 from .outcomes import outcome_from_response, outcome_state
-from .scheduler import Due, Kind, Scheduler
+from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import AttemptResult, Store
 from .webhooks import (
     RESERVED_HEADERS,
@@ -141,6 +141,12 @@ class DeliveryService:
                 self.submit(DeliveryJob.of(cue, execution))
         return len(executions)
 
+    async def plan_retries(self) -> None:
+        """Put every waiting retry on the heap (after the heap was re-planned)."""
+        for execution in await self.store.executions.open_webhook_executions():
+            if execution.status == ExecutionStatus.RETRYING and execution.next_retry_ms:
+                self.scheduler.push(execution.next_retry_ms, Kind.RETRY, execution.id)
+
     # --- the pool -------------------------------------------------------------------
 
     async def _work(self) -> None:
@@ -236,8 +242,14 @@ class DeliveryService:
             else:
                 result = self._answered(job, attempt, response.status, response.body)
         finished = await self.store.executions.finish_attempt(result, self.clock.now_ms())
-        if finished is not None and result.retry_at_ms is not None:
+        if finished is None:
+            return
+        if result.retry_at_ms is not None:
             self.scheduler.push(result.retry_at_ms, Kind.RETRY, job.execution_id)
+        if result.outcome_deadline_ms is not None:
+            self.scheduler.push(result.outcome_deadline_ms, Kind.OUTCOME_DEADLINE, job.execution_id)
+        if finished.alerted:
+            self.scheduler.push(self.clock.now_ms(), Kind.NOTIFY, OUTBOX)
 
     def _answered(self, job: DeliveryJob, attempt: int, status: int, raw: bytes) -> AttemptResult:
         excerpt = raw.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS] or None

@@ -17,7 +17,7 @@ from typing import Any
 from .clock import Clock
 from .errors import Conflict, Forbidden, NotFound, Unprocessable
 from .models import Execution, User
-from .scheduler import Due, Kind, Scheduler
+from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import Claimable, Store, WorkerRecord
 
 __all__ = ["LeaseService", "check_owner", "heartbeat_status"]
@@ -196,6 +196,8 @@ class LeaseService:
     def _arm(self, execution: Execution) -> None:
         if execution.lease_expires_at_ms is not None:
             self.scheduler.push(execution.lease_expires_at_ms, Kind.LEASE, execution.id)
+        if execution.outcome_deadline_ms is not None and execution.outcome_state is None:
+            self.scheduler.push(execution.outcome_deadline_ms, Kind.OUTCOME_DEADLINE, execution.id)
 
     async def _leases_due(self, entries: list[Due], now_ms: int) -> None:
         for due_ms, execution_id in entries:
@@ -214,13 +216,16 @@ class LeaseService:
                 # when the worker would count as gone.
                 self.scheduler.push(seen_ms + self.worker_timeout_ms, Kind.LEASE, execution_id)
                 continue
-            status = await self.store.claims.expire_lease(
+            expired = await self.store.claims.expire_lease(
                 check, now_ms, now_ms - self.worker_timeout_ms
             )
-            if status is None:
+            if expired is None:
                 self.scheduler.push(now_ms + 1000, Kind.LEASE, execution_id)  # look again
                 continue
+            status, alerted = expired
             log.info("lease of execution %s expired: now %s", execution_id, status)
+            if alerted:
+                self.scheduler.push(now_ms, Kind.NOTIFY, OUTBOX)
             if status == "pending" and self.unclaimed_expiry_ms:
                 self.scheduler.push(now_ms + self.unclaimed_expiry_ms, Kind.UNCLAIMED, execution_id)
 

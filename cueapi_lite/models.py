@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_DELIVERY",
     "DEFAULT_ON_FAILURE",
     "DEFAULT_RETRY",
+    "Alert",
     "Alerts",
     "Callback",
     "CatchUp",
@@ -37,6 +38,7 @@ __all__ = [
     "TriggeredBy",
     "User",
     "Verification",
+    "alert_json",
     "cue_json",
     "dumps",
     "epoch_ms",
@@ -211,6 +213,8 @@ class Cue:
     warning: str | None
     created_at_ms: int
     updated_at_ms: int
+    # Start of the window in which the cue must succeed (the missed_window alert).
+    watch_from_ms: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -270,6 +274,21 @@ class Execution:
     created_at_ms: int = 0
     updated_at_ms: int = 0
     transport: str = Transport.WEBHOOK.value
+    verification_reason: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Alert:
+    id: str
+    user_id: str
+    cue_id: str | None
+    execution_id: str | None
+    alert_type: str
+    severity: str
+    message: str
+    metadata: dict[str, Any]
+    acknowledged_at_ms: int | None
+    created_at_ms: int
 
 
 # --- ids -------------------------------------------------------------------------------
@@ -393,7 +412,24 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "outcome_state": execution.outcome_state,
         "outcome_success": outcome.success if outcome is not None else None,
         "outcome_deadline": iso(execution.outcome_deadline_ms),
+        "verification_reason": execution.verification_reason,
         "replayed_from": execution.replayed_from,
         "created_at": iso(execution.created_at_ms),
         "updated_at": iso(execution.updated_at_ms),
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The Alert object (§6.4)."""
+    return {
+        "id": alert.id,
+        "alert_type": alert.alert_type,
+        "severity": alert.severity,
+        "message": alert.message,
+        "cue_id": alert.cue_id,
+        "execution_id": alert.execution_id,
+        "metadata": alert.metadata,
+        "acknowledged": alert.acknowledged_at_ms is not None,
+        "acknowledged_at": iso(alert.acknowledged_at_ms),
+        "created_at": iso(alert.created_at_ms),
     }

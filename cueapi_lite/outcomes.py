@@ -34,7 +34,7 @@ MAX_ARTIFACTS_BYTES = 64 * 1024
 RESPONSE_BODY_LIMIT = 64 * 1024
 
 
-def _compact_size(value: Any) -> int:
+def compact_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
@@ -67,7 +67,7 @@ def clean_evidence(body: dict[str, Any], strict: bool) -> dict[str, Any]:
     if metadata is not None:
         if not isinstance(metadata, dict):
             _field_error("metadata", strict, "must be an object")
-        elif _compact_size(metadata) > MAX_METADATA_BYTES:
+        elif compact_size(metadata) > MAX_METADATA_BYTES:
             _field_error("metadata", strict, "must be at most 10 KiB as JSON")
         else:
             clean["metadata"] = metadata
@@ -77,7 +77,7 @@ def clean_evidence(body: dict[str, Any], strict: bool) -> dict[str, Any]:
             _field_error("artifacts", strict, "must be a list")
         elif len(artifacts) > MAX_ARTIFACTS:
             _field_error("artifacts", strict, f"must have at most {MAX_ARTIFACTS} items")
-        elif _compact_size(artifacts) > MAX_ARTIFACTS_BYTES:
+        elif compact_size(artifacts) > MAX_ARTIFACTS_BYTES:
             _field_error("artifacts", strict, "must be at most 64 KiB as JSON")
         else:
             clean["artifacts"] = artifacts

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from .clock import Clock
 
-__all__ = ["Due", "Kind", "Scheduler"]
+__all__ = ["OUTBOX", "Due", "Kind", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,18 @@ RETRY_HANDLER_AFTER_MS = 1000
 CLOCK_CHANGE_THRESHOLD_MS = 5000
 
 
+# The one key of Kind.NOTIFY entries: "send what the alert outbox holds".
+OUTBOX = "outbox"
+
+
 class Kind(StrEnum):
     FIRE = "fire"
     RETRY = "retry"
     OUTCOME_DEADLINE = "outcome_deadline"
     LEASE = "lease"
     UNCLAIMED = "unclaimed"
-    ALERT = "alert"
+    MISSED_WINDOW = "missed_window"
+    NOTIFY = "notify"
 
 
 class Scheduler:
@@ -69,6 +74,10 @@ class Scheduler:
         heapq.heappush(self._heap, (due_ms, next(self._seq), kind.value, key))
         if due_ms < self._sleeping_until:
             self._wake.set()
+
+    def clear(self) -> None:
+        """Forget every entry (before re-planning all deadlines from the database)."""
+        self._heap.clear()
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import execution_json
+from ..models import execution_json, iso
 from ..services.accounts import AccountService
 from ..services.executions import ExecutionService
 from ..store import ExecutionFilters
@@ -56,8 +56,61 @@ def execution_routes(executions: ExecutionService, accounts: AccountService) -> 
             }
         )
 
+    async def verify(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        body = await json_body(request)
+        execution, valid, reason = await executions.verify(
+            user, request.path_params["execution_id"], body
+        )
+        return ok(
+            {
+                "execution_id": execution.id,
+                "outcome_state": execution.outcome_state,
+                "valid": valid,
+                "reason": reason,
+            }
+        )
+
+    async def verification_pending(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        await json_body(request)
+        execution_id = request.path_params["execution_id"]
+        await executions.mark_verification_pending(user, execution_id)
+        return ok({"execution_id": execution_id, "outcome_state": "verification_pending"})
+
+    async def evidence(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        body = await json_body(request)
+        execution_id = request.path_params["execution_id"]
+        state = await executions.add_evidence(user, execution_id, body)
+        return ok({"execution_id": execution_id, "outcome_state": state, "evidence_updated": True})
+
+    async def replay(request: Request) -> Response:
+        user = await user_of(request, accounts)
+        await json_body(request)
+        execution = await executions.replay(user, request.path_params["execution_id"])
+        return ok(
+            {
+                "id": execution.id,
+                "execution_id": execution.id,
+                "cue_id": execution.cue_id,
+                "scheduled_for": iso(execution.scheduled_for_ms),
+                "status": execution.status,
+                "triggered_by": execution.triggered_by,
+                "replayed_from": execution.replayed_from,
+            }
+        )
+
     return [
         Route("/v1/executions", list_executions, methods=["GET"]),
         Route("/v1/executions/{execution_id}", get, methods=["GET"]),
         Route("/v1/executions/{execution_id}/outcome", outcome, methods=["POST"]),
+        Route("/v1/executions/{execution_id}/verify", verify, methods=["POST"]),
+        Route(
+            "/v1/executions/{execution_id}/verification-pending",
+            verification_pending,
+            methods=["POST"],
+        ),
+        Route("/v1/executions/{execution_id}/evidence", evidence, methods=["PATCH"]),
+        Route("/v1/executions/{execution_id}/replay", replay, methods=["POST"]),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..alerts import AlertService
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
@@ -44,8 +45,10 @@ class CueService:
         settings: Settings,
         policy: CallbackPolicy,
         leases: LeaseService,
+        alerts: AlertService,
     ) -> None:
         self.leases = leases
+        self.alerts = alerts
         self.store = store
         self.firing = firing
         self.clock = clock
@@ -58,6 +61,7 @@ class CueService:
         if not await self.store.cues.insert(cue):
             raise _duplicate(cue.name)
         self.firing.schedule(cue)
+        self.alerts.watch(cue)
         if cue.transport == Transport.WORKER:
             # Said once, in the create answer: a worker cue with no live worker will
             # never be claimed (CONTRACT E1).
@@ -91,6 +95,7 @@ class CueService:
         if cue is None:
             raise cue_not_found()
         self.firing.schedule(cue)
+        self.alerts.watch(cue)
         return cue
 
     async def delete(self, user: User, cue_id: str) -> None:

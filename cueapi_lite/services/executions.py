@@ -1,27 +1,59 @@
-"""Executions: listing, reading and outcome reports."""
+"""Executions: history, outcome reports, verification, late evidence and replay."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..alerts import AlertService
 from ..clock import Clock
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Unprocessable
+from ..firing import Firing
 from ..leases import check_owner
-from ..models import Execution, ExecutionStatus, Transport, User
-from ..outcomes import outcome_state, parse_outcome
-from ..store import ExecutionFilters, Store
+from ..models import (
+    TERMINAL_STATUSES,
+    Execution,
+    ExecutionStatus,
+    Outcome,
+    OutcomeState,
+    Transport,
+    TriggeredBy,
+    User,
+    new_execution_id,
+)
+from ..outcomes import (
+    MAX_ARTIFACTS,
+    MAX_ARTIFACTS_BYTES,
+    MAX_METADATA_BYTES,
+    clean_evidence,
+    compact_size,
+    outcome_state,
+    parse_outcome,
+)
+from ..store import EvidenceRejected, ExecutionFilters, Store
+from ..store.outcomes import merged_evidence
 
 __all__ = ["ExecutionService"]
+
+EVIDENCE_FIELDS = (
+    "external_id", "result_url", "result_ref", "result_type", "summary", "artifacts", "metadata",
+)  # fmt: skip
+MAX_REASON = 500
 
 
 def execution_not_found() -> NotFound:
     return NotFound("Execution not found", "execution_not_found")
 
 
+def no_outcome() -> Conflict:
+    return Conflict("This execution has no recorded outcome yet", "no_outcome")
+
+
 class ExecutionService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, alerts: AlertService, firing: Firing) -> None:
         self.store = store
         self.clock = clock
+        self.alerts = alerts
+        self.firing = firing
 
     async def page(
         self, user: User, filters: ExecutionFilters, limit: int, offset: int
@@ -34,17 +66,20 @@ class ExecutionService:
             raise execution_not_found()
         return execution
 
+    async def _mode(self, user: User, execution: Execution) -> str:
+        cue = await self.store.cues.get(user.id, execution.cue_id)
+        if cue is None:
+            raise execution_not_found()
+        return cue.verification.mode
+
     async def report_outcome(
         self, user: User, execution_id: str, body: dict[str, Any], worker_id: str | None = None
     ) -> tuple[Execution, str]:
         """Record the agent's outcome (write-once, E9); returns the execution and state."""
         execution = await self.get(user, execution_id)
         check_owner(execution, worker_id)
-        cue = await self.store.cues.get(user.id, execution.cue_id)
-        if cue is None:
-            raise execution_not_found()
         outcome = parse_outcome(body, self.clock.now_ms())
-        state = outcome_state(outcome, cue.verification.mode)
+        state = outcome_state(outcome, await self._mode(user, execution))
         # A worker execution's outcome ends it; a webhook execution's status keeps
         # describing delivery (CONTRACT §6.2).
         end_status = None
@@ -52,13 +87,111 @@ class ExecutionService:
             end_status = (
                 ExecutionStatus.SUCCESS if outcome.success else ExecutionStatus.FAILED
             ).value
-        result = await self.store.executions.record_outcome(
+        recorded = await self.store.outcomes.record(
             user.id, execution_id, outcome, state, outcome.recorded_at_ms, end_status
         )
-        if result == "missing":
+        if recorded.result == "missing":
             raise execution_not_found()
-        if result == "exists":
+        if recorded.result == "exists":
             raise Conflict(
                 "Outcome already recorded for this execution", "outcome_already_recorded"
             )
+        if recorded.alerted:
+            self.alerts.kick()
         return execution, state
+
+    async def verify(
+        self, user: User, execution_id: str, body: dict[str, Any]
+    ) -> tuple[Execution, bool, str | None]:
+        """Mark a reported outcome verified or not (E13; `{}` means valid, H18)."""
+        valid = body.get("valid", True)
+        reason = body.get("reason")
+        if not isinstance(valid, bool):
+            raise Unprocessable("valid: must be true or false")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+            raise Unprocessable(f"reason: must be a string of at most {MAX_REASON} characters")
+        result, execution, alerted = await self.store.outcomes.verify(
+            user.id, execution_id, valid, reason, self.clock.now_ms()
+        )
+        if result == "missing":
+            raise execution_not_found()
+        if result == "invalid_state":
+            raise Conflict("Only a reported or pending outcome can be verified", "invalid_state")
+        if alerted:
+            self.alerts.kick()
+        assert execution is not None
+        return execution, valid, reason
+
+    async def mark_verification_pending(self, user: User, execution_id: str) -> None:
+        result = await self.store.outcomes.mark_pending(user.id, execution_id, self.clock.now_ms())
+        if result == "missing":
+            raise execution_not_found()
+        if result == "no_outcome":
+            raise no_outcome()
+
+    async def add_evidence(self, user: User, execution_id: str, body: dict[str, Any]) -> str:
+        """Add evidence after the outcome (E10); returns the outcome state."""
+        evidence = clean_evidence({k: body[k] for k in EVIDENCE_FIELDS if k in body}, strict=True)
+        if not evidence:
+            raise Unprocessable("Send at least one of " + ", ".join(EVIDENCE_FIELDS))
+        mode = await self._mode(user, await self.get(user, execution_id))
+
+        def merge(outcome: Outcome) -> Outcome:
+            merged = merged_evidence(outcome, evidence)
+            artifacts = merged.artifacts or []
+            if len(artifacts) > MAX_ARTIFACTS or compact_size(artifacts) > MAX_ARTIFACTS_BYTES:
+                raise EvidenceRejected(
+                    f"artifacts: together at most {MAX_ARTIFACTS} items and 64 KiB"
+                )
+            if compact_size(merged.metadata or {}) > MAX_METADATA_BYTES:
+                raise EvidenceRejected("metadata: together at most 10 KiB as JSON")
+            return merged
+
+        def restate(outcome: Outcome, state: str) -> str:
+            # Evidence can only repair a failed verification, never demote a state.
+            if state == OutcomeState.VERIFICATION_FAILED:
+                return outcome_state(outcome, mode)
+            return state
+
+        try:
+            result, state = await self.store.outcomes.add_evidence(
+                user.id, execution_id, merge, restate, self.clock.now_ms()
+            )
+        except EvidenceRejected as exc:
+            raise Unprocessable(str(exc)) from None
+        if result == "missing":
+            raise execution_not_found()
+        if result == "no_outcome":
+            raise no_outcome()
+        assert state is not None
+        return state
+
+    async def replay(self, user: User, execution_id: str) -> Execution:
+        """Run a finished execution again, with its original payload (E11)."""
+        original = await self.get(user, execution_id)
+        if original.status not in TERMINAL_STATUSES:
+            raise Conflict(
+                f"Execution is still {original.status}; only a finished one can be replayed",
+                "execution_in_flight",
+            )
+        cue = await self.store.cues.get(user.id, original.cue_id)
+        if cue is None:
+            raise execution_not_found()
+        now_ms = self.clock.now_ms()
+        replay = Execution(
+            id=new_execution_id(),
+            cue_id=cue.id,
+            user_id=user.id,
+            scheduled_for_ms=now_ms,
+            triggered_by=TriggeredBy.REPLAY.value,
+            status=ExecutionStatus.PENDING.value,
+            payload=original.payload,
+            replayed_from=original.id,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+            transport=cue.transport,
+        )
+        if not await self.store.executions.insert(replay):
+            raise execution_not_found()
+        self.firing.dispatch(cue, [replay])
+        return replay

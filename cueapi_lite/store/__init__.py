@@ -7,17 +7,23 @@ records back; nothing outside this package sees a cursor or SQL.
 
 from __future__ import annotations
 
+import sqlite3
+
+from .alerts import AlertFilters, AlertStore
 from .claims import Claimable, ClaimStore, LeaseCheck
 from .cues import CueStore, DuplicateName
 from .db import Database
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .outcomes import EvidenceRejected, OutcomeStore
 from .users import KeyMatch, UserStore
 from .workers import WorkerRecord, WorkerStore
 
 __all__ = [
+    "AlertFilters",
     "AttemptResult",
     "Claimable",
     "DuplicateName",
+    "EvidenceRejected",
     "ExecutionFilters",
     "Finished",
     "FirePlan",
@@ -36,6 +42,8 @@ class Store:
         self.users = UserStore(self.db)
         self.cues = CueStore(self.db)
         self.executions = ExecutionStore(self.db)
+        self.outcomes = OutcomeStore(self.db)
+        self.alerts = AlertStore(self.db)
         self.claims = ClaimStore(self.db)
         self.workers = WorkerStore(self.db)
 
@@ -45,6 +53,30 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    async def shift_deadlines(self, delta_ms: int) -> None:
+        """Move every relative deadline by `delta_ms` (after the wall clock jumped back):
+        retries, leases, outcome deadlines, unclaimed waits, missed-window starts and
+        unsent alerts keep the time they had left. Cue fire times are wall-clock
+        instants and stay."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            for sql in (
+                "UPDATE executions SET next_retry_ms = next_retry_ms + ? WHERE status = 'retrying'",
+                "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"
+                " WHERE status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
+                "UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ?"
+                " WHERE outcome IS NULL AND outcome_state IS NULL"
+                " AND outcome_deadline_ms IS NOT NULL",
+                "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
+                " WHERE status = 'pending' AND transport = 'worker'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
+                " WHERE status = 'pending'",
+            ):
+                conn.execute(sql, (delta_ms,))
+
+        await self.db.write(op)
 
     def healthy(self) -> bool:
         try:

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from ..models import Execution
+from .alerts import check_consecutive_failures
 from .db import Database
 from .executions import execution_from_row, finish_cue_run
 
@@ -68,10 +69,25 @@ def _claim(
         "UPDATE executions SET status = 'delivering', claimed_by_worker = ?, claimed_at_ms = ?,"
         " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
         " last_heartbeat_at_ms = NULL, lease_expires_at_ms = ?, attempts = attempts + 1,"
-        " error_message = NULL, updated_at_ms = ?"
+        " error_message = NULL, updated_at_ms = ?,"
+        # The outcome deadline of a worker execution runs from its claim (CONTRACT §7.5).
+        " outcome_deadline_ms = CASE WHEN outcome IS NULL AND outcome_state IS NULL"
+        "   THEN ? + 1000 * (SELECT json_extract(delivery, '$.outcome_deadline_seconds')"
+        "     FROM cues WHERE cues.id = executions.cue_id)"
+        "   ELSE outcome_deadline_ms END"
         " WHERE id = ? AND user_id = ? AND status = 'pending' AND transport = 'worker'"
         " RETURNING *",
-        (worker_id, now_ms, now_ms, now_ms, now_ms + lease_ms, now_ms, execution_id, user_id),
+        (
+            worker_id,
+            now_ms,
+            now_ms,
+            now_ms,
+            now_ms + lease_ms,
+            now_ms,
+            now_ms,
+            execution_id,
+            user_id,
+        ),
     ).fetchone()
     return execution_from_row(row) if row else None
 
@@ -171,17 +187,18 @@ class ClaimStore:
 
     async def expire_lease(
         self, check: LeaseCheck, now_ms: int, worker_dead_before_ms: int
-    ) -> str | None:
+    ) -> tuple[str, bool] | None:
         """delivering (this claim, lease passed, worker silent) -> pending, or -> failed
         when the attempts are used up (counted on the cue like any finished run).
 
         The worker's silence is checked again inside the transaction, so a heartbeat
-        that lands meanwhile keeps the claim. Returns the new status, or None when the
-        row moved on (an outcome arrived, the lease was extended, the worker spoke).
+        that lands meanwhile keeps the claim. Returns the new status and whether an
+        alert was raised, or None when the row moved on (an outcome arrived, the lease
+        was extended, the worker spoke).
         """
         execution = check.execution
 
-        def op(conn: sqlite3.Connection) -> str | None:
+        def op(conn: sqlite3.Connection) -> tuple[str, bool] | None:
             status = "failed" if execution.attempts >= check.max_attempts else "pending"
             cursor = conn.execute(
                 "UPDATE executions SET status = ?, claimed_by_worker = NULL,"
@@ -198,12 +215,14 @@ class ClaimStore:
             )  # fmt: skip
             if cursor.rowcount != 1:
                 return None
-            if status == "failed":
-                finish_cue_run(
-                    conn, execution.cue_id, execution.triggered_by, False,
-                    execution.scheduled_for_ms, now_ms,
-                )  # fmt: skip
-            return status
+            if status != "failed":
+                return status, False
+            finish_cue_run(
+                conn, execution.cue_id, execution.triggered_by, False,
+                execution.scheduled_for_ms, now_ms,
+            )  # fmt: skip
+            alert = check_consecutive_failures(conn, execution.cue_id, execution.id, now_ms)
+            return status, alert is not None
 
         return await self.db.write(op)
 

@@ -29,15 +29,15 @@ _COLUMNS = (
     "id, user_id, name, description, status, transport, schedule_type, cron, at_ms, timezone,"
     " callback, payload, retry, on_failure, delivery, alerts, catch_up, verification,"
     " next_fire_at_ms, last_run_ms, run_count, fired_count, warning, created_at_ms,"
-    " updated_at_ms"
+    " updated_at_ms, watch_from_ms"
 )
-_INSERT = f"INSERT INTO cues ({_COLUMNS}) VALUES ({', '.join('?' * 25)})"  # noqa: S608
+_INSERT = f"INSERT INTO cues ({_COLUMNS}) VALUES ({', '.join('?' * 26)})"  # noqa: S608
 _BY_ID = f"SELECT {_COLUMNS} FROM cues WHERE id = ? AND user_id = ?"  # noqa: S608
 _UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
-    " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?"
-    " WHERE id=? AND user_id=?"
+    " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?,"
+    " watch_from_ms=? WHERE id=? AND user_id=?"
 )
 
 
@@ -81,7 +81,7 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
         id_, user_id, name, description, status, transport, schedule_type, cron, at_ms,
         timezone, callback, payload, retry, on_failure, delivery, alerts, catch_up,
         verification, next_fire_at_ms, last_run_ms, run_count, fired_count, warning,
-        created_at_ms, updated_at_ms,
+        created_at_ms, updated_at_ms, watch_from_ms,
     ) = row  # fmt: skip
     return Cue(
         id=id_,
@@ -106,6 +106,7 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
         warning=warning,
         created_at_ms=created_at_ms,
         updated_at_ms=updated_at_ms,
+        watch_from_ms=watch_from_ms,
     )
 
 
@@ -135,7 +136,7 @@ class CueStore:
             cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
             s.type, s.cron, s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms,
             cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
-            cue.created_at_ms, cue.updated_at_ms,
+            cue.created_at_ms, cue.updated_at_ms, cue.watch_from_ms,
         )  # fmt: skip
 
         def op(conn: sqlite3.Connection) -> bool:
@@ -199,7 +200,7 @@ class CueStore:
                     (
                         cue.name, cue.description, cue.status, cue.transport, s.type, s.cron,
                         s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms, cue.warning,
-                        cue.updated_at_ms, cue.id, user_id,
+                        cue.updated_at_ms, cue.watch_from_ms, cue.id, user_id,
                     ),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
@@ -218,6 +219,14 @@ class CueStore:
             return cursor.rowcount == 1
 
         return await self.db.write(op)
+
+    async def recurring_active(self) -> list[Cue]:
+        """Every active recurring cue (at start, to arm their missed-window checks)."""
+        rows = self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM cues"  # noqa: S608
+            " WHERE status = 'active' AND schedule_type = 'recurring'"
+        )
+        return [cue_from_row(row) for row in rows]
 
     async def scheduled(self) -> list[tuple[str, int]]:
         """(cue id, next fire instant) of every active cue that has a next fire."""

@@ -20,6 +20,7 @@ from ..models import (
     TriggeredBy,
     dumps,
 )
+from .alerts import alert_on_outcome, check_consecutive_failures
 from .db import Database
 
 __all__ = [
@@ -73,6 +74,7 @@ def execution_from_row(row: sqlite3.Row) -> Execution:
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
         transport=row["transport"],
+        verification_reason=row["verification_reason"],
     )
 
 
@@ -122,6 +124,7 @@ class Finished:
     cue_id: str
     status: str
     cue_status: str
+    alerted: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ def finish_cue_run(
     row = conn.execute(
         "UPDATE cues SET run_count = run_count + 1,"
         " last_run_ms = MAX(COALESCE(last_run_ms, 0), :run_ms), updated_at_ms = :now_ms,"
+        " watch_from_ms = CASE WHEN :succeeded THEN :now_ms ELSE watch_from_ms END,"
         " status = CASE"
         "   WHEN status != 'active' THEN status"
         "   WHEN schedule_type = 'once' AND :scheduled"
@@ -166,7 +170,7 @@ def finish_cue_run(
     return None if row is None else str(row[0])
 
 
-def _record_outcome(
+def write_outcome(
     conn: sqlite3.Connection, execution_id: str, outcome: Outcome, state: str, now_ms: int
 ) -> bool:
     """Write-once: succeeds only while no outcome is recorded (`unknown` is none)."""
@@ -328,17 +332,30 @@ class ExecutionStore:
             ).fetchone()  # fmt: skip
             if row is None:
                 return None
-            if result.outcome is not None and result.outcome_state is not None:
-                _record_outcome(
+            cue_id = row["cue_id"]
+            alerted = False
+            if (
+                result.outcome is not None
+                and result.outcome_state is not None
+                and write_outcome(
                     conn, result.execution_id, result.outcome, result.outcome_state, now_ms
+                )
+            ):
+                alerted = alert_on_outcome(
+                    conn, cue_id, result.execution_id, result.outcome_state, now_ms
                 )
             cue_status = ""
             if status != ExecutionStatus.RETRYING:
                 cue_status = finish_cue_run(
-                    conn, row["cue_id"], row["triggered_by"], result.delivered,
+                    conn, cue_id, row["triggered_by"], result.delivered,
                     row["scheduled_for_ms"], now_ms,
                 ) or ""  # fmt: skip
-            return Finished(row["cue_id"], status.value, cue_status)
+            if status == ExecutionStatus.FAILED:
+                alerted = (
+                    bool(check_consecutive_failures(conn, cue_id, result.execution_id, now_ms))
+                    or alerted
+                )
+            return Finished(cue_id, status.value, cue_status, alerted)
 
         return await self.db.write(op)
 
@@ -354,45 +371,5 @@ class ExecutionStore:
                 " WHERE status = 'delivering' AND transport = 'webhook'",
                 (now_ms,),
             ).rowcount
-
-        return await self.db.write(op)
-
-    async def record_outcome(
-        self,
-        user_id: str,
-        execution_id: str,
-        outcome: Outcome,
-        state: str,
-        now_ms: int,
-        end_status: str | None = None,
-    ) -> str:
-        """Record an agent's outcome, once. Returns `recorded`, `exists` or `missing`.
-
-        With `end_status` (worker cues) the outcome also ends the execution: status
-        becomes `end_status`, `error_message` the reported error, and the cue counts a run.
-        """
-
-        def op(conn: sqlite3.Connection) -> str:
-            row = conn.execute(
-                "SELECT cue_id, triggered_by, scheduled_for_ms, status FROM executions"
-                " WHERE id = ? AND user_id = ?",
-                (execution_id, user_id),
-            ).fetchone()
-            if row is None:
-                return "missing"
-            if not _record_outcome(conn, execution_id, outcome, state, now_ms):
-                return "exists"
-            if end_status is not None and row["status"] not in ("success", "failed", "missed"):
-                conn.execute(
-                    "UPDATE executions SET status = ?, error_message = ?,"
-                    " delivered_at_ms = COALESCE(delivered_at_ms, ?), lease_expires_at_ms = NULL"
-                    " WHERE id = ?",
-                    (end_status, outcome.error, now_ms, execution_id),
-                )
-                finish_cue_run(
-                    conn, row["cue_id"], row["triggered_by"],
-                    end_status == ExecutionStatus.SUCCESS, row["scheduled_for_ms"], now_ms,
-                )  # fmt: skip
-            return "recorded"
 
         return await self.db.write(op)

@@ -125,6 +125,46 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_accountability",
+        """
+        CREATE TABLE alerts (
+            id                  TEXT PRIMARY KEY,
+            user_id             TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            cue_id              TEXT,
+            execution_id        TEXT,
+            alert_type          TEXT NOT NULL,
+            severity            TEXT NOT NULL,
+            message             TEXT NOT NULL,
+            metadata            TEXT NOT NULL,
+            acknowledged_at_ms  INTEGER,
+            created_at_ms       INTEGER NOT NULL
+        );
+        CREATE INDEX alerts_user ON alerts(user_id, created_at_ms DESC);
+        CREATE INDEX alerts_cue_type ON alerts(cue_id, alert_type, created_at_ms DESC);
+
+        -- Written in the transaction that raises the alert; sent afterwards, so an alert
+        -- is never lost to a crash between detecting and notifying.
+        CREATE TABLE alert_outbox (
+            id               INTEGER PRIMARY KEY,
+            alert_id         TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+            channel          TEXT NOT NULL,
+            target           TEXT NOT NULL,
+            status           TEXT NOT NULL DEFAULT 'pending',
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms  INTEGER NOT NULL,
+            last_error       TEXT,
+            sent_at_ms       INTEGER
+        );
+        CREATE INDEX alert_outbox_pending ON alert_outbox(next_attempt_ms)
+            WHERE status = 'pending';
+
+        -- Start of the window in which a recurring cue must succeed (missed_window).
+        ALTER TABLE cues ADD COLUMN watch_from_ms INTEGER;
+        UPDATE cues SET watch_from_ms = updated_at_ms;
+        ALTER TABLE executions ADD COLUMN verification_reason TEXT;
+        """,
+    ),
 ]
 
 
