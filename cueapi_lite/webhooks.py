@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import socket
+from functools import lru_cache
 from typing import Any, Protocol
 
 import aiohttp
@@ -66,6 +67,11 @@ class WebhookRequest:
 class WebhookResponse:
     status: int
     body: bytes  # at most READ_LIMIT bytes
+
+
+@lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 class DeliveryFailed(Exception):
@@ -129,7 +135,7 @@ class AiohttpDeliverer:
                 data=request.body,
                 headers=request.headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=request.timeout_s),
+                timeout=_timeout(request.timeout_s),
             ) as response:
                 body = await response.content.read(READ_LIMIT)
                 return WebhookResponse(response.status, body)
