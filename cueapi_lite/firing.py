@@ -31,7 +31,7 @@ from .models import (
     ExecutionStatus,
     MissedReason,
     TriggeredBy,
-    new_execution_id,
+    new_execution,
 )
 from .scheduler import Due, Kind, Scheduler
 from .store import FirePlan, Store
@@ -150,32 +150,18 @@ class Firing:
             else:  # skip_missed, or run_once_if_missed with an on-time occurrence to run
                 missed = late
         executions = [self._missed(cue, at, reason, now_ms) for at in missed]
-        executions += [self._runnable(cue, at, by, now_ms) for at, by in run]
+        executions += [new_execution(cue, at, by, now_ms) for at, by in run]
         if missed:
             log.info("cue %s: %d occurrence(s) missed (%s)", cue.id, len(missed), reason.value)
         # A `once` cue whose only occurrence was skipped will never run: say so.
         new_status = CueStatus.FAILED.value if new_next is None and not run else None
         return FirePlan(cue.id, first, new_next, executions, new_status)
 
-    def _runnable(self, cue: Cue, at_ms: int, triggered_by: str, now_ms: int) -> Execution:
-        return Execution(
-            id=new_execution_id(),
-            cue_id=cue.id,
-            user_id=cue.user_id,
-            scheduled_for_ms=at_ms,
-            triggered_by=triggered_by,
-            status=ExecutionStatus.PENDING.value,
-            payload=cue.payload,
-            created_at_ms=now_ms,
-            updated_at_ms=now_ms,
-            transport=cue.transport,
-        )
-
     def _missed(self, cue: Cue, at_ms: int, reason: MissedReason, now_ms: int) -> Execution:
         message = f"Not run: {_MISSED_TEXT.get(reason, reason.value)} at this time"
         message += f"; catch_up={cue.catch_up}"
         return dataclasses.replace(
-            self._runnable(cue, at_ms, TriggeredBy.SCHEDULE.value, now_ms),
+            new_execution(cue, at_ms, TriggeredBy.SCHEDULE.value, now_ms),
             status=ExecutionStatus.MISSED.value,
             missed_reason=reason.value,
             error_message=message,

@@ -45,8 +45,10 @@ __all__ = [
     "execution_json",
     "iso",
     "new_cue_id",
+    "new_execution",
     "new_execution_id",
     "parse_instant",
+    "started_json",
 ]
 
 
@@ -291,6 +293,30 @@ class Alert:
     created_at_ms: int
 
 
+def new_execution(
+    cue: Cue,
+    scheduled_for_ms: int,
+    triggered_by: str,
+    now_ms: int,
+    payload: dict[str, Any] | None = None,
+    replayed_from: str | None = None,
+) -> Execution:
+    """A pending execution of `cue` (with the cue's payload unless another is given)."""
+    return Execution(
+        id=new_execution_id(),
+        cue_id=cue.id,
+        user_id=cue.user_id,
+        scheduled_for_ms=scheduled_for_ms,
+        triggered_by=triggered_by,
+        status=ExecutionStatus.PENDING.value,
+        payload=cue.payload if payload is None else payload,
+        replayed_from=replayed_from,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+        transport=cue.transport,
+    )
+
+
 # --- ids -------------------------------------------------------------------------------
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -432,4 +458,18 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "acknowledged": alert.acknowledged_at_ms is not None,
         "acknowledged_at": iso(alert.acknowledged_at_ms),
         "created_at": iso(alert.created_at_ms),
+    }
+
+
+def started_json(execution: Execution) -> dict[str, Any]:
+    """The answer to a manual fire or a replay: the new execution, as clients read it."""
+    return {
+        "id": execution.id,
+        "execution_id": execution.id,
+        "cue_id": execution.cue_id,
+        "scheduled_for": iso(execution.scheduled_for_ms),
+        "status": execution.status,
+        "triggered_by": execution.triggered_by,
+        "payload": execution.payload,
+        "replayed_from": execution.replayed_from,
     }

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import cue_json, execution_json, iso
+from ..models import cue_json, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
 from .common import json_body, no_content, ok, page, query, user_of
@@ -55,17 +55,7 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
         user = await user_of(request, accounts)
         body = await json_body(request)
         execution = await cues.fire(user, request.path_params["cue_id"], body)
-        return ok(
-            {
-                "id": execution.id,
-                "execution_id": execution.id,
-                "cue_id": execution.cue_id,
-                "scheduled_for": iso(execution.scheduled_for_ms),
-                "status": execution.status,
-                "triggered_by": execution.triggered_by,
-                "payload": execution.payload,
-            }
-        )
+        return ok(started_json(execution))
 
     return [
         Route("/v1/cues", create, methods=["POST"]),

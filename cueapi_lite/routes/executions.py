@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import execution_json, iso
+from ..models import execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.executions import ExecutionService
 from ..store import ExecutionFilters
@@ -89,17 +89,7 @@ def execution_routes(executions: ExecutionService, accounts: AccountService) -> 
         user = await user_of(request, accounts)
         await json_body(request)
         execution = await executions.replay(user, request.path_params["execution_id"])
-        return ok(
-            {
-                "id": execution.id,
-                "execution_id": execution.id,
-                "cue_id": execution.cue_id,
-                "scheduled_for": iso(execution.scheduled_for_ms),
-                "status": execution.status,
-                "triggered_by": execution.triggered_by,
-                "replayed_from": execution.replayed_from,
-            }
-        )
+        return ok(started_json(execution))
 
     return [
         Route("/v1/executions", list_executions, methods=["GET"]),

@@ -15,11 +15,10 @@ from ..leases import LeaseService
 from ..models import (
     Cue,
     Execution,
-    ExecutionStatus,
     Transport,
     TriggeredBy,
     User,
-    new_execution_id,
+    new_execution,
 )
 from ..store import DuplicateName, ExecutionFilters, Store
 
@@ -119,18 +118,7 @@ class CueService:
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}
         now_ms = self.clock.now_ms()
-        execution = Execution(
-            id=new_execution_id(),
-            cue_id=cue.id,
-            user_id=user.id,
-            scheduled_for_ms=now_ms,
-            triggered_by=TriggeredBy.MANUAL_FIRE.value,
-            status=ExecutionStatus.PENDING.value,
-            payload=payload,
-            created_at_ms=now_ms,
-            updated_at_ms=now_ms,
-            transport=cue.transport,
-        )
+        execution = new_execution(cue, now_ms, TriggeredBy.MANUAL_FIRE.value, now_ms, payload)
         if not await self.store.executions.insert(execution):
             raise cue_not_found()  # the cue was deleted meanwhile
         self.firing.dispatch(cue, [execution])

@@ -18,7 +18,7 @@ from ..models import (
     Transport,
     TriggeredBy,
     User,
-    new_execution_id,
+    new_execution,
 )
 from ..outcomes import (
     MAX_ARTIFACTS,
@@ -178,18 +178,8 @@ class ExecutionService:
         if cue is None:
             raise execution_not_found()
         now_ms = self.clock.now_ms()
-        replay = Execution(
-            id=new_execution_id(),
-            cue_id=cue.id,
-            user_id=user.id,
-            scheduled_for_ms=now_ms,
-            triggered_by=TriggeredBy.REPLAY.value,
-            status=ExecutionStatus.PENDING.value,
-            payload=original.payload,
-            replayed_from=original.id,
-            created_at_ms=now_ms,
-            updated_at_ms=now_ms,
-            transport=cue.transport,
+        replay = new_execution(
+            cue, now_ms, TriggeredBy.REPLAY.value, now_ms, original.payload, original.id
         )
         if not await self.store.executions.insert(replay):
             raise execution_not_found()

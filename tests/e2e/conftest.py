@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import venv
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 CLI_VERSION = "0.2.0"
 
@@ -53,6 +57,18 @@ def cli_home(tmp_path: Path) -> dict[str, str]:
     }
     env.update(HOME=str(home), BROWSER="true", PYTHONUNBUFFERED="1", NO_COLOR="1")
     return env
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 30.0) -> T:
+    """Poll an observable condition (an API answer) until it is truthy or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
 
 
 def run_cli(

@@ -3,7 +3,6 @@ real local receiver whose webhooks pass the SDK's own `verify_webhook`."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,9 @@ from cueapi import (
 
 from cueapi_lite.testing import LiveServer, ReceivedWebhook, WebhookReceiver
 
+from .conftest import wait_until
+
 pytestmark = pytest.mark.e2e
-
-
-def wait_until(condition: Any, timeout: float = 20.0) -> Any:
-    """Poll an observable condition (an API answer) until it holds or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_whole_cue_lifecycle_through_the_official_sdk(tmp_path: Path) -> None:

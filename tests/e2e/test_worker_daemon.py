@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,10 @@ import pytest
 
 from cueapi_lite.testing import LiveServer
 
+from .conftest import wait_until
+
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
-
-
-def wait_until(condition: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def write_config(path: Path, base_url: str, api_key: str) -> None:
