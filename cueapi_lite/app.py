@@ -26,14 +26,25 @@ from .delivery import DeliveryJob, DeliveryService
 from .edge import Edge
 from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
+from .mailer import Mailer, mailer_for
 from .models import Cue, Execution, Transport
+from .ratelimit import RateLimitHeaders
+from .routes.auth import auth_routes
+from .routes.billing import billing_routes
 from .routes.cues import cue_routes
+from .routes.device_login import device_login_routes
+from .routes.echo import echo_routes
 from .routes.executions import execution_routes
 from .routes.health import health_routes
+from .routes.support import support_routes
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
+from .services.devices import DeviceService
+from .services.echo import EchoService
 from .services.executions import ExecutionService
+from .services.limits import LimitService
+from .services.support import SupportService
 from .store import Store
 from .webhooks import AiohttpDeliverer, Deliverer
 
@@ -69,6 +80,7 @@ class CueApiLite:
         *,
         clock: Clock | None = None,
         deliverer: Deliverer | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
@@ -83,9 +95,22 @@ class CueApiLite:
             self.settings.delivery_concurrency,
         )  # fmt: skip
         self.firing = Firing(self.store, self.scheduler, self.clock, self.settings, self._dispatch)
-        self.accounts = AccountService(self.store, self.clock)
-        self.cues = CueService(self.store, self.firing, self.clock, self.settings, self.policy)
+        self.accounts = AccountService(
+            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed
+        )
+        self.limits = LimitService(self.store, self.clock, self.settings)
+        if self.limits.execution_limit is not None:
+            self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
+        self.cues = CueService(
+            self.store, self.firing, self.clock, self.settings, self.policy, limits=self.limits
+        )
         self.executions = ExecutionService(self.store, self.clock)
+        self.devices = DeviceService(
+            self.store, self.clock, self.settings, self.accounts,
+            mailer or mailer_for(self.settings),
+        )  # fmt: skip
+        self.support = SupportService(self.store, self.clock, self.settings)
+        self.echoes = EchoService(self.store, self.clock)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
         self.asgi = Starlette(
@@ -93,8 +118,16 @@ class CueApiLite:
                 *health_routes(self._checks, self.clock.now_ms),
                 *cue_routes(self.cues, self.accounts),
                 *execution_routes(self.executions, self.accounts),
+                *auth_routes(self.accounts, self.limits),
+                *device_login_routes(self.devices, self.accounts, self.settings, self.clock),
+                *billing_routes(self.accounts, self.limits, self.clock),
+                *support_routes(self.support, self.accounts),
+                *echo_routes(self.echoes, self.accounts),
             ],
-            middleware=[Middleware(Edge, max_body_bytes=self.settings.max_body_bytes)],
+            middleware=[
+                Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
+                Middleware(RateLimitHeaders),
+            ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )

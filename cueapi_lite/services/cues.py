@@ -11,7 +11,8 @@ from ..cue_input import apply_update, new_cue, read_cue_body
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing
 from ..models import Cue, Execution, ExecutionStatus, TriggeredBy, User, new_execution_id
-from ..store import DuplicateName, ExecutionFilters, Store
+from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store
+from .limits import LimitService
 
 __all__ = ["CueService"]
 
@@ -34,7 +35,9 @@ class CueService:
         clock: Clock,
         settings: Settings,
         policy: CallbackPolicy,
+        limits: LimitService | None = None,
     ) -> None:
+        self.limits = limits
         self.store = store
         self.firing = firing
         self.clock = clock
@@ -44,7 +47,14 @@ class CueService:
     async def create(self, user: User, body: dict[str, Any]) -> Cue:
         data = read_cue_body(body, self.settings.max_payload_bytes)
         cue = new_cue(user.id, data, self.policy, self.clock.now_ms())
-        if not await self.store.cues.insert(cue):
+        # The cue limit is counted inside the insert's transaction (CONTRACT §2.4).
+        max_cues = self.limits.cue_limit if self.limits else None
+        try:
+            inserted = await self.store.cues.insert(cue, max_cues)
+        except CueLimitReached as exc:
+            assert self.limits is not None
+            raise self.limits.cue_limit_error(exc.counted) from None
+        if not inserted:
             raise _duplicate(cue.name)
         self.firing.schedule(cue)
         return cue
@@ -67,6 +77,10 @@ class CueService:
     async def update(self, user: User, cue_id: str, body: dict[str, Any]) -> Cue:
         data = read_cue_body(body, self.settings.max_payload_bytes)
         now_ms = self.clock.now_ms()
+        if self.limits is not None and self.limits.cue_limit is not None and data.status:
+            current = await self.store.cues.get(user.id, cue_id)
+            if current is not None:  # a completed or failed cue revived counts again
+                await self.limits.check_revival(user, current, data.status)
         try:
             cue = await self.store.cues.modify(
                 user.id, cue_id, lambda current: apply_update(current, data, self.policy, now_ms)
@@ -95,6 +109,8 @@ class CueService:
         cue = await self.store.cues.get(user.id, cue_id)
         if cue is None:
             raise cue_not_found()
+        if self.limits is not None:
+            await self.limits.check_execution_limit(user)  # E6: no grace for manual fires
         payload = cue.payload
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}

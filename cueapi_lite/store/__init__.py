@@ -7,19 +7,33 @@ records back; nothing outside this package sees a cursor or SQL.
 
 from __future__ import annotations
 
-from .cues import CueStore, DuplicateName
+from .cues import CueLimitReached, CueStore, DuplicateName
 from .db import Database
+from .devices import DeviceCode, DeviceStore, NewCredentials
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
-from .users import KeyMatch, UserStore
+from .sessions import SessionMatch, TokenStore
+from .support import SupportStore, Ticket, TicketLimitReached
+from .usage import UsageStore
+from .users import KeyLimitReached, KeyMatch, KeyRecord, LastActiveKey, Preferences, UserStore
 
 __all__ = [
     "AttemptResult",
+    "CueLimitReached",
+    "DeviceCode",
     "DuplicateName",
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "KeyLimitReached",
     "KeyMatch",
+    "KeyRecord",
+    "LastActiveKey",
+    "NewCredentials",
+    "Preferences",
+    "SessionMatch",
     "Store",
+    "Ticket",
+    "TicketLimitReached",
 ]
 
 
@@ -31,6 +45,11 @@ class Store:
         self.users = UserStore(self.db)
         self.cues = CueStore(self.db)
         self.executions = ExecutionStore(self.db)
+        # Accounts (issue 5): login tokens and sessions, device codes, tickets, usage.
+        self.tokens = TokenStore(self.db)
+        self.devices = DeviceStore(self.db)
+        self.support = SupportStore(self.db)
+        self.usage = UsageStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
