@@ -40,6 +40,8 @@ KEY_RECORD_KEPT_MS = 30 * 86_400_000
 # last_used_at is written at most this often per key (not a write per request).
 TOUCH_EVERY_MS = 60_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 5322 "atext" before the @, a host name after it (no dot needed: `admin@local`).
+_EMAIL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@\w(?:[\w.-]*\w)?$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,8 +80,7 @@ def check_email(email: object) -> str:
         raise Unprocessable("email: must be a string", details=[
             {"field": "email", "message": "must be a string"}])  # fmt: skip
     email = email.strip()
-    local, _, domain = email.partition("@")
-    if not local or not domain or len(email) > MAX_EMAIL_CHARS or any(c.isspace() for c in email):
+    if len(email) > MAX_EMAIL_CHARS or not _EMAIL.match(email):
         raise Unprocessable(f"Not a valid email address: {email[:80]!r}", details=[
             {"field": "email", "message": "must be an email address"}])  # fmt: skip
     return email
