@@ -93,6 +93,8 @@ class Settings:
             raise ValueError("smtp_security must be 'starttls', 'ssl' or 'none'")
         if "@" not in self.auto_approve_email:
             raise ValueError("auto_approve_email must be an email address")
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise ValueError("admin_token must be at least 16 characters (it approves logins)")
         if not self.plan or len(self.plan) > 50:
             raise ValueError("plan must be a name of 1 to 50 characters")
 

@@ -452,3 +452,29 @@ async def test_cli_code_lookup_ignores_case(browser: httpx.AsyncClient, settings
     )
     assert result.exit_code == 0, result.output
     assert (await poll(browser))["status"] == "approved"
+
+
+async def test_page_behind_a_tls_proxy_accepts_its_published_origin(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    settings = Settings(db=str(tmp_path / "proxy.db"), public_url="https://cues.example.com",
+                        registration="on")  # fmt: skip
+    lite = CueApiLite(settings, clock=clock)
+    await lite.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lite.asgi), base_url="http://cues.example.com"
+        ) as proxied:
+            await start(proxied)
+            page = await proxied.get("/auth/device", params={"code": CODE})
+            assert page.status_code == 200
+            data = {"code": CODE, "csrf": csrf_of(page.text), "email": "me@example.com"}
+            origin = {"Origin": "https://cues.example.com"}
+            response = await proxied.post("/auth/device", data=data, headers=origin)
+            assert response.status_code == 200, response.text
+            rebound = await proxied.get(
+                "/auth/device", params={"code": CODE}, headers={"Host": "evil.example"}
+            )
+            assert rebound.status_code == 403
+    finally:
+        await lite.aclose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,6 +74,15 @@ def device_login_routes(
     def form_token(purpose: str, code: str) -> str:
         return hmac.new(form_key, f"{purpose}:{code.upper()}".encode(), hashlib.sha256).hexdigest()
 
+    def own_origins(request: Request) -> set[str]:
+        """Origins a form of ours is posted from: as reached, and as published (a TLS
+        proxy in front makes the two differ)."""
+        origins = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
+        if settings.public_url:
+            published = urlsplit(settings.public_url)
+            origins.add(f"{published.scheme}://{published.netloc}")
+        return origins
+
     def guard(request: Request, form: dict[str, str] | None = None, purpose: str = "") -> None:
         admit_anonymous(request, accounts)
         if not host_is_ours(request, settings):
@@ -83,8 +92,7 @@ def device_login_routes(
         if form is None:
             return
         origin = request.headers.get("origin")
-        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if (origin is not None and origin != expected) or (
+        if (origin is not None and origin not in own_origins(request)) or (
             request.headers.get("sec-fetch-site", "same-origin") == "cross-site"
         ):
             raise Forbidden("Cross-site form posts are refused", "cross_site_request")
