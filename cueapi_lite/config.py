@@ -40,6 +40,14 @@ class Settings:
     # At most this many missed occurrences of one cue are written to history at once;
     # the rest of a longer outage is summarised on the newest missed row.
     max_missed_per_cue: int = 1000
+    # Email (the magic links of device logins): the SMTP server to send through (unset:
+    # the link is written to the server's log instead).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "cueapi-lite@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_starttls: bool = False
     max_body_bytes: int = 2 * MIB
     max_payload_bytes: int = 1 * MIB
     log_level: str = "info"
@@ -64,13 +72,6 @@ class Settings:
     session_ttl_s: int = 3600
     # The API document's rule for support tickets (account > 1 h old, >= 1 cue).
     support_eligibility: bool = False
-    # Magic-link email (device login, E32); without a host the link is logged instead.
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_security: str = "starttls"
-    smtp_user: str | None = None
-    smtp_password: str | None = dataclasses.field(default=None, repr=False)
-    smtp_from: str = "cueapi-lite@localhost"
 
     def __post_init__(self) -> None:
         if self.synchronous.upper() not in {"NORMAL", "FULL"}:
@@ -89,8 +90,6 @@ class Settings:
                 raise ValueError(f"{name} must be 0 (no limit) or more")
         if not 60 <= self.session_ttl_s <= 30 * 86400:
             raise ValueError("session_ttl_s must be between 60 and 2592000")
-        if self.smtp_security not in {"starttls", "ssl", "none"}:
-            raise ValueError("smtp_security must be 'starttls', 'ssl' or 'none'")
         if "@" not in self.auto_approve_email:
             raise ValueError("auto_approve_email must be an email address")
         if self.admin_token is not None and len(self.admin_token) < 16:

@@ -7,6 +7,7 @@ WARNING, so the operator of a self-hosted server can open the link (CONTRACT §9
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import smtplib
 import ssl
@@ -18,57 +19,52 @@ from .config import Settings
 __all__ = ["LogMailer", "Mailer", "SmtpMailer", "mailer_for"]
 
 log = logging.getLogger(__name__)
-SMTP_TIMEOUT_S = 20.0
 
 
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, text: str) -> None:
-        """Deliver one plain-text message; raises OSError (or smtplib's errors) on failure."""
-        ...
+    async def send(self, to: str, subject: str, body: str) -> None: ...
 
 
 class LogMailer:
     """No SMTP server: the message goes to the server's log."""
 
-    async def send(self, to: str, subject: str, text: str) -> None:
-        log.warning("No SMTP server configured; email to %s (%s):\n%s", to, subject, text)
+    async def send(self, to: str, subject: str, body: str) -> None:
+        log.warning("No SMTP server configured; email to %s (%s):\n%s", to, subject, body)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class SmtpMailer:
-    """Plain SMTP with STARTTLS (default), implicit TLS (`ssl`) or neither (`none`)."""
+    """Email through an SMTP server (smtplib in a thread: off the event loop)."""
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.smtp_host
-        self.host = settings.smtp_host
-        self.port = settings.smtp_port
-        self.security = settings.smtp_security
-        self.user = settings.smtp_user
-        self.password = settings.smtp_password
-        self.sender = settings.smtp_from
+    host: str
+    port: int = 25
+    sender: str = "cueapi-lite@localhost"
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    starttls: bool = False
+    timeout_s: float = 30.0
 
-    async def send(self, to: str, subject: str, text: str) -> None:
+    async def send(self, to: str, subject: str, body: str) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
         message["Subject"] = subject
-        message.set_content(text)
-        # smtplib blocks: keep it off the event loop.
+        message.set_content(body)
         await asyncio.to_thread(self._send, message)
 
     def _send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if self.security == "ssl":
-            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT_S, context=context)
-        else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_S)
-        with smtp:
-            if self.security == "starttls":
-                smtp.starttls(context=context)
-            if self.user:
-                smtp.login(self.user, self.password or "")
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password or "")
             smtp.send_message(message)
 
 
 def mailer_for(settings: Settings) -> Mailer:
-    return SmtpMailer(settings) if settings.smtp_host else LogMailer()
+    if not settings.smtp_host:
+        return LogMailer()
+    return SmtpMailer(
+        settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_username,
+        settings.smtp_password, settings.smtp_starttls,
+    )  # fmt: skip

@@ -25,8 +25,8 @@ class FakeMailer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str]] = []
 
-    async def send(self, to: str, subject: str, text: str) -> None:
-        self.sent.append((to, subject, text))
+    async def send(self, to: str, subject: str, body: str) -> None:
+        self.sent.append((to, subject, body))
 
 
 @pytest.fixture

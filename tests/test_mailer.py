@@ -13,7 +13,7 @@ from cueapi_lite.mailer import LogMailer, SmtpMailer, mailer_for
 
 
 class SmtpSink:
-    """Just enough SMTP to accept one message on 127.0.0.1 (no TLS, no auth)."""
+    """Just enough SMTP to accept one message on 127.0.0.1 (no STARTTLS, no auth)."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], str]] = []
@@ -54,8 +54,7 @@ async def test_smtp_mailer_sends_the_message() -> None:
     sink = SmtpSink()
     server = await asyncio.start_server(sink.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
-                        smtp_from="cues@example.com")  # fmt: skip
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="cues@example.com")
     mailer = mailer_for(settings)
     assert isinstance(mailer, SmtpMailer)
     async with server:
@@ -105,7 +104,6 @@ def test_account_settings_come_from_the_environment() -> None:
         {"cue_limit": -1},
         {"rate_limit_per_minute": -5},
         {"session_ttl_s": 5},
-        {"smtp_security": "tls"},
         {"auto_approve_email": "nobody"},
         {"plan": ""},
         {"admin_token": "short"},
