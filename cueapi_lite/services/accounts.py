@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..clock import Clock
@@ -18,7 +18,6 @@ from ..config import Settings
 from ..credentials import (
     SESSION_TOKEN_PREFIX,
     hash_token,
-    key_prefix,
     new_api_key,
     new_session_token,
     new_webhook_secret,
@@ -39,6 +38,8 @@ MAX_ACTIVE_KEYS = 500
 KEY_RECORD_KEPT_MS = 30 * 86_400_000
 # last_used_at is written at most this often per key (not a write per request).
 TOUCH_EVERY_MS = 60_000
+# (old token hash, new session hash, now, expiry) -> the user id, or None
+TokenSwap = Callable[[str, str, int, int], Awaitable[str | None]]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 5322 "atext" before the @, a host name after it (no dot needed: `admin@local`).
 _EMAIL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@\w(?:[\w.-]*\w)?$")
@@ -361,7 +362,7 @@ class AccountService:
             )
         return await self._new_session(caller.session_hash, self.store.tokens.refresh)
 
-    async def _new_session(self, old_hash: str, swap: Any) -> NewSession:
+    async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()
         now_ms = self.clock.now_ms()
         expires_ms = now_ms + self.settings.session_ttl_s * 1000
@@ -370,7 +371,3 @@ class AccountService:
         if user is None:
             raise Unauthorized("Invalid, expired or already used token", "invalid_token")
         return NewSession(token, user, expires_ms)
-
-    @staticmethod
-    def prefix_of(api_key: str) -> str:
-        return key_prefix(api_key)
