@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from cueapi_lite.testing import LiveServer
+from cueapi_lite.testing import LiveServer, WebhookReceiver
 
 from .conftest import run_cli
 
@@ -67,7 +67,7 @@ def test_a_new_user_logs_in_and_every_command_works(
     tmp_path: Path, cueapi_cli: Path, cli_home: dict[str, str]
 ) -> None:
     db = tmp_path / "cli.db"
-    with LiveServer(str(db)) as server:
+    with LiveServer(str(db)) as server, WebhookReceiver() as receiver:
         env = dict(cli_home, CUEAPI_API_BASE=server.base_url + "/v1")
 
         def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -100,8 +100,8 @@ def test_a_new_user_logs_in_and_every_command_works(
         assert re.search(r"Executions:\s+0 / 1,000,000,000 \(0.0%\)", usage.stdout)
         assert re.search(r"Rate limit:\s+6000 req/min", usage.stdout)
 
-        created = cli("create", "--name", "nightly", "--cron", "0 9 * * *",
-                      "--url", "http://127.0.0.1:9/hook")  # fmt: skip
+        hook = receiver.url + "/hook"
+        created = cli("create", "--name", "nightly", "--cron", "0 9 * * *", "--url", hook)
         assert created.returncode == 0, created.stderr
         cue_id = re.search(r"Created: (cue_[a-z0-9]{12})", created.stdout)
         assert cue_id, created.stdout
@@ -109,8 +109,7 @@ def test_a_new_user_logs_in_and_every_command_works(
         assert re.search(r"Status:\s+active", created.stdout)
 
         # Errors show the server's own message, with exit 1.
-        duplicate = cli("create", "--name", "nightly", "--cron", "0 9 * * *",
-                        "--url", "http://127.0.0.1:9/hook")  # fmt: skip
+        duplicate = cli("create", "--name", "nightly", "--cron", "0 9 * * *", "--url", hook)
         assert duplicate.returncode == 1
         assert "A cue named 'nightly' already exists" in duplicate.stderr
         bad = cli("create", "--name", "bad", "--cron", "every day", "--url", "http://x.test/h")
@@ -136,6 +135,8 @@ def test_a_new_user_logs_in_and_every_command_works(
         fired = cli("fire", cue, "--payload-override", '{"n": 1}')
         assert fired.returncode == 0, fired.stderr
         assert re.search(r"Execution:\s+[0-9a-f-]{36}", fired.stdout)
+        [delivered] = receiver.wait_for(1)
+        assert delivered.json()["payload"] == {"n": 1}
         deleted = cli("delete", cue, "-y")
         assert deleted.returncode == 0
         assert "Deleted." in deleted.stdout
