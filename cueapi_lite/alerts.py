@@ -14,60 +14,25 @@ import asyncio
 import dataclasses
 import logging
 import smtplib
-import ssl
-from email.message import EmailMessage
-from typing import Protocol
 
 from .callbacks import CallbackPolicy, CallbackRefused
 from .clock import Clock
 from .cron import schedule_for
 from .errors import NotFound
+from .mailer import Mailer
 from .models import Alert, Cue, CueStatus, User, alert_json, iso
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import Store
 from .store.alerts import AlertFilters, OutboxItem
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
-__all__ = ["AlertService", "Mailer", "SmtpMailer", "missed_window_ms"]
+__all__ = ["AlertService", "missed_window_ms"]
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 100
 RETRY_MINUTES = (1, 5, 15, 60)
 MAX_SEND_ATTEMPTS = 5
 ALERT_WEBHOOK_TIMEOUT_S = 30.0
-
-
-class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SmtpMailer:
-    """Email through an SMTP server (smtplib in a thread: off the event loop)."""
-
-    host: str
-    port: int = 25
-    sender: str = "cueapi-lite@localhost"
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    timeout_s: float = 30.0
-
-    async def send(self, to: str, subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = subject
-        message.set_content(body)
-        await asyncio.to_thread(self._send, message)
-
-    def _send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.username:
-                smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
 
 
 def missed_window_ms(cue: Cue) -> int | None:

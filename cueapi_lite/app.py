@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .alerts import AlertService, Mailer, SmtpMailer
+from .alerts import AlertService
 from .callbacks import CallbackPolicy
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -28,16 +28,27 @@ from .edge import Edge
 from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
+from .mailer import Mailer, mailer_for, smtp_mailer
 from .models import Cue, Execution, MissedReason, Transport
+from .ratelimit import RateLimitHeaders
 from .routes.alerts import alert_routes
+from .routes.auth import auth_routes
+from .routes.billing import billing_routes
 from .routes.cues import cue_routes
+from .routes.device_login import device_login_routes
+from .routes.echo import echo_routes
 from .routes.executions import execution_routes
 from .routes.health import health_routes
+from .routes.support import support_routes
 from .routes.workers import worker_routes
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
+from .services.devices import DeviceService
+from .services.echo import EchoService
 from .services.executions import ExecutionService
+from .services.limits import LimitService
+from .services.support import SupportService
 from .store import Store
 from .webhooks import AiohttpDeliverer, Deliverer
 
@@ -94,15 +105,26 @@ class CueApiLite:
         )  # fmt: skip
         self.alerts = AlertService(
             self.store, self.scheduler, self.clock, self.deliverer, self.policy,
-            mailer or self._mailer(),
+            mailer or smtp_mailer(self.settings),
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
-        self.accounts = AccountService(self.store, self.clock)
+        self.accounts = AccountService(
+            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed
+        )
+        self.limits = LimitService(self.store, self.clock, self.settings)
+        if self.limits.execution_limit is not None:
+            self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
         self.cues = CueService(
             self.store, self.firing, self.clock, self.settings, self.policy, self.leases,
-            self.alerts,
+            self.alerts, limits=self.limits,
         )  # fmt: skip
         self.executions = ExecutionService(self.store, self.clock, self.alerts, self.firing)
+        self.devices = DeviceService(
+            self.store, self.clock, self.settings, self.accounts,
+            mailer or mailer_for(self.settings),
+        )  # fmt: skip
+        self.support = SupportService(self.store, self.clock, self.settings)
+        self.echoes = EchoService(self.store, self.clock)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
         self.asgi = Starlette(
@@ -113,8 +135,16 @@ class CueApiLite:
                 *worker_routes(self.leases, self.accounts, self.clock),
                 *execution_routes(self.executions, self.accounts),
                 *alert_routes(self.alerts, self.accounts),
+                *auth_routes(self.accounts, self.limits),
+                *device_login_routes(self.devices, self.accounts, self.settings, self.clock),
+                *billing_routes(self.accounts, self.limits, self.clock),
+                *support_routes(self.support, self.accounts),
+                *echo_routes(self.echoes, self.accounts),
             ],
-            middleware=[Middleware(Edge, max_body_bytes=self.settings.max_body_bytes)],
+            middleware=[
+                Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
+                Middleware(RateLimitHeaders),
+            ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
@@ -130,15 +160,6 @@ class CueApiLite:
             return
         for execution in executions:
             self.delivery.submit(DeliveryJob.of(cue, execution))
-
-    def _mailer(self) -> Mailer | None:
-        s = self.settings
-        if not s.smtp_host:
-            return None
-        return SmtpMailer(
-            s.smtp_host, s.smtp_port, s.smtp_from, s.smtp_username, s.smtp_password,
-            s.smtp_starttls,
-        )  # fmt: skip
 
     async def _plan(self) -> None:
         """Put every deadline the database holds on the heap."""

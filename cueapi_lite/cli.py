@@ -1,4 +1,4 @@
-"""The `cueapi-lite` command: serve, keys, explain."""
+"""The `cueapi-lite` command: serve, keys, device, explain."""
 
 from __future__ import annotations
 
@@ -169,7 +169,11 @@ def _banner(settings: Settings, api_key: str | None, secret: str | None) -> None
         ]
     else:
         lines += ["  new key:         cueapi-lite keys create --db DB --email EMAIL"]
-    lines += ["Ready. Press Ctrl+C to stop."]
+    lines += [
+        "  cueapi login:    approve at the URL it prints, or with"
+        " cueapi-lite device approve CODE --email EMAIL",
+        "Ready. Press Ctrl+C to stop.",
+    ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
 
@@ -261,3 +265,98 @@ def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bo
     for row in rows:
         note = f"  <- {row['note']}" if row["note"] else ""
         click.echo(f"{row['local']}  ({row['utc']}){note}")
+
+
+_DB_OPTION = click.option(
+    "--db",
+    envvar="CUEAPI_LITE_DB",
+    default="./cueapi-lite.db",
+    show_default=True,
+    help="SQLite database file, the server's (env CUEAPI_LITE_DB).",
+)
+
+
+def _with_devices(db: str, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Run `work(DeviceService)` on the database file; the server may be running (WAL)."""
+    from .clock import SystemClock
+    from .errors import ApiError
+    from .mailer import LogMailer
+    from .services.devices import DeviceService
+
+    try:
+        settings = Settings.from_env(db=db)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run() -> T:
+        store = Store(db)
+        await asyncio.to_thread(store.open)
+        try:
+            clock = SystemClock()
+            accounts = AccountService(store, clock, settings)
+            return await work(DeviceService(store, clock, settings, accounts, LogMailer()))
+        finally:
+            await asyncio.to_thread(store.close)
+
+    try:
+        return _run(run())
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@main.group()
+def device() -> None:
+    """Approve device-code logins (`cueapi login`, `cueapi-worker login`)."""
+
+
+@device.command("approve")
+@click.argument("code")
+@click.option("--email", required=True, help="Log in as this user; created if new.")
+@_DB_OPTION
+def device_approve(code: str, email: str, db: str) -> None:
+    """Approve the waiting login with CODE for the user with EMAIL.
+
+    Works on the server's database file while the server runs. The login finishes at its
+    next poll and receives a newly minted key (label "device CODE").
+    """
+
+    async def approve(devices: Any) -> Any:
+        return await devices.approve(code.strip(), email, "cli", create_user=True)
+
+    user = _with_devices(db, approve)
+    click.echo(f"Approved {code.strip()} for {user.email}; the login finishes at its next poll.")
+
+
+@device.command("list")
+@_DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def device_list(db: str, as_json: bool) -> None:
+    """Show the logins waiting for approval (and approved ones not yet picked up)."""
+    from .models import iso
+
+    async def waiting(devices: Any) -> Any:
+        return await devices.waiting()
+
+    rows = [
+        {
+            "code": d.code,
+            "status": d.status,
+            "email": d.email,
+            "requested_from": d.requested_ip,
+            "created_at": iso(d.created_at_ms),
+            "expires_at": iso(d.expires_at_ms),
+        }
+        for d in _with_devices(db, waiting)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("No logins are waiting.")
+        return
+    for row in rows:
+        who = f" for {row['email']}" if row["email"] else ""
+        click.echo(
+            f"{row['code']}  {row['status']}{who}  from {row['requested_from'] or '?'}"
+            f"  expires {row['expires_at']}"
+        )

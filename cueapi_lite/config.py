@@ -7,6 +7,7 @@ the environment. Nothing else in the package reads `os.environ`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -45,18 +46,38 @@ class Settings:
     lease_s: int = 900
     worker_timeout_s: int = 180
     unclaimed_expiry_s: int = 900
-    # Email for alerts: the SMTP server to send through (unset: email alerts are recorded
-    # in the outbox as skipped).
+    # Email, for alerts and the magic links of device logins: the SMTP server to send
+    # through (unset: alert email is recorded as skipped, a magic link goes to the log).
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "cueapi-lite@localhost"
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
     smtp_starttls: bool = False
     max_body_bytes: int = 2 * MIB
     max_payload_bytes: int = 1 * MIB
     log_level: str = "info"
     access_log: bool = False
+    # --- accounts, logins and limits -------------------------------------------------
+    # `auto`: POST /v1/auth/register is open when the server listens on loopback only
+    # (anyone who can reach it is on this machine); `on` / `off` decide it explicitly.
+    registration: str = "auto"
+    # Single-user machines: every device-code login is approved at once for this email.
+    auto_approve: bool = False
+    auto_approve_email: str = "admin@local"
+    # A secret that lets the /auth/device page approve a login for any email.
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    # Requests per sliding 60 s window per API key or session, and per client address on
+    # routes without auth (0 turns a limit off). The worker alone makes ~90/min (H21).
+    rate_limit_per_minute: int = 6000
+    ip_rate_limit_per_minute: int = 600
+    # Per-user plan limits; 0 means no limit (the API then shows 1,000,000,000).
+    cue_limit: int = 0
+    monthly_execution_limit: int = 0
+    plan: str = "self-hosted"
+    session_ttl_s: int = 3600
+    # The API document's rule for support tickets (account > 1 h old, >= 1 cue).
+    support_eligibility: bool = False
 
     def __post_init__(self) -> None:
         if self.synchronous.upper() not in {"NORMAL", "FULL"}:
@@ -67,6 +88,30 @@ class Settings:
             raise ValueError("delivery_concurrency must be between 1 and 10000")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be between 0 and 65535")
+        if self.registration not in {"auto", "on", "off"}:
+            raise ValueError("registration must be 'auto', 'on' or 'off'")
+        for name in ("rate_limit_per_minute", "ip_rate_limit_per_minute", "cue_limit",
+                     "monthly_execution_limit"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (no limit) or more")
+        if not 60 <= self.session_ttl_s <= 30 * 86400:
+            raise ValueError("session_ttl_s must be between 60 and 2592000")
+        if "@" not in self.auto_approve_email:
+            raise ValueError("auto_approve_email must be an email address")
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise ValueError("admin_token must be at least 16 characters (it approves logins)")
+        if not self.plan or len(self.plan) > 50:
+            raise ValueError("plan must be a name of 1 to 50 characters")
+
+    @property
+    def registration_open(self) -> bool:
+        """Whether POST /v1/auth/register (and approving a new email) may create users."""
+        if self.registration == "auto":
+            try:
+                return ipaddress.ip_address(self.host).is_loopback
+            except ValueError:
+                return self.host == "localhost"
+        return self.registration == "on"
 
     @property
     def base_url(self) -> str:

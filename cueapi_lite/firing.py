@@ -11,18 +11,20 @@ and the cue's `catch_up` policy decides which of them run (CONTRACT §6.5):
 * `replay_all_missed`: every one runs, oldest first.
 
 `missed_reason` says why an occurrence did not run at its time: `server_down`,
-`host_asleep` or `clock_jump`.
+`host_asleep`, `clock_jump`, or `execution_limit` (over the monthly limit and its 24 h
+of grace, CONTRACT §2.4).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .clock import Clock
 from .config import Settings
 from .cron import schedule_for
+from .limits import Budget
 from .models import (
     CatchUp,
     Cue,
@@ -40,6 +42,7 @@ __all__ = ["Firing", "next_fire_ms"]
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
+Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
 FIRE_SLICE = 500
 
 _MISSED_TEXT = {
@@ -79,6 +82,9 @@ class Firing:
         # Why late occurrences were missed; the first wake-up after a start finds the ones
         # that fell due while the server was down.
         self.missed_reason = MissedReason.SERVER_DOWN
+        # Monthly execution budgets per user; the app sets this only when a limit is
+        # configured, so by default the fire path makes no limit lookup at all.
+        self.budgets: Budgets | None = None
         scheduler.on(Kind.FIRE, self.fire_due)
 
     def schedule(self, cue: Cue) -> None:
@@ -112,6 +118,8 @@ class Firing:
             by_id[cue.id] = cue
         if not plans:
             return
+        if self.budgets is not None:
+            plans = await self._within_budget(plans, by_id, now_ms)
         applied, inserted = await self.store.executions.apply_fires(plans, now_ms)
         for plan in plans:
             if plan.new_next_ms is not None and plan.cue_id in applied:
@@ -122,6 +130,37 @@ class Firing:
                 runnable.setdefault(execution.cue_id, []).append(execution)
         for cue_id, executions in runnable.items():
             self.dispatch(by_id[cue_id], executions)
+
+    async def _within_budget(
+        self, plans: list[FirePlan], cues: dict[str, Cue], now_ms: int
+    ) -> list[FirePlan]:
+        """Over the monthly execution limit and past its 24 h of grace, a plan's runs are
+        recorded as missed (`execution_limit`) instead (CONTRACT §2.4). One budget lookup
+        per distinct user of the slice."""
+        assert self.budgets is not None
+        budgets = await self.budgets(sorted({cues[p.cue_id].user_id for p in plans}), now_ms)
+        kept: list[FirePlan] = []
+        for plan in plans:
+            runs = sum(1 for e in plan.executions if e.status == ExecutionStatus.PENDING)
+            budget = budgets.get(cues[plan.cue_id].user_id)
+            if not runs or budget is None or budget.admit(runs, now_ms):
+                kept.append(plan)
+                continue
+            executions = [self._over_limit(e) for e in plan.executions]
+            # A `once` cue whose only run was held back will never run.
+            new_status = CueStatus.FAILED.value if plan.new_next_ms is None else plan.new_status
+            kept.append(dataclasses.replace(plan, executions=executions, new_status=new_status))
+        return kept
+
+    def _over_limit(self, execution: Execution) -> Execution:
+        if execution.status != ExecutionStatus.PENDING:
+            return execution
+        return dataclasses.replace(
+            execution,
+            status=ExecutionStatus.MISSED.value,
+            missed_reason=MissedReason.EXECUTION_LIMIT.value,
+            error_message="Not run: the monthly execution limit was reached more than 24 hours ago",
+        )
 
     def plan(self, cue: Cue, now_ms: int, reason: MissedReason) -> FirePlan:
         """The executions for every occurrence of `cue` due by `now_ms`, and its next fire."""

@@ -1,21 +1,40 @@
-"""What every route shares: JSON in and out, paging, the caller's identity."""
+"""What every route shares: JSON in and out, paging, the caller's identity and rate."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..config import Settings
 from ..errors import BadRequest, Unprocessable
 from ..models import User
-from ..services.accounts import AccountService
+from ..ratelimit import SCOPE_KEY, RateState
+from ..services.accounts import AccountService, Caller
 
-__all__ = ["json_body", "no_content", "ok", "page", "query", "user_of"]
+__all__ = [
+    "admit_anonymous",
+    "caller_of",
+    "client_address",
+    "host_is_ours",
+    "json_body",
+    "no_content",
+    "ok",
+    "page",
+    "public_base",
+    "query",
+    "rate_state",
+    "user_of",
+]
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+_HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,5 +93,71 @@ def page(request: Request) -> tuple[int, int]:
     return limit, offset
 
 
+def client_address(request: Request) -> str:
+    """The peer address (a proxy's X-Forwarded-For is not trusted: anyone can send it)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _keep_rate(request: Request, state: RateState | None) -> None:
+    if state is not None:
+        request.scope[SCOPE_KEY] = state  # RateLimitHeaders adds X-RateLimit-* from it
+
+
+def rate_state(request: Request) -> RateState | None:
+    state = request.scope.get(SCOPE_KEY)
+    return state if isinstance(state, RateState) else None
+
+
+async def caller_of(request: Request, accounts: AccountService) -> Caller:
+    """Authenticate the request (401) and count it against its key's window (429)."""
+    caller, state = await accounts.admit(
+        request.headers.get("authorization"), client_address(request)
+    )
+    _keep_rate(request, state)
+    return caller
+
+
 async def user_of(request: Request, accounts: AccountService) -> User:
-    return await accounts.authenticate(request.headers.get("authorization"))
+    return (await caller_of(request, accounts)).user
+
+
+def admit_anonymous(request: Request, accounts: AccountService) -> None:
+    """Count a request to a route without auth against the client address (429)."""
+    _keep_rate(request, accounts.admit_anonymous(client_address(request)))
+
+
+def _host_name(request: Request) -> str | None:
+    host = request.headers.get("host", "")
+    if not _HOST_HEADER.match(host):
+        return None
+    return urlsplit(f"//{host}").hostname
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """This server's origin as people reach it: the configured public URL, else the
+    request's (well-formed) Host, else the listening address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = request.headers.get("host", "")
+    if _HOST_HEADER.match(host):
+        return f"{request.url.scheme}://{host}"
+    return settings.base_url
+
+
+def host_is_ours(request: Request, settings: Settings) -> bool:
+    """Whether the Host header names this server: an IP address, `localhost`, the
+    listening host or the public URL's host. A DNS-rebinding page arrives with the
+    attacker's own name and is refused."""
+    name = _host_name(request)
+    if name is None:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return True
+    names = {"localhost", settings.host.lower()}
+    if settings.public_url:
+        names.add((urlsplit(settings.public_url).hostname or "").lower())
+    return name.lower() in names

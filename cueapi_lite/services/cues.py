@@ -20,7 +20,8 @@ from ..models import (
     User,
     new_execution,
 )
-from ..store import DuplicateName, ExecutionFilters, Store
+from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store
+from .limits import LimitService
 
 __all__ = ["CueService"]
 
@@ -45,9 +46,11 @@ class CueService:
         policy: CallbackPolicy,
         leases: LeaseService,
         alerts: AlertService,
+        limits: LimitService | None = None,
     ) -> None:
         self.leases = leases
         self.alerts = alerts
+        self.limits = limits
         self.store = store
         self.firing = firing
         self.clock = clock
@@ -57,7 +60,14 @@ class CueService:
     async def create(self, user: User, body: dict[str, Any]) -> Cue:
         data = read_cue_body(body, self.settings.max_payload_bytes)
         cue = new_cue(user.id, data, self.policy, self.clock.now_ms())
-        if not await self.store.cues.insert(cue):
+        # The cue limit is counted inside the insert's transaction (CONTRACT §2.4).
+        max_cues = self.limits.cue_limit if self.limits else None
+        try:
+            inserted = await self.store.cues.insert(cue, max_cues)
+        except CueLimitReached as exc:
+            assert self.limits is not None
+            raise self.limits.cue_limit_error(exc.counted) from None
+        if not inserted:
             raise _duplicate(cue.name)
         self.firing.schedule(cue)
         self.alerts.watch(cue)
@@ -85,6 +95,10 @@ class CueService:
     async def update(self, user: User, cue_id: str, body: dict[str, Any]) -> Cue:
         data = read_cue_body(body, self.settings.max_payload_bytes)
         now_ms = self.clock.now_ms()
+        if self.limits is not None and self.limits.cue_limit is not None and data.status:
+            current = await self.store.cues.get(user.id, cue_id)
+            if current is not None:  # a completed or failed cue revived counts again
+                await self.limits.check_revival(user, current, data.status)
         try:
             cue = await self.store.cues.modify(
                 user.id, cue_id, lambda current: apply_update(current, data, self.policy, now_ms)
@@ -114,6 +128,8 @@ class CueService:
         cue = await self.store.cues.get(user.id, cue_id)
         if cue is None:
             raise cue_not_found()
+        if self.limits is not None:
+            await self.limits.check_execution_limit(user)  # E6: no grace for manual fires
         payload = cue.payload
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}

@@ -11,25 +11,39 @@ import sqlite3
 
 from .alerts import AlertFilters, AlertStore
 from .claims import Claimable, ClaimStore, LeaseCheck
-from .cues import CueStore, DuplicateName
+from .cues import CueLimitReached, CueStore, DuplicateName
 from .db import Database
+from .devices import DeviceCode, DeviceStore, NewCredentials
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
 from .outcomes import EvidenceRejected, OutcomeStore
-from .users import KeyMatch, UserStore
+from .sessions import SessionMatch, TokenStore
+from .support import SupportStore, Ticket, TicketLimitReached
+from .usage import UsageStore
+from .users import KeyLimitReached, KeyMatch, KeyRecord, LastActiveKey, Preferences, UserStore
 from .workers import WorkerRecord, WorkerStore
 
 __all__ = [
     "AlertFilters",
     "AttemptResult",
     "Claimable",
+    "CueLimitReached",
+    "DeviceCode",
     "DuplicateName",
     "EvidenceRejected",
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "KeyLimitReached",
     "KeyMatch",
+    "KeyRecord",
+    "LastActiveKey",
     "LeaseCheck",
+    "NewCredentials",
+    "Preferences",
+    "SessionMatch",
     "Store",
+    "Ticket",
+    "TicketLimitReached",
     "WorkerRecord",
 ]
 
@@ -46,6 +60,10 @@ class Store:
         self.alerts = AlertStore(self.db)
         self.claims = ClaimStore(self.db)
         self.workers = WorkerStore(self.db)
+        self.tokens = TokenStore(self.db)
+        self.devices = DeviceStore(self.db)
+        self.support = SupportStore(self.db)
+        self.usage = UsageStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""

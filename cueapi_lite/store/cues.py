@@ -23,7 +23,7 @@ from ..models import (
 )
 from .db import Database
 
-__all__ = ["CueStore", "cue_from_row"]
+__all__ = ["CueLimitReached", "CueStore", "cue_from_row"]
 
 _COLUMNS = (
     "id, user_id, name, description, status, transport, schedule_type, cron, at_ms, timezone,"
@@ -129,8 +129,13 @@ class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, cue: Cue) -> bool:
-        """Insert a new cue; False when the user already has a cue of that name."""
+    async def insert(self, cue: Cue, max_cues: int | None = None) -> bool:
+        """Insert a new cue; False when the user already has a cue of that name.
+
+        With `max_cues`, raises CueLimitReached (writing nothing) when the user already
+        has that many `active` or `paused` cues; counted in the same transaction, so
+        concurrent creates cannot pass the limit together.
+        """
         s = cue.schedule
         row = (
             cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
@@ -140,6 +145,13 @@ class CueStore:
         )  # fmt: skip
 
         def op(conn: sqlite3.Connection) -> bool:
+            if max_cues is not None:
+                (counted,) = conn.execute(
+                    "SELECT COUNT(*) FROM cues WHERE user_id = ? AND status IN (?, ?)",
+                    (cue.user_id, CueStatus.ACTIVE.value, CueStatus.PAUSED.value),
+                ).fetchone()
+                if counted >= max_cues:
+                    raise CueLimitReached(counted)
             try:
                 conn.execute(_INSERT, row)
             except sqlite3.IntegrityError:
@@ -239,3 +251,11 @@ class CueStore:
 
 class DuplicateName(Exception):
     """Another cue of the same user already has this name."""
+
+
+class CueLimitReached(Exception):
+    """The user already has the most `active` + `paused` cues allowed (`counted`)."""
+
+    def __init__(self, counted: int) -> None:
+        super().__init__(counted)
+        self.counted = counted

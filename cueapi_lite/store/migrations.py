@@ -127,6 +127,63 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0003_accounts",
+        """
+        -- Preferences (E20). email_alerts is a boolean (0/1).
+        ALTER TABLE users ADD COLUMN alert_webhook_url TEXT;
+        ALTER TABLE users ADD COLUMN email_alerts INTEGER NOT NULL DEFAULT 1;
+
+        -- A rotated key (E21) names the key that replaced it; rotated and revoked keys
+        -- stay listed for 30 days after revoked_at_ms, then are purged.
+        ALTER TABLE api_keys ADD COLUMN replaced_by TEXT;
+        CREATE INDEX api_keys_revoked ON api_keys(revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;
+
+        -- One-time login tokens (from a device approval, E33) and session tokens (E29),
+        -- stored as SHA-256 hashes only. used_at_ms makes a login token single-use and
+        -- revokes a session that was refreshed.
+        CREATE TABLE auth_tokens (
+            token_hash     TEXT PRIMARY KEY,
+            kind           TEXT NOT NULL,
+            user_id        TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at_ms  INTEGER NOT NULL,
+            expires_at_ms  INTEGER NOT NULL,
+            used_at_ms     INTEGER
+        );
+        CREATE INDEX auth_tokens_expiry ON auth_tokens(expires_at_ms);
+
+        -- Device-code logins (E31-E33, CONTRACT §9). The key is minted when the first poll
+        -- after approval claims the code, so no plaintext key is ever at rest.
+        CREATE TABLE device_codes (
+            code              TEXT PRIMARY KEY COLLATE NOCASE,
+            status            TEXT NOT NULL,
+            user_id           TEXT REFERENCES users(id) ON DELETE CASCADE,
+            approved_via      TEXT,
+            magic_token_hash  TEXT,
+            magic_email       TEXT,
+            requested_ip      TEXT,
+            created_at_ms     INTEGER NOT NULL,
+            expires_at_ms     INTEGER NOT NULL,
+            approved_at_ms    INTEGER,
+            claimed_at_ms     INTEGER,
+            key_id            TEXT
+        );
+        CREATE INDEX device_codes_expiry ON device_codes(expires_at_ms);
+
+        CREATE TABLE support_tickets (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id        TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            subject        TEXT NOT NULL,
+            message        TEXT NOT NULL,
+            severity       TEXT NOT NULL,
+            type           TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            created_at_ms  INTEGER NOT NULL,
+            updated_at_ms  INTEGER NOT NULL
+        );
+        CREATE INDEX support_tickets_user ON support_tickets(user_id, created_at_ms DESC);
+        """,
+    ),
+    (
         "0004_accountability",
         """
         CREATE TABLE alerts (

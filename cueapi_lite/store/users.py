@@ -1,21 +1,75 @@
-"""Users and their API keys. Keys are stored as SHA-256 hashes only."""
+"""Users, their preferences and their API keys. Keys are stored as SHA-256 hashes only.
+
+A key is `active`, `rotated` (replaced by E21; answers 401 `key_rotated`) or `revoked`
+(E26). Rotated and revoked keys stay listed until `revoked_at_ms` is 30 days old, when the
+next key change of any user purges them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..credentials import key_prefix, new_key_id, new_user_id
 from ..models import User
 from .db import Database
 
-__all__ = ["KeyMatch", "UserStore"]
+__all__ = [
+    "KeyLimitReached",
+    "KeyMatch",
+    "KeyRecord",
+    "LastActiveKey",
+    "Preferences",
+    "UserStore",
+    "insert_key_row",
+]
+
+_KEY_COLUMNS = (
+    "id, user_id, label, prefix, status, created_at_ms, last_used_at_ms, revoked_at_ms, replaced_by"
+)
+
+_REVOKE = (
+    "UPDATE api_keys SET status = 'revoked', revoked_at_ms = ? WHERE id = ?"  # noqa: S608
+    f" RETURNING {_KEY_COLUMNS}"
+)
 
 
 class KeyMatch(NamedTuple):
     user: User
     key_id: str
     status: str
+    prefix: str = ""
+    label: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What may be shown of a key: never its plaintext or hash."""
+
+    id: str
+    user_id: str
+    label: str
+    prefix: str
+    status: str
+    created_at_ms: int
+    last_used_at_ms: int | None
+    revoked_at_ms: int | None
+    replaced_by: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Preferences:
+    alert_webhook_url: str | None
+    email_alerts: bool
+
+
+class LastActiveKey(Exception):
+    """Revoking this key would leave its user without an active key."""
+
+
+class KeyLimitReached(Exception):
+    """The user already has the most active keys allowed."""
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -27,9 +81,57 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
+def _key(row: sqlite3.Row) -> KeyRecord:
+    return KeyRecord(
+        id=str(row["id"]),
+        user_id=row["user_id"],
+        label=row["label"],
+        prefix=row["prefix"],
+        status=row["status"],
+        created_at_ms=row["created_at_ms"],
+        last_used_at_ms=row["last_used_at_ms"],
+        revoked_at_ms=row["revoked_at_ms"],
+        replaced_by=row["replaced_by"],
+    )
+
+
+def insert_key_row(
+    conn: sqlite3.Connection,
+    user_id: str,
+    api_key: str,
+    key_hash: str,
+    label: str,
+    now_ms: int,
+    max_active: int | None,
+) -> str:
+    """Insert an active key inside the caller's transaction; returns its id. Raises
+    KeyLimitReached when the user already has `max_active` active keys."""
+    if max_active is not None:
+        (active,) = conn.execute(
+            "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'", (user_id,)
+        ).fetchone()
+        if active >= max_active:
+            raise KeyLimitReached(active)
+    key_id = new_key_id()
+    conn.execute(
+        "INSERT INTO api_keys (id, user_id, key_hash, prefix, label, status, created_at_ms)"
+        " VALUES (?, ?, ?, ?, ?, 'active', ?)",
+        (key_id, user_id, key_hash, key_prefix(api_key), label, now_ms),
+    )
+    return key_id
+
+
+def _purge_revoked(conn: sqlite3.Connection, before_ms: int) -> None:
+    conn.execute(
+        "DELETE FROM api_keys WHERE status != 'active' AND revoked_at_ms < ?", (before_ms,)
+    )
+
+
 class UserStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    # --- users ----------------------------------------------------------------------
 
     async def create(self, email: str, webhook_secret: str, now_ms: int) -> User | None:
         """Insert a user; None when the email (case-insensitive) is taken."""
@@ -44,6 +146,26 @@ class UserStore:
             return cursor.rowcount == 1
 
         return user if await self.db.write(op) else None
+
+    async def create_with_key(
+        self, email: str, webhook_secret: str, now_ms: int, api_key: str, key_hash: str
+    ) -> tuple[User, str] | None:
+        """Insert a user and its first key (label `default`) in one transaction; None,
+        writing nothing, when the email is taken. Returns the user and the key id."""
+        user = User(new_user_id(), email, webhook_secret, now_ms)
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            cursor = conn.execute(
+                "INSERT INTO users (id, email, webhook_secret, created_at_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (email) DO NOTHING",
+                (user.id, user.email, user.webhook_secret, user.created_at_ms),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return insert_key_row(conn, user.id, api_key, key_hash, "default", now_ms, None)
+
+        key_id = await self.db.write(op)
+        return None if key_id is None else (user, key_id)
 
     async def get(self, user_id: str) -> User | None:
         row = self.db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
@@ -70,29 +192,172 @@ class UserStore:
                 found[row["id"]] = row["webhook_secret"]
         return found
 
-    async def add_key(
-        self, user_id: str, api_key: str, key_hash: str, label: str, now_ms: int
-    ) -> str:
-        """Store a new active key (its hash and display prefix); returns the key id."""
-        key_id = new_key_id()
+    async def set_webhook_secret(self, user_id: str, secret: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE users SET webhook_secret = ? WHERE id = ?", (secret, user_id))
+
+        await self.db.write(op)
+
+    async def preferences(self, user_id: str) -> Preferences:
+        row = self.db.fetchone(
+            "SELECT alert_webhook_url, email_alerts FROM users WHERE id = ?", (user_id,)
+        )
+        if row is None:
+            return Preferences(None, True)
+        return Preferences(row["alert_webhook_url"], bool(row["email_alerts"]))
+
+    async def set_preferences(self, user_id: str, changes: dict[str, Any]) -> None:
+        """Write the given preference columns (`alert_webhook_url`, `email_alerts`)."""
+        allowed = {"alert_webhook_url", "email_alerts"}
+        columns = sorted(name for name in changes if name in allowed)
+        if not columns:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in columns)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO api_keys (id, user_id, key_hash, prefix, label, status, created_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                (key_id, user_id, key_hash, key_prefix(api_key), label, now_ms),
+                f"UPDATE users SET {assignments} WHERE id = ?",  # noqa: S608 - fixed names
+                [*(changes[name] for name in columns), user_id],
             )
 
         await self.db.write(op)
-        return key_id
+
+    # --- keys -----------------------------------------------------------------------
+
+    async def add_key(
+        self,
+        user_id: str,
+        api_key: str,
+        key_hash: str,
+        label: str,
+        now_ms: int,
+        max_active: int | None = None,
+    ) -> str:
+        """Store a new active key (its hash and display prefix); returns the key id.
+        With `max_active`, raises KeyLimitReached when the user already has that many."""
+
+        def op(conn: sqlite3.Connection) -> str:
+            return insert_key_row(conn, user_id, api_key, key_hash, label, now_ms, max_active)
+
+        return await self.db.write(op)
 
     async def by_key_hash(self, key_hash: str) -> KeyMatch | None:
         """The key's owner, for a SHA-256 hash of a presented token (any status)."""
         row = self.db.fetchone(
-            "SELECT u.*, k.id AS key_id, k.status AS key_status, k.key_hash AS key_hash"
+            "SELECT u.*, k.id AS key_id, k.status AS key_status, k.prefix AS key_prefix,"
+            " k.label AS key_label"
             " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
             (key_hash,),
         )
         if row is None:
             return None
-        return KeyMatch(_user(row), row["key_id"], row["key_status"])
+        return KeyMatch(
+            _user(row), row["key_id"], row["key_status"], row["key_prefix"], row["key_label"]
+        )
+
+    async def keys(self, user_id: str, listed_since_ms: int) -> list[KeyRecord]:
+        """The user's active keys, and the others revoked at or after `listed_since_ms`;
+        newest first."""
+        rows = self.db.fetchall(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = ?"  # noqa: S608
+            " AND (status = 'active' OR revoked_at_ms >= ?)"
+            " ORDER BY created_at_ms DESC, rowid DESC",
+            (user_id, listed_since_ms),
+        )
+        return [_key(row) for row in rows]
+
+    async def key(self, user_id: str, key_id: str) -> KeyRecord | None:
+        row = self.db.fetchone(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
+            (key_id, user_id),
+        )
+        return _key(row) if row else None
+
+    async def rename_key(self, user_id: str, key_id: str, label: str) -> KeyRecord | None:
+        def op(conn: sqlite3.Connection) -> KeyRecord | None:
+            row = conn.execute(
+                f"UPDATE api_keys SET label = ? WHERE id = ? AND user_id = ?"  # noqa: S608
+                f" RETURNING {_KEY_COLUMNS}",
+                (label, key_id, user_id),
+            ).fetchone()
+            return _key(row) if row else None
+
+        return await self.db.write(op)
+
+    async def revoke_key(
+        self, user_id: str, key_id: str, now_ms: int, purge_before_ms: int
+    ) -> KeyRecord | None:
+        """active -> revoked (`revoked_at_ms` = now); it stops authenticating at once.
+
+        Returns the key (unchanged if it was already revoked or rotated), or None when the
+        user has no such key. Raises LastActiveKey, changing nothing, when it is the user's
+        only active key. Also purges keys revoked before `purge_before_ms`.
+        """
+
+        def op(conn: sqlite3.Connection) -> KeyRecord | None:
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
+                (key_id, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            if row["status"] == "active":
+                (others,) = conn.execute(
+                    "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'"
+                    " AND id != ?",
+                    (user_id, key_id),
+                ).fetchone()
+                if others == 0:
+                    raise LastActiveKey(key_id)
+                row = conn.execute(
+                    _REVOKE,
+                    (now_ms, key_id),
+                ).fetchone()
+            _purge_revoked(conn, purge_before_ms)
+            return _key(row)
+
+        return await self.db.write(op)
+
+    async def rotate_key(
+        self,
+        user_id: str,
+        key_id: str,
+        api_key: str,
+        key_hash: str,
+        now_ms: int,
+        purge_before_ms: int,
+    ) -> KeyRecord | None:
+        """Replace an active key with a new one of the same label, in one transaction:
+        the old key becomes `rotated` (401 `key_rotated` from now on) and names its
+        replacement. Returns the new key, or None when the old key was not active (another
+        request rotated or revoked it first: a lost compare-and-set)."""
+
+        def op(conn: sqlite3.Connection) -> KeyRecord | None:
+            old = conn.execute(
+                "SELECT label FROM api_keys WHERE id = ? AND user_id = ? AND status = 'active'",
+                (key_id, user_id),
+            ).fetchone()
+            if old is None:
+                return None
+            new_id = insert_key_row(conn, user_id, api_key, key_hash, old["label"], now_ms, None)
+            conn.execute(
+                "UPDATE api_keys SET status = 'rotated', revoked_at_ms = ?, replaced_by = ?"
+                " WHERE id = ?",
+                (now_ms, new_id, key_id),
+            )
+            _purge_revoked(conn, purge_before_ms)
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
+                (new_id,),
+            ).fetchone()
+            return _key(row)
+
+        return await self.db.write(op)
+
+    async def touch_key(self, key_id: str, now_ms: int) -> None:
+        """Record that the key was used (callers throttle this to about once a minute)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE api_keys SET last_used_at_ms = ? WHERE id = ?", (now_ms, key_id))
+
+        await self.db.write(op, savepoint=False)
