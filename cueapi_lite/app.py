@@ -118,7 +118,9 @@ class CueApiLite:
             self.store, self.firing, self.clock, self.settings, self.policy, self.leases,
             self.alerts, limits=self.limits,
         )  # fmt: skip
-        self.executions = ExecutionService(self.store, self.clock, self.alerts, self.firing)
+        self.executions = ExecutionService(
+            self.store, self.clock, self.alerts, self.firing, self.limits
+        )
         self.devices = DeviceService(
             self.store, self.clock, self.settings, self.accounts,
             mailer or mailer_for(self.settings),

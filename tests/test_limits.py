@@ -152,6 +152,16 @@ async def test_manual_fires_stop_at_the_limit_until_next_month(
     assert (await api.post(f"/v1/cues/{cue['id']}/fire")).status_code == 200
 
 
+@pytest.mark.parametrize("limit_settings", [{"monthly_execution_limit": 1}])
+async def test_replays_stop_at_the_limit_too(api: httpx.AsyncClient, lite: CueApiLite) -> None:
+    cue = (await create(api, "a")).json()
+    fired = (await api.post(f"/v1/cues/{cue['id']}/fire")).json()
+    await lite.settle()
+    refused = await api.post(f"/v1/executions/{fired['id']}/replay")
+    assert refused.status_code == 403
+    assert code_of(refused) == "execution_limit_exceeded"
+
+
 async def advance(lite: CueApiLite, clock: ManualClock, seconds: float) -> None:
     """Move to an exact fire instant (the heap may hold other deadlines before it)."""
     clock.advance(seconds)

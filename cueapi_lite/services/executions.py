@@ -31,6 +31,7 @@ from ..outcomes import (
 )
 from ..store import EvidenceRejected, ExecutionFilters, Store
 from ..store.outcomes import merged_evidence
+from .limits import LimitService
 
 __all__ = ["ExecutionService"]
 
@@ -49,11 +50,19 @@ def no_outcome() -> Conflict:
 
 
 class ExecutionService:
-    def __init__(self, store: Store, clock: Clock, alerts: AlertService, firing: Firing) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        alerts: AlertService,
+        firing: Firing,
+        limits: LimitService | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.alerts = alerts
         self.firing = firing
+        self.limits = limits
 
     async def page(
         self, user: User, filters: ExecutionFilters, limit: int, offset: int
@@ -177,6 +186,8 @@ class ExecutionService:
         cue = await self.store.cues.get(user.id, original.cue_id)
         if cue is None:
             raise execution_not_found()
+        if self.limits is not None:
+            await self.limits.check_execution_limit(user)  # E11, like a manual fire
         now_ms = self.clock.now_ms()
         replay = new_execution(
             cue, now_ms, TriggeredBy.REPLAY.value, now_ms, original.payload, original.id
