@@ -37,9 +37,9 @@ class Settings:
     # A scheduled fire at most this late is an ordinary fire; older occurrences were
     # missed (server down, host asleep) and go through the cue's catch_up policy.
     misfire_grace_s: int = 60
-    # At most this many missed occurrences of one cue are written to history at once;
-    # the rest of a longer outage is summarised on the newest missed row.
-    max_missed_per_cue: int = 1000
+    # At most about this many missed occurrences of one cue are written to history at
+    # once (the newest ones); the oldest row written names the span left out.
+    max_missed_per_cue: int = 10_000
     # Worker transport (CONTRACT §8.6): a claim's lease; a worker counts as gone after
     # this long without a worker heartbeat; pending worker work nobody claims within
     # `unclaimed_expiry_s` is recorded as missed (0 keeps it pending for ever).

@@ -33,6 +33,7 @@ from .models import (
     ExecutionStatus,
     MissedReason,
     TriggeredBy,
+    iso,
     new_execution,
 )
 from .scheduler import Due, Kind, Scheduler
@@ -167,6 +168,7 @@ class Firing:
         first = cue.next_fire_at_ms
         assert first is not None
         limit = self.settings.max_missed_per_cue
+        unrecorded_since = None
         if cue.schedule.type == "once":
             occurrences, new_next = [first], None
         else:
@@ -174,6 +176,14 @@ class Firing:
             schedule = schedule_for(cue.schedule.cron, cue.schedule.timezone)
             occurrences = [first]
             occurrences += [o.at_ms for o in schedule.between(first + 1, now_ms, limit)]
+            if len(occurrences) > limit:
+                # Too long an outage to list every occurrence: keep the newest ones (so
+                # run_once_if_missed runs the true latest) and say what was left out.
+                unrecorded_since = first
+                step_ms = max(1, (occurrences[-1] - first) // (len(occurrences) - 1))
+                start = max(occurrences[-1] + 1, now_ms - step_ms * (limit // 2))
+                newest = [o.at_ms for o in schedule.between(start, now_ms, limit)]
+                occurrences = newest or occurrences[-1:]
             new_next = schedule.next_after(max(now_ms, occurrences[-1]))
         grace_ms = self.settings.misfire_grace_s * 1000
         late = [at for at in occurrences if now_ms - at > grace_ms]
@@ -190,6 +200,13 @@ class Firing:
                 missed = late
         executions = [self._missed(cue, at, reason, now_ms) for at in missed]
         executions += [new_execution(cue, at, by, now_ms) for at, by in run]
+        if unrecorded_since is not None:
+            oldest = min(executions, key=lambda e: e.scheduled_for_ms)
+            oldest.error_message = (
+                (oldest.error_message + "; " if oldest.error_message else "")
+                + f"earlier occurrences since {iso(unrecorded_since)} were also missed"
+                + f" ({reason.value}) but are not listed one by one (max_missed_per_cue)"
+            )
         if missed:
             log.info("cue %s: %d occurrence(s) missed (%s)", cue.id, len(missed), reason.value)
         # A `once` cue whose only occurrence was skipped will never run: say so.

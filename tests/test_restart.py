@@ -211,3 +211,35 @@ async def test_a_skipped_once_cue_is_marked_failed(
     assert execution["status"] == "missed"
     assert detail["status"] == "failed"
     assert deliverer.requests == []
+
+
+async def test_a_very_long_outage_keeps_the_newest_occurrences_and_names_the_rest(
+    tmp_path: Any, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    settings = Settings(db=str(tmp_path / "long.db"), max_missed_per_cue=10)
+    first = CueApiLite(settings, clock=clock, deliverer=deliverer)
+    await first.start()
+    key = await first.accounts.mint_key("long@example.com")
+    async with first.client(key.api_key) as api:
+        body = webhook_cue(schedule={"type": "recurring", "cron": "* * * * *"})
+        cue = (await api.post("/v1/cues", json=body)).json()
+    await first.aclose()
+    clock.advance(3600 + 90)  # down for an hour: sixty per-minute occurrences
+    app = CueApiLite(settings, clock=clock, deliverer=deliverer)
+    await app.start()
+    try:
+        await app.settle()
+        async with app.client(key.api_key) as api:
+            rows = await all_executions(api, cue["id"])
+        assert 1 < len(rows) <= 11
+        # The newest occurrence (09:02, due just now) runs; the older rows kept are the
+        # newest of the outage, missed.
+        assert (rows[-1]["scheduled_for"], rows[-1]["status"]) == (
+            "2026-06-01T09:02:00+00:00", "success",
+        )  # fmt: skip
+        assert rows[0]["status"] == "missed"
+        assert rows[0]["scheduled_for"] > "2026-06-01T08:50"
+        assert "not listed one by one" in rows[0]["error_message"]
+        assert "2026-06-01T08:01:00+00:00" in rows[0]["error_message"]
+    finally:
+        await app.aclose()
