@@ -11,8 +11,9 @@ and the cue's `catch_up` policy decides which of them run (CONTRACT §6.5):
 * `replay_all_missed`: every one runs, oldest first.
 
 `missed_reason` says why an occurrence did not run at its time: `server_down`,
-`host_asleep`, `clock_jump`, or `execution_limit` (over the monthly limit and its 24 h
-of grace, CONTRACT §2.4).
+`host_asleep`, `clock_jump`, `catch_up_skipped` (the cue's policy is `skip_missed`; the
+message names the cause) or `execution_limit` (over the monthly limit and its 24 h of
+grace, CONTRACT §2.4).
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ class Firing:
     def _missed(self, cue: Cue, at_ms: int, reason: MissedReason, now_ms: int) -> Execution:
         message = f"Not run: {_MISSED_TEXT.get(reason, reason.value)} at this time"
         message += f"; catch_up={cue.catch_up}"
+        # skip_missed is the owner's choice not to run missed occurrences: the reason says
+        # so, and the message keeps the cause. Otherwise the reason is the cause.
+        if cue.catch_up == CatchUp.SKIP_MISSED:
+            reason = MissedReason.CATCH_UP_SKIPPED
         return dataclasses.replace(
             new_execution(cue, at_ms, TriggeredBy.SCHEDULE.value, now_ms),
             status=ExecutionStatus.MISSED.value,

@@ -55,7 +55,9 @@ async def test_a_three_day_sleep_leaves_no_silent_holes(
     missed = [r for r in rows if r["status"] == "missed"]
     run = [r for r in rows if r["status"] != "missed"]
     assert len(run) == ran
-    assert all(r["missed_reason"] == "host_asleep" for r in missed)
+    reason = "catch_up_skipped" if policy == "skip_missed" else "host_asleep"
+    assert all(r["missed_reason"] == reason for r in missed)
+    assert all("host was asleep" in r["error_message"] for r in missed)
     assert all(r["triggered_by"] == "catch_up" and r["status"] == "success" for r in run)
     if policy == "run_once_if_missed":
         assert run[0]["scheduled_for"] == "2026-06-04T08:00:00+00:00"  # the most recent

@@ -86,7 +86,9 @@ async def test_occurrences_missed_while_down_follow_the_catch_up_policy(
         assert all(e["triggered_by"] == "catch_up" and e["status"] == "success" for e in run)
         skipped = [e for e in history if e["status"] == "missed"]
         assert len(skipped) == missed
-        assert all(e["missed_reason"] == "server_down" for e in skipped)
+        reason = "catch_up_skipped" if policy == "skip_missed" else "server_down"
+        assert all(e["missed_reason"] == reason for e in skipped)
+        assert all("server was not running" in e["error_message"] for e in skipped)
         assert all(e["triggered_by"] == "schedule" and e["attempts"] == 0 for e in skipped)
         detail = (await api.get(f"/v1/cues/{cue['id']}")).json()
         assert detail["next_run"] == "2026-06-01T12:00:00+00:00"
