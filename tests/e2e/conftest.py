@@ -78,3 +78,10 @@ def run_cli(
     return subprocess.run(
         [str(cli), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test that needs the CLI installs it: give those tests room for that."""
+    for item in items:
+        if "cueapi_cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(600))
