@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
+from cueapi_lite.mailer import Mailer
 from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.webhooks import DeliveryFailed, WebhookRequest, WebhookResponse
 
@@ -70,10 +71,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def mailer() -> Mailer | None:
+    """No mailer by default (the settings decide); tests of email override this."""
+    return None
+
+
+@pytest.fixture
 async def lite(
-    settings: Settings, clock: ManualClock, deliverer: FakeDeliverer
+    settings: Settings, clock: ManualClock, deliverer: FakeDeliverer, mailer: Mailer | None
 ) -> AsyncIterator[CueApiLite]:
-    app = CueApiLite(settings, clock=clock, deliverer=deliverer)
+    app = CueApiLite(settings, clock=clock, deliverer=deliverer, mailer=mailer)
     await app.start()
     try:
         yield app

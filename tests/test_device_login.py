@@ -35,18 +35,6 @@ def mailer() -> FakeMailer:
 
 
 @pytest.fixture
-async def lite(
-    settings: Settings, clock: ManualClock, mailer: FakeMailer
-) -> AsyncIterator[CueApiLite]:
-    app = CueApiLite(settings, clock=clock, mailer=mailer)
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.aclose()
-
-
-@pytest.fixture
 async def browser(lite: CueApiLite) -> AsyncIterator[httpx.AsyncClient]:
     """What a person's browser on this machine sends: Host 127.0.0.1:8000, no key."""
     async with httpx.AsyncClient(
