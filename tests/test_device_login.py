@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +33,22 @@ class FakeMailer:
 @pytest.fixture
 def mailer() -> FakeMailer:
     return FakeMailer()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, clock: ManualClock, base_url: str = "http://127.0.0.1:8000"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A server with its own settings, and a client without a key at `base_url`."""
+    lite = CueApiLite(settings, clock=clock)
+    await lite.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lite.asgi), base_url=base_url
+        ) as client:
+            yield client
+    finally:
+        await lite.aclose()
 
 
 @pytest.fixture
@@ -89,14 +106,9 @@ async def test_the_public_url_setting_builds_the_verification_url(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     settings = Settings(db=str(tmp_path / "p.db"), public_url="https://cues.example.com/")
-    lite = CueApiLite(settings, clock=clock)
-    await lite.start()
-    try:
-        async with lite.client() as client:
-            data = await start(client)
-        assert data["verification_url"] == f"https://cues.example.com/auth/device?code={CODE}"
-    finally:
-        await lite.aclose()
+    async with running(settings, clock) as client:
+        data = await start(client)
+    assert data["verification_url"] == f"https://cues.example.com/auth/device?code={CODE}"
 
 
 @pytest.mark.parametrize(
@@ -164,25 +176,20 @@ async def test_auto_approve_logs_in_the_default_user_at_the_first_poll(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     settings = Settings(db=str(tmp_path / "a.db"), auto_approve=True)
-    lite = CueApiLite(settings, clock=clock)
-    await lite.start()
-    try:
-        async with lite.client() as client:
-            await start(client)
-            approved = await poll(client)
-            assert approved["status"] == "approved"
-            assert approved["email"] == "admin@local"
-            assert await poll(client) == {"status": "claimed"}
-            # The worker's login also submits an email: the code is already approved.
-            await start(client, "wrk12345")
-            response = await client.post(
-                "/v1/auth/device-code/submit-email",
-                json={"device_code": "wrk12345", "email": "me@example.com"},
-            )
-            assert response.status_code == 200
-            assert response.json() == {"status": "approved"}
-    finally:
-        await lite.aclose()
+    async with running(settings, clock) as client:
+        await start(client)
+        approved = await poll(client)
+        assert approved["status"] == "approved"
+        assert approved["email"] == "admin@local"
+        assert await poll(client) == {"status": "claimed"}
+        # The worker's login also submits an email: the code is already approved.
+        await start(client, "wrk12345")
+        response = await client.post(
+            "/v1/auth/device-code/submit-email",
+            json={"device_code": "wrk12345", "email": "me@example.com"},
+        )
+        assert response.status_code == 200
+        assert response.json() == {"status": "approved"}
 
 
 # --- the approval page -------------------------------------------------------------------
@@ -249,25 +256,16 @@ async def test_page_with_only_a_key_approves_for_its_owner(
 async def test_admin_token_approves_any_email(tmp_path: Path, clock: ManualClock) -> None:
     settings = Settings(db=str(tmp_path / "t.db"), admin_token="s3cret-admin-token",
                         registration="off")  # fmt: skip
-    lite = CueApiLite(settings, clock=clock)
-    await lite.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=lite.asgi), base_url="http://127.0.0.1:8000"
-        ) as browser:
-            await start(browser)
-            refused = await approve_form(browser, email="ops@example.com")
-            assert refused.status_code == 403
-            assert "Registration is off" in refused.text
-            bad = await approve_form(browser, email="ops@example.com", credential="s3cret-admin")
-            assert bad.status_code == 403
-            ok = await approve_form(
-                browser, email="ops@example.com", credential="s3cret-admin-token"
-            )
-            assert ok.status_code == 200, ok.text
-            assert (await poll(browser))["email"] == "ops@example.com"
-    finally:
-        await lite.aclose()
+    async with running(settings, clock) as browser:
+        await start(browser)
+        refused = await approve_form(browser, email="ops@example.com")
+        assert refused.status_code == 403
+        assert "Registration is off" in refused.text
+        bad = await approve_form(browser, email="ops@example.com", credential="s3cret-admin")
+        assert bad.status_code == 403
+        ok = await approve_form(browser, email="ops@example.com", credential="s3cret-admin-token")
+        assert ok.status_code == 200, ok.text
+        assert (await poll(browser))["email"] == "ops@example.com"
 
 
 async def test_page_refuses_forged_and_cross_site_posts(
@@ -447,22 +445,15 @@ async def test_page_behind_a_tls_proxy_accepts_its_published_origin(
 ) -> None:
     settings = Settings(db=str(tmp_path / "proxy.db"), public_url="https://cues.example.com",
                         registration="on")  # fmt: skip
-    lite = CueApiLite(settings, clock=clock)
-    await lite.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=lite.asgi), base_url="http://cues.example.com"
-        ) as proxied:
-            await start(proxied)
-            page = await proxied.get("/auth/device", params={"code": CODE})
-            assert page.status_code == 200
-            data = {"code": CODE, "csrf": csrf_of(page.text), "email": "me@example.com"}
-            origin = {"Origin": "https://cues.example.com"}
-            response = await proxied.post("/auth/device", data=data, headers=origin)
-            assert response.status_code == 200, response.text
-            rebound = await proxied.get(
-                "/auth/device", params={"code": CODE}, headers={"Host": "evil.example"}
-            )
-            assert rebound.status_code == 403
-    finally:
-        await lite.aclose()
+    async with running(settings, clock, "http://cues.example.com") as proxied:
+        await start(proxied)
+        page = await proxied.get("/auth/device", params={"code": CODE})
+        assert page.status_code == 200
+        data = {"code": CODE, "csrf": csrf_of(page.text), "email": "me@example.com"}
+        origin = {"Origin": "https://cues.example.com"}
+        response = await proxied.post("/auth/device", data=data, headers=origin)
+        assert response.status_code == 200, response.text
+        rebound = await proxied.get(
+            "/auth/device", params={"code": CODE}, headers={"Host": "evil.example"}
+        )
+        assert rebound.status_code == 403
