@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..errors import BadRequest, Unprocessable
-from ..models import User
+from ..models import User, encode
 from ..ratelimit import SCOPE_KEY, RateState
 from ..services.accounts import AccountService, Caller
 
@@ -38,7 +38,7 @@ _HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?:
 
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    body = encode(data)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -110,6 +111,18 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
     )
 
 
+# Reads of an unchanged row share one record, and with it the record's rendering
+# (`models.cue_raw`): listing unchanged cues decodes and renders nothing. Any change to
+# the row is a different key. Records are never mutated (see models), so sharing is safe.
+@lru_cache(maxsize=2048)
+def _shared_cue(values: tuple[Any, ...]) -> Cue:
+    return cue_from_row(values)  # type: ignore[arg-type]
+
+
+def shared_cue(row: sqlite3.Row) -> Cue:
+    return _shared_cue(tuple(row))
+
+
 def _options(cue: Cue) -> tuple[Any, ...]:
     return (
         dumps(dataclasses.asdict(cue.callback)),
@@ -125,9 +138,30 @@ def _options(cue: Cue) -> tuple[Any, ...]:
     )
 
 
+class _Cursors:
+    """Where recent pages ended, by (user, status, version, offset): a bounded LRU."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._ends: OrderedDict[tuple[Any, ...], tuple[int, int]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[int, int] | None:
+        end = self._ends.get(key)
+        if end is not None:
+            self._ends.move_to_end(key)
+        return end
+
+    def put(self, key: tuple[Any, ...], end: tuple[int, int]) -> None:
+        self._ends[key] = end
+        self._ends.move_to_end(key)
+        if len(self._ends) > self.size:
+            self._ends.popitem(last=False)
+
+
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cursors = _Cursors()
 
     async def insert(self, cue: Cue, max_cues: int | None = None) -> bool:
         """Insert a new cue; False when the user already has a cue of that name.
@@ -147,7 +181,8 @@ class CueStore:
         def op(conn: sqlite3.Connection) -> bool:
             if max_cues is not None:
                 (counted,) = conn.execute(
-                    "SELECT COUNT(*) FROM cues WHERE user_id = ? AND status IN (?, ?)",
+                    "SELECT COALESCE(SUM(cues), 0) FROM cue_counts"
+                    " WHERE user_id = ? AND status IN (?, ?)",
                     (cue.user_id, CueStatus.ACTIVE.value, CueStatus.PAUSED.value),
                 ).fetchone()
                 if counted >= max_cues:
@@ -162,7 +197,7 @@ class CueStore:
 
     async def get(self, user_id: str, cue_id: str) -> Cue | None:
         row = self.db.fetchone(_BY_ID, (cue_id, user_id))
-        return cue_from_row(row) if row else None
+        return shared_cue(row) if row else None
 
     async def get_many(self, cue_ids: list[str]) -> list[Cue]:
         """Cues by id across users (for the scheduler); unknown ids are left out."""
@@ -177,18 +212,59 @@ class CueStore:
     async def page(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Cue], int]:
-        """One page of the user's cues, newest first, and the total that match."""
-        where, params = "user_id = ?", [user_id]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(status)
-        total_row = self.db.fetchone(f"SELECT COUNT(*) FROM cues WHERE {where}", params)  # noqa: S608
-        rows = self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
-            " LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [cue_from_row(row) for row in rows], int(total_row[0]) if total_row else 0
+        """One page of the user's cues, newest first, and the total that match.
+
+        The total comes from `cue_counts`. A page after the first resumes from where the
+        previous page ended (a keyset on `(created_at_ms, rowid)`) when the user's cues of
+        that status have not changed since: paging through costs the same at any depth.
+        Otherwise the page's first row is found by skipping `offset` entries of the index.
+        """
+        with self.db.snapshot():
+            total, version = self._total(user_id, status)
+            if offset >= total:
+                return [], total
+            where, params = "user_id = ?", list[Any]([user_id])
+            if status is not None:
+                where += " AND status = ?"
+                params.append(status)
+            after = self._cursors.get((user_id, status, version, offset)) if offset else None
+            if offset and after is None:
+                boundary = self.db.fetchone(
+                    f"SELECT created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
+                    " ORDER BY created_at_ms DESC, rowid DESC LIMIT 1 OFFSET ?",
+                    [*params, offset - 1],
+                )
+                if boundary is None:
+                    return [], total
+                after = (boundary[0], boundary[1])
+            if after is not None:
+                where += " AND (created_at_ms, rowid) < (?, ?)"
+                params.extend(after)
+            rows = self.db.fetchall(
+                f"SELECT {_COLUMNS}, rowid FROM cues WHERE {where}"  # noqa: S608
+                " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+                [*params, limit],
+            )
+        found = []
+        for row in rows:
+            values = tuple(row)
+            found.append(_shared_cue(values[:-1]))
+        if len(rows) == limit:
+            last = rows[-1]
+            self._cursors.put((user_id, status, version, offset + limit), (last[23], last[-1]))
+        return found, total
+
+    def _total(self, user_id: str, status: str | None) -> tuple[int, int]:
+        """How many of the user's cues have this status (any, for None), and a number
+        that moves whenever that set changes."""
+        total = version = 0
+        for row_status, cues, changes in self.db.fetchall(
+            "SELECT status, cues, changes FROM cue_counts WHERE user_id = ?", (user_id,)
+        ):
+            if status is None or row_status == status:
+                total += cues
+                version += changes
+        return total, version
 
     async def modify(self, user_id: str, cue_id: str, change: Callable[[Cue], Cue]) -> Cue | None:
         """Read, change and write one cue inside one write transaction.

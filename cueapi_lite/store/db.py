@@ -15,7 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,6 +185,16 @@ class Database:
         if self._read is None:
             raise RuntimeError("database is not open")
         return self._read
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (a WAL read transaction): a total and
+        the page it belongs to agree. Synchronous inside, so nothing interleaves."""
+        self.read.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.read.execute("COMMIT")
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.read.execute(sql, params).fetchone()
