@@ -30,7 +30,6 @@ from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .models import Cue, Execution, MissedReason, Transport
-from .ratelimit import RateLimitHeaders
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
 from .routes.billing import billing_routes
@@ -41,6 +40,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
+from .routing import IndexedRouter
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -145,12 +145,13 @@ class CueApiLite:
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                Middleware(RateLimitHeaders),
             ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
-        self.asgi.router.redirect_slashes = False
+        self.asgi.router = IndexedRouter(
+            self.asgi.router.routes, lifespan=self._lifespan, redirect_slashes=False
+        )
 
     # --- wiring ---------------------------------------------------------------------
 

@@ -176,6 +176,7 @@ async def test_a_database_from_before_the_counters_gets_them_filled_in(
     for index in ("cues_user_page", "cues_user_status_page", "executions_user_page",
                   "executions_cue_page"):  # fmt: skip
         conn.execute(f"DROP INDEX {index}")
+    conn.execute("ALTER TABLE cues DROP COLUMN version")
     conn.execute("CREATE INDEX cues_user_created ON cues(user_id, created_at_ms DESC)")
     conn.execute("CREATE INDEX executions_user ON executions(user_id, scheduled_for_ms DESC)")
     conn.execute("CREATE INDEX executions_cue ON executions(cue_id, scheduled_for_ms DESC)")

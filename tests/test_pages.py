@@ -4,10 +4,13 @@ pages and among cues created in the same millisecond."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+import cueapi_lite
 from cueapi_lite import CueApiLite
 
 from .conftest import webhook_cue
@@ -123,3 +126,39 @@ async def test_another_users_cue_id_filters_to_nothing(
     async with lite.client(other.api_key) as bob:
         body = (await bob.get("/v1/executions", params={"cue_id": cue})).json()
     assert (body["executions"], body["total"]) == ([], 0)
+
+
+async def test_listed_cues_show_every_change_made_in_the_same_millisecond(
+    api: httpx.AsyncClient, lite: CueApiLite
+) -> None:
+    """Records and their renderings are reused while a row is unchanged: any change,
+    even two within one millisecond of the manual clock, must show."""
+    (cue,) = await create_cues(api, 1)
+    assert (await api.get("/v1/cues")).json()["cues"][0]["name"] == "c0"
+    for name in ("renamed", "renamed again"):
+        await api.patch(f"/v1/cues/{cue}", json={"name": name})
+        listed = (await api.get("/v1/cues")).json()["cues"][0]
+        assert listed["name"] == name
+        assert (await api.get(f"/v1/cues/{cue}")).json()["name"] == name
+    await api.post(f"/v1/cues/{cue}/fire")
+    await lite.settle()
+    listed = (await api.get("/v1/cues")).json()["cues"][0]
+    assert (listed["fired_count"], listed["run_count"]) == (1, 1)
+    await api.patch(f"/v1/cues/{cue}", json={"status": "paused"})
+    listed = (await api.get("/v1/cues")).json()["cues"][0]
+    assert (listed["status"], listed["next_run"]) == ("paused", None)
+
+
+def test_every_statement_that_changes_a_cue_moves_its_version() -> None:
+    """A stale version would serve an old rendering of a changed cue."""
+    package = Path(cueapi_lite.__file__).parent / "store"
+    statements = []
+    for source in package.rglob("*.py"):
+        if source.name == "migrations.py":
+            continue
+        text = source.read_text()
+        for match in re.finditer(r"UPDATE cues SET(.*?)WHERE", text, re.DOTALL):
+            statements.append((source.name, match.group(1)))
+    assert len(statements) >= 8
+    for name, assignments in statements:
+        assert "version = version + 1" in assignments, (name, assignments)

@@ -88,7 +88,8 @@ class Store:
                 " AND outcome_deadline_ms IS NOT NULL",
                 "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
                 " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+                " WHERE status = 'active'",
                 "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
                 " WHERE status = 'pending'",
             ):
@@ -97,8 +98,5 @@ class Store:
         await self.db.write(op)
 
     def healthy(self) -> bool:
-        try:
-            self.db.fetchone("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Open, with its writer running (checked on every `/status`: no query)."""
+        return self.db.healthy()

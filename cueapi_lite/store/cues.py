@@ -8,7 +8,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..models import (
     Alerts,
@@ -38,7 +38,7 @@ _UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
     " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?,"
-    " watch_from_ms=? WHERE id=? AND user_id=?"
+    " watch_from_ms=?, version = version + 1 WHERE id=? AND user_id=?"
 )
 
 
@@ -77,13 +77,14 @@ def _verification(text: str) -> Verification:
 
 
 def cue_from_row(row: sqlite3.Row) -> Cue:
-    """A Cue from a row of `SELECT {_COLUMNS}` (positional: the hot path of a burst)."""
+    """A Cue from a row of `SELECT {_COLUMNS}` (positional: the hot path of a burst);
+    columns after these are ignored."""
     (
         id_, user_id, name, description, status, transport, schedule_type, cron, at_ms,
         timezone, callback, payload, retry, on_failure, delivery, alerts, catch_up,
         verification, next_fire_at_ms, last_run_ms, run_count, fired_count, warning,
         created_at_ms, updated_at_ms, watch_from_ms,
-    ) = row  # fmt: skip
+    ) = tuple(row)[:26]  # fmt: skip
     return Cue(
         id=id_,
         user_id=user_id,
@@ -111,18 +112,6 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
     )
 
 
-# Reads of an unchanged row share one record, and with it the record's rendering
-# (`models.cue_raw`): listing unchanged cues decodes and renders nothing. Any change to
-# the row is a different key. Records are never mutated (see models), so sharing is safe.
-@lru_cache(maxsize=2048)
-def _shared_cue(values: tuple[Any, ...]) -> Cue:
-    return cue_from_row(values)  # type: ignore[arg-type]
-
-
-def shared_cue(row: sqlite3.Row) -> Cue:
-    return _shared_cue(tuple(row))
-
-
 def _options(cue: Cue) -> tuple[Any, ...]:
     return (
         dumps(dataclasses.asdict(cue.callback)),
@@ -138,30 +127,57 @@ def _options(cue: Cue) -> tuple[Any, ...]:
     )
 
 
-class _Cursors:
-    """Where recent pages ended, by (user, status, version, offset): a bounded LRU."""
+K = TypeVar("K")
+V = TypeVar("V")
 
-    def __init__(self, size: int = 1024) -> None:
+
+class _Recent(Generic[K, V]):
+    """A bounded map that forgets the least recently used entry first."""
+
+    def __init__(self, size: int) -> None:
         self.size = size
-        self._ends: OrderedDict[tuple[Any, ...], tuple[int, int]] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[int, int] | None:
-        end = self._ends.get(key)
-        if end is not None:
-            self._ends.move_to_end(key)
-        return end
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
 
-    def put(self, key: tuple[Any, ...], end: tuple[int, int]) -> None:
-        self._ends[key] = end
-        self._ends.move_to_end(key)
-        if len(self._ends) > self.size:
-            self._ends.popitem(last=False)
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
 
 
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cursors = _Cursors()
+        # Where recent pages ended, by (user, status, version of that set, offset).
+        self._cursors: _Recent[tuple[Any, ...], tuple[int, int]] = _Recent(1024)
+        # Records read recently, by (id, version): a row whose version has not moved is
+        # unchanged, so its record (and its rendering, `models.cue_raw`) is reused and
+        # the row is not read again. Records are never mutated (see models).
+        self._records: _Recent[tuple[str, int], Cue] = _Recent(4096)
+
+    def _cues(self, keys: list[tuple[str, int]]) -> list[Cue]:
+        """The records for these (id, version) pairs, read from the database only for
+        the pairs not seen before. Call inside `db.snapshot()`, after reading the pairs."""
+        missing = [
+            cue_id for cue_id, version in keys if self._records.get((cue_id, version)) is None
+        ]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            sql = f"SELECT {_COLUMNS}, version FROM cues WHERE id IN ({marks})"  # noqa: S608
+            for row in self.db.fetchall(sql, missing):
+                self._records.put((row[0], row[-1]), cue_from_row(row))
+        found = []
+        for key in keys:
+            cue = self._records.get(key)
+            assert cue is not None  # read above, in the same snapshot
+            found.append(cue)
+        return found
 
     async def insert(self, cue: Cue, max_cues: int | None = None) -> bool:
         """Insert a new cue; False when the user already has a cue of that name.
@@ -196,8 +212,11 @@ class CueStore:
         return await self.db.write(op)
 
     async def get(self, user_id: str, cue_id: str) -> Cue | None:
-        row = self.db.fetchone(_BY_ID, (cue_id, user_id))
-        return shared_cue(row) if row else None
+        with self.db.snapshot():
+            row = self.db.fetchone(
+                "SELECT id, version FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
+            )
+            return self._cues([(row[0], row[1])])[0] if row else None
 
     async def get_many(self, cue_ids: list[str]) -> list[Cue]:
         """Cues by id across users (for the scheduler); unknown ids are left out."""
@@ -237,21 +256,19 @@ class CueStore:
                 if boundary is None:
                     return [], total
                 after = (boundary[0], boundary[1])
+                self._cursors.put((user_id, status, version, offset), after)
             if after is not None:
                 where += " AND (created_at_ms, rowid) < (?, ?)"
                 params.extend(after)
             rows = self.db.fetchall(
-                f"SELECT {_COLUMNS}, rowid FROM cues WHERE {where}"  # noqa: S608
+                f"SELECT id, version, created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
                 " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
                 [*params, limit],
             )
-        found = []
-        for row in rows:
-            values = tuple(row)
-            found.append(_shared_cue(values[:-1]))
+            found = self._cues([(row[0], row[1]) for row in rows])
         if len(rows) == limit:
             last = rows[-1]
-            self._cursors.put((user_id, status, version, offset + limit), (last[23], last[-1]))
+            self._cursors.put((user_id, status, version, offset + limit), (last[2], last[3]))
         return found, total
 
     def _total(self, user_id: str, status: str | None) -> tuple[int, int]:

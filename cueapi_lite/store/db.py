@@ -79,6 +79,10 @@ class Writer:
         self._queue.put((op, future, loop, savepoint))
         return await future
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
@@ -179,6 +183,9 @@ class Database:
         if self._read is not None:
             self._read.close()
             self._read = None
+
+    def healthy(self) -> bool:
+        return self._read is not None and self.writer.alive
 
     @property
     def read(self) -> sqlite3.Connection:

@@ -149,7 +149,7 @@ def finish_cue_run(
     reads the row as it was before the update."""
     scheduled = triggered_by in _SCHEDULED
     row = conn.execute(
-        "UPDATE cues SET run_count = run_count + 1,"
+        "UPDATE cues SET run_count = run_count + 1, version = version + 1,"
         " last_run_ms = MAX(COALESCE(last_run_ms, 0), :run_ms), updated_at_ms = :now_ms,"
         " watch_from_ms = CASE WHEN :succeeded THEN :now_ms ELSE watch_from_ms END,"
         " status = CASE"
@@ -277,6 +277,7 @@ class ExecutionStore:
                 runnable = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
                 cursor = conn.execute(
                     "UPDATE cues SET next_fire_at_ms = ?, fired_count = fired_count + ?,"
+                    " version = version + 1,"
                     " status = COALESCE(?, status), updated_at_ms = ?"
                     " WHERE id = ? AND status = 'active' AND next_fire_at_ms = ?",
                     (
@@ -312,7 +313,8 @@ class ExecutionStore:
             if conn.execute(_INSERT, _insert_row(execution)).rowcount != 1:
                 return False
             conn.execute(
-                "UPDATE cues SET fired_count = fired_count + 1 WHERE id = ?", (execution.cue_id,)
+                "UPDATE cues SET fired_count = fired_count + 1, version = version + 1 WHERE id = ?",
+                (execution.cue_id,),
             )
             return True
 

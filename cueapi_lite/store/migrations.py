@@ -302,6 +302,10 @@ MIGRATIONS: list[tuple[str, str]] = [
                                              'start of month') AS INTEGER) * 1000;
         END;
 
+        -- Every change to a cue's row moves its version: an unchanged version is an
+        -- unchanged row, so a record (and its rendering) can be reused without reading it.
+        ALTER TABLE cues ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
         -- Page indexes whose order is the lists' order read backwards, ties broken by
         -- rowid (newest first), so a page never sorts and a keyset can resume anywhere.
         DROP INDEX cues_user_created;
