@@ -29,12 +29,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def receiver_process() -> Iterator[str]:
-    """A webhook receiver in its own process; yields its URL."""
+def receiver_process(secret: str | None = None) -> Iterator[str]:
+    """A webhook receiver in its own process; yields its URL. With `secret` it verifies
+    every signature and records arrivals (see receiver.py)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "receiver.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
+        [sys.executable, str(HERE / "receiver.py"), str(port), *([secret] if secret else [])],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"

@@ -14,7 +14,7 @@ import subprocess
 import time
 from urllib.parse import urlsplit
 
-__all__ = ["generator", "requests_per_second"]
+__all__ = ["generator", "paced", "requests_per_second"]
 
 
 def generator() -> str:
@@ -43,13 +43,26 @@ def _wrk(url: str, key: str | None, seconds: float, connections: int, threads: i
     return float(found.group(1))
 
 
-async def _in_process(url: str, key: str | None, seconds: float, connections: int) -> float:
+def _request(url: str, key: str | None) -> bytes:
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
     if key:
         request += f"Authorization: Bearer {key}\r\n"
-    raw = (request + "\r\n").encode()
+    return (request + "\r\n").encode()
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+    return int(head[9:12])
+
+
+async def _in_process(url: str, key: str | None, seconds: float, connections: int) -> float:
+    parts = urlsplit(url)
+    raw = _request(url, key)
     done = 0
     stop_at = time.perf_counter() + seconds
 
@@ -58,11 +71,7 @@ async def _in_process(url: str, key: str | None, seconds: float, connections: in
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
             while time.perf_counter() < stop_at:
-                writer.write(raw)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-                await reader.readexactly(int(length.group(1)) if length else 0)
+                status = await _get(reader, writer, raw)
                 if not 200 <= status < 300:
                     raise RuntimeError(f"{url}: answered {status}")
                 done += 1
@@ -71,4 +80,32 @@ async def _in_process(url: str, key: str | None, seconds: float, connections: in
 
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
+    return done / (time.perf_counter() - started)
+
+
+async def paced(
+    url: str, key: str | None, rate: float, stop: asyncio.Event, connections: int = 8
+) -> float:
+    """GET `url` at `rate` requests per second (as far as the server keeps up) until
+    `stop` is set; returns the rate achieved. Runs on the caller's event loop."""
+    parts = urlsplit(url)
+    raw = _request(url, key)
+    done = 0
+    interval = connections / rate
+    started = time.perf_counter()
+
+    async def connection(n: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        next_at = started + n * interval / connections
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                next_at += interval
+                if await _get(reader, writer, raw) < 300:
+                    done += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection(n) for n in range(connections)))
     return done / (time.perf_counter() - started)
