@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
-from cueapi_lite.store.migrations import MIGRATIONS, _statements
+from cueapi_lite.store.sqlite.migrations import MIGRATIONS, _statements
 
 from .conftest import FakeDeliverer, webhook_cue
 from .helpers import ms

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
-from ..models import (
+from ...models import (
     Alerts,
     Callback,
     Cue,
