@@ -40,13 +40,20 @@ def missed_window_ms(cue: Cue) -> int | None:
     schedule's interval (the gap between its next two occurrences) x the multiplier."""
     if cue.schedule.type != "recurring" or cue.schedule.cron is None:
         return None
-    schedule = schedule_for(cue.schedule.cron, cue.schedule.timezone)
     start = cue.watch_from_ms if cue.watch_from_ms is not None else cue.created_at_ms
-    first = schedule.next_after(start)
+    return window_end_ms(
+        cue.schedule.cron, cue.schedule.timezone, start, cue.alerts.missed_window_multiplier
+    )
+
+
+def window_end_ms(cron: str, timezone: str, start_ms: int, multiplier: int) -> int | None:
+    """The end of a missed window that starts at `start_ms` (see `missed_window_ms`)."""
+    schedule = schedule_for(cron, timezone)
+    first = schedule.next_after(start_ms)
     second = None if first is None else schedule.next_after(first)
     if first is None or second is None:
         return None
-    return start + (second - first) * cue.alerts.missed_window_multiplier
+    return start_ms + (second - first) * multiplier
 
 
 def _email(alert: Alert) -> tuple[str, str]:
@@ -90,8 +97,12 @@ class AlertService:
         """At start: re-arm outcome deadlines, missed-window checks and unsent alerts."""
         for execution_id, deadline_ms in await self.store.outcomes.open_deadlines():
             self.scheduler.push(deadline_ms, Kind.OUTCOME_DEADLINE, execution_id)
-        for cue in await self.store.cues.recurring_active():
-            self.watch(cue)
+        # Read in slices of a few columns: a million cues are never all records at once.
+        async for watched in self.store.cues.watched():
+            for cue_id, cron, timezone, start_ms, multiplier in watched:
+                due_ms = window_end_ms(cron, timezone, start_ms, multiplier)
+                if due_ms is not None:
+                    self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue_id)
         next_ms = await self.store.alerts.next_outbox_ms()
         if next_ms is not None:
             self.scheduler.push(next_ms, Kind.NOTIFY, OUTBOX)

@@ -113,6 +113,7 @@ class CronSchedule:
             max_years_between_matches=MAX_YEARS_BETWEEN_MATCHES,
         )
         self._fixed = self._zone_is_fixed(self.zone)
+        self._last: tuple[int, Occurrence] | None = None
         if self.next_after(0) is None:
             raise CronError(f"Cron expression {expression!r} never fires")
 
@@ -166,7 +167,16 @@ class CronSchedule:
 
     def next_occurrence(self, after_ms: int) -> Occurrence | None:
         """The first fire instant strictly after `after_ms`, or None if there is none."""
-        return _next_cached(self, after_ms)
+        # The answer is the same for every instant from an earlier question up to the
+        # occurrence it found: cues created (or succeeding) within one interval share it,
+        # so re-arming a million cues' checks at start computes once per interval.
+        last = self._last
+        if last is not None and last[0] <= after_ms < last[1].at_ms:
+            return last[1]
+        found = _next_cached(self, after_ms)
+        if found is not None:
+            self._last = (after_ms, found)
+        return found
 
     def next_after(self, after_ms: int) -> int | None:
         occurrence = self.next_occurrence(after_ms)

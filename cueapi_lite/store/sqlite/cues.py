@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
@@ -24,7 +25,10 @@ from ...models import (
 )
 from .db import Database
 
-__all__ = ["CueLimitReached", "CueStore", "cue_from_row"]
+# (cue id, cron, time zone, window start ms, missed-window multiplier)
+Watched = tuple[str, str, str, int, int]
+
+__all__ = ["CueLimitReached", "CueStore", "Watched", "cue_from_row"]
 
 _COLUMNS = (
     "id, user_id, name, description, status, transport, schedule_type, cron, at_ms, timezone,"
@@ -112,6 +116,16 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
     )
 
 
+def _row(cue: Cue) -> tuple[Any, ...]:
+    s = cue.schedule
+    return (
+        cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
+        s.type, s.cron, s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms,
+        cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
+        cue.created_at_ms, cue.updated_at_ms, cue.watch_from_ms,
+    )  # fmt: skip
+
+
 def _options(cue: Cue) -> tuple[Any, ...]:
     return (
         dumps(dataclasses.asdict(cue.callback)),
@@ -186,13 +200,7 @@ class CueStore:
         has that many `active` or `paused` cues; counted in the same transaction, so
         concurrent creates cannot pass the limit together.
         """
-        s = cue.schedule
-        row = (
-            cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
-            s.type, s.cron, s.at_ms, s.timezone, *_options(cue), cue.next_fire_at_ms,
-            cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
-            cue.created_at_ms, cue.updated_at_ms, cue.watch_from_ms,
-        )  # fmt: skip
+        row = _row(cue)
 
         def op(conn: sqlite3.Connection) -> bool:
             if max_cues is not None:
@@ -325,13 +333,26 @@ class CueStore:
 
         return await self.db.write(op)
 
-    async def recurring_active(self) -> list[Cue]:
-        """Every active recurring cue (at start, to arm their missed-window checks)."""
-        rows = self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM cues"  # noqa: S608
-            " WHERE status = 'active' AND schedule_type = 'recurring'"
-        )
-        return [cue_from_row(row) for row in rows]
+    async def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
+        """(id, cron, time zone, window start, window multiplier) of every active
+        recurring cue, in slices (at start, to arm their missed-window checks). The
+        start is `watch_from_ms`, or `created_at_ms` when it has none."""
+        after = 0
+        while True:
+            rows = self.db.fetchall(
+                "SELECT rowid, id, cron, timezone, COALESCE(watch_from_ms, created_at_ms),"
+                " alerts FROM cues WHERE rowid > ? AND status = 'active'"
+                " AND schedule_type = 'recurring' AND cron IS NOT NULL ORDER BY rowid LIMIT ?",
+                (after, slice_size),
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [
+                (row[1], row[2], row[3], row[4], _alerts(row[5]).missed_window_multiplier)
+                for row in rows
+            ]
+            await asyncio.sleep(0)  # let requests in between slices
 
     async def scheduled(self) -> list[tuple[str, int]]:
         """(cue id, next fire instant) of every active cue that has a next fire."""
