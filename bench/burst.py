@@ -11,10 +11,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from common import create_many, receiver_process, run, server
+from common import create_many, machine, receiver_process, run, server
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread of this process, by thread name (Linux)."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = names.get(int(task.name), "other threads")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            found[name] = found.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 async def measure(cues: int, cron: bool, url: str) -> None:
@@ -35,8 +52,14 @@ async def measure(cues: int, cron: bool, url: str) -> None:
         assert due_ms is not None
         print(f"{cues} cues created; due in {(due_ms - time.time() * 1000) / 1000:.1f}s")
         batches, operations = lite.store.db.writer.batches, lite.store.db.writer.operations
+        await asyncio.sleep(max(0.0, due_ms / 1000 - time.time() - 0.5))
+        cpu_before = time.process_time()
+        threads_before = thread_cpu()
         while True:
             await asyncio.sleep(0.05)
+            # Counting rows costs the server's thread a scan: count only once it is idle.
+            if time.time() * 1000 < due_ms or lite.delivery.busy:
+                continue
             row = lite.store.db.fetchone(
                 "SELECT COUNT(*), MAX(updated_at_ms) FROM executions WHERE status = 'success'"
             )
@@ -49,6 +72,12 @@ async def measure(cues: int, cron: bool, url: str) -> None:
         rate = cues / seconds
         print(f"all {cues} delivered and durable {seconds:.2f} s after the instant")
         print(f"{rate:,.0f} executions/s; {writes} writes in {commits} commits")
+        cpu_s = time.process_time() - cpu_before
+        # CPU time is what a shared machine distorts least: compare it between versions.
+        print(f"server CPU (all threads) {cpu_s:.2f} s: {cpu_s / cues * 1e6:.0f} us per execution")
+        spent = {name: cpu - threads_before.get(name, 0.0) for name, cpu in thread_cpu().items()}
+        shares = [f"{name} {cpu:.2f} s" for name, cpu in sorted(spent.items()) if cpu >= 0.01]
+        print("  by thread: " + ", ".join(shares))
 
 
 def main() -> None:
@@ -56,6 +85,7 @@ def main() -> None:
     parser.add_argument("--cues", type=int, default=10_000)
     parser.add_argument("--cron", action="store_true", help="`* * * * *` cues instead of once")
     args = parser.parse_args()
+    print(f"machine: {machine()}")
     with receiver_process() as url:
         run(measure(args.cues, args.cron, url))
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import percentiles, run
+from common import machine, percentiles, run
 
 
 def start_server(db: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--pollers", type=int, default=8)
     parser.add_argument("--round-trips", type=int, default=1000)
     args = parser.parse_args()
+    print(f"machine: {machine()}")
     run(measure(args.executions, args.pollers, args.round_trips))
 
 

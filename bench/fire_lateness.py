@@ -14,7 +14,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from common import create_many, percentiles, receiver_process, run, server
+from common import create_many, machine, percentiles, receiver_process, run, server
 
 from cueapi_lite.scheduler import Due, Kind
 
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--cues", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=20.0, help="seconds the fires span")
     args = parser.parse_args()
+    print(f"machine: {machine()}")
     with receiver_process() as url:
         run(measure(args.cues, args.spread, url))
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections import OrderedDict, deque
 from typing import Any
 
 from .clock import Clock
@@ -69,6 +70,30 @@ class DeliveryJob:
         )
 
 
+class _Lanes:
+    """Attempts waiting for a worker, one lane per scheduled instant, taken round robin:
+    the 10,000 attempts of one instant never make an attempt of another instant wait
+    behind them (an unrelated cue due during a burst is sent by the next free worker)."""
+
+    def __init__(self) -> None:
+        self._lanes: OrderedDict[int, deque[DeliveryJob]] = OrderedDict()
+
+    def put(self, job: DeliveryJob) -> None:
+        lane = self._lanes.get(job.scheduled_for_ms)
+        if lane is None:
+            lane = self._lanes[job.scheduled_for_ms] = deque()
+        lane.append(job)
+
+    def take(self) -> DeliveryJob:
+        instant, lane = next(iter(self._lanes.items()))
+        job = lane.popleft()
+        if lane:
+            self._lanes.move_to_end(instant)
+        else:
+            del self._lanes[instant]
+        return job
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -83,7 +108,9 @@ class DeliveryService:
         self.clock = clock
         self.deliverer = deliverer
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[DeliveryJob] = asyncio.Queue()
+        # One token per waiting attempt; the attempts themselves wait in lanes.
+        self._queue: asyncio.Queue[None] = asyncio.Queue()
+        self._lanes = _Lanes()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -119,7 +146,8 @@ class DeliveryService:
 
     def submit(self, job: DeliveryJob) -> None:
         self._idle.clear()
-        self._queue.put_nowait(job)
+        self._lanes.put(job)
+        self._queue.put_nowait(None)
 
     def secret_changed(self, user_id: str) -> None:
         """Forget a cached webhook secret (after rotation the next attempt reads anew)."""
@@ -151,7 +179,8 @@ class DeliveryService:
 
     async def _work(self) -> None:
         while True:
-            job = await self._queue.get()
+            await self._queue.get()
+            job = self._lanes.take()
             self._in_flight += 1
             try:
                 await self.attempt(job)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 from cueapi import verify_webhook
 
-from cueapi_lite import CueApiLite, ManualClock
+from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.services.accounts import NewKey
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
@@ -325,3 +326,32 @@ async def test_worker_cues_are_never_pushed_to_their_callback(
     assert deliverer.requests == []
     [execution] = await executions(api, cue_id=cue["id"])
     assert execution["status"] == "pending"
+
+
+async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    """Attempts wait in one lane per instant, taken in turn: with one worker, the lone
+    attempt of another instant goes second, not after the burst's five."""
+    lite = CueApiLite(
+        Settings(db=str(tmp_path / "lanes.db"), delivery_concurrency=1),
+        clock=clock, deliverer=deliverer,
+    )  # fmt: skip
+    await lite.start()
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        burst_at = clock.now_ms() + 60_000
+        async with lite.client(key.api_key) as api:
+            for n in range(5):
+                once = {"type": "once", "at": iso_at(burst_at)}
+                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            later = {"type": "once", "at": iso_at(burst_at + 1)}
+            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+        clock.advance(61)
+        await lite.settle()
+    finally:
+        await lite.aclose()
+    names = [json.loads(request.body or b"{}")["name"] for request in deliverer.requests]
+    assert names[0].startswith("burst-")
+    assert names[1] == "unrelated"
+    assert len(names) == 6
