@@ -69,6 +69,10 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
         probes = [a - s for a, s, name in arrivals if str(name).startswith("probe-")]
         burst_done = max(a for a, _s, name in arrivals if str(name).startswith("burst-"))
         late = percentiles(probes)
+        if args.verbose:
+            for a, s, name in sorted(arrivals, key=lambda x: x[1]):
+                if str(name).startswith("probe-"):
+                    print(f"  probe due {(s - due_ms) / 1000:+.2f} s: late {a - s:7.1f} ms")
         print(f"under load: probe lateness p50 {late['p50']:6.1f} ms  p99 {late['p99']:6.1f} ms"
               f"  max {late['max']:6.1f} ms; the burst of {args.cues:,} arrived in"
               f" {(burst_done - due_ms) / 1000:.2f} s; API load {achieved:,.0f} req/s"
@@ -83,6 +87,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--rate", type=int, default=2000, help="API requests per second")
     parser.add_argument("--pythonpath", help="run the server from this checkout")
+    parser.add_argument("--verbose", action="store_true", help="print every probe")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with server_process(args.pythonpath) as server, receiver_process(server.secret) as receiver:

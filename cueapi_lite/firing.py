@@ -107,6 +107,17 @@ class Firing:
         reason, self.missed_reason = self.missed_reason, MissedReason.SERVER_DOWN
         for start in range(0, len(entries), FIRE_SLICE):
             await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason)
+            # A cue that fell due while a big batch is being written goes before the
+            # batch's next slice, so a burst does not hold up other cues' fires.
+            await self._fire_newly_due(reason)
+
+    async def _fire_newly_due(self, reason: MissedReason) -> None:
+        while True:
+            now_ms = self.clock.now_ms()
+            newly = self.scheduler.take_due(Kind.FIRE, now_ms, FIRE_SLICE)
+            if not newly:
+                return
+            await self._fire_slice(newly, now_ms, reason)
 
     async def _fire_slice(self, entries: list[Due], now_ms: int, reason: MissedReason) -> None:
         due = {key: due_ms for due_ms, key in entries}

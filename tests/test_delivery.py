@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cueapi import verify_webhook
 
-from cueapi_lite import CueApiLite, ManualClock, Settings
+from cueapi_lite import CueApiLite, ManualClock, Settings, firing
 from cueapi_lite.services.accounts import NewKey
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
@@ -355,3 +356,38 @@ async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     assert names[0].startswith("burst-")
     assert names[1] == "unrelated"
     assert len(names) == 6
+
+
+async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_slice(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing a burst's executions takes time; a cue that falls due meanwhile goes
+    before the burst's next slice (here: slices of one, each taking a second)."""
+    monkeypatch.setattr(firing, "FIRE_SLICE", 1)
+    lite = CueApiLite(Settings(db=str(tmp_path / "slices.db")), clock=clock, deliverer=deliverer)
+    await lite.start()
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        burst_at = clock.now_ms() + 60_000
+        async with lite.client(key.api_key) as api:
+            for n in range(3):
+                once = {"type": "once", "at": iso_at(burst_at)}
+                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            later = {"type": "once", "at": iso_at(burst_at + 500)}
+            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+        write = lite.store.executions.apply_fires
+
+        async def slow_write(*args: Any) -> Any:
+            clock.advance(1)  # the slice takes a second
+            return await write(*args)
+
+        lite.store.executions.apply_fires = slow_write  # type: ignore[method-assign]
+        clock.advance(60)
+        await lite.settle()
+        rows = lite.store.db.fetchall(
+            "SELECT c.name FROM executions e JOIN cues c ON c.id = e.cue_id ORDER BY e.rowid"
+        )
+        order = [row[0] for row in rows]
+    finally:
+        await lite.aclose()
+    assert order == ["burst-0", "unrelated", "burst-1", "burst-2"]

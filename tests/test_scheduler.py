@@ -91,3 +91,15 @@ async def test_a_host_sleep_and_a_clock_jump_are_told_apart() -> None:
     clock.jump(-7200)
     await scheduler.check_clock()
     assert seen == [("host_asleep", 3 * 86400 * 1000), ("clock_jump", -7200 * 1000)]
+
+
+def test_take_due_removes_only_due_entries_of_one_kind() -> None:
+    scheduler = Scheduler(ManualClock(1_000_000))
+    for due_ms, kind, key in [(100, Kind.FIRE, "a"), (150, Kind.RETRY, "r"), (200, Kind.FIRE, "b"),
+                              (300, Kind.FIRE, "c"), (900, Kind.FIRE, "later")]:  # fmt: skip
+        scheduler.push(due_ms, kind, key)
+    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == [(100, "a"), (200, "b")]
+    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == [(300, "c")]
+    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == []
+    assert len(scheduler) == 2  # the retry and the later fire stay
+    assert scheduler.next_due_ms() == 150
