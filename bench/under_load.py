@@ -46,8 +46,10 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
             for start in range(0, len(first_ids), 16):
                 await asyncio.gather(*(api.call("PATCH", f"/v1/cues/{cue_id}", when)
                                        for cue_id in first_ids[start : start + 16]))  # fmt: skip
-            # Probes from 1 s before the instant to 4 s after it.
-            probe_due = [due_ms - 1000 + n * 5000 / args.probes for n in range(args.probes)]
+            # Probes from 1 s before the instant to 4 s after it, none at the instant
+            # itself (that would make it one of the burst).
+            step = 5000 / args.probes
+            probe_due = [due_ms - 1000 + (n + 0.5) * step for n in range(args.probes)]
             await api.create_once(
                 [f"probe-{n}" for n in range(args.probes)], probe_due, f"{receiver}/hook"
             )
