@@ -15,6 +15,7 @@ from .cues import CueLimitReached, CueStore, DuplicateName
 from .db import Database
 from .devices import DeviceCode, DeviceStore, NewCredentials
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .history import HistoryStore
 from .outcomes import EvidenceRejected, OutcomeStore
 from .sessions import SessionMatch, TokenStore
 from .support import SupportStore, Ticket, TicketLimitReached
@@ -33,6 +34,7 @@ __all__ = [
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "HistoryStore",
     "KeyLimitReached",
     "KeyMatch",
     "KeyRecord",
@@ -64,6 +66,7 @@ class Store:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
