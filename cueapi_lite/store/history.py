@@ -8,12 +8,13 @@ so the writer keeps serving fires between them; the rule for what is old lives i
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
 from ..models import Alert
 from .alerts import alert_from_row
-from .db import Database
+from .db import Database, connect
 
 __all__ = ["HistoryStore"]
 
@@ -67,16 +68,25 @@ class HistoryStore:
 
         return await self.db.write(op)
 
-    async def vacuum(self) -> int:
-        """Give the free pages back to the file system; returns how many were free."""
+    async def vacuum(self, max_pages: int = 20_000) -> int:
+        """Give up to `max_pages` free pages back to the file system; returns how many.
 
-        def op(conn: sqlite3.Connection) -> int:
-            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            if free:
-                conn.execute("PRAGMA incremental_vacuum").fetchall()
-            return free
+        On a connection of its own, outside the writer's batches: Python's `execute`
+        steps a PRAGMA once, which frees one page, and only `executescript` runs
+        `incremental_vacuum` to the end, committing first. It takes the write lock for a
+        few milliseconds; the writer waits for it (busy_timeout)."""
 
-        return await self.db.write(op, savepoint=False)
+        def run() -> int:
+            conn = connect(self.db.path)
+            try:
+                before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                if before:
+                    conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+                return before - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(run)
 
     # --- the alert feed ---------------------------------------------------------------
 
