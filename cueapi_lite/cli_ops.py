@@ -227,12 +227,14 @@ def service() -> None:
 @click.option("--print", "print_only", is_flag=True, help="Show the file; write nothing.")
 @click.option("--to", "to", type=click.Path(dir_okay=False), default=None,
               help="Write the file here instead of the service manager's folder.")  # fmt: skip
+@click.option("--platform", type=click.Choice(["linux", "darwin"]), default=None,
+              help="Write the file for this system (default: this one).")  # fmt: skip
 @DB_OPTION
 @click.option("--host", default=None, help="Address to listen on (default: serve's).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default: serve's).")
 def service_install(
-    user_service: bool, print_only: bool, to: str | None, db: str | None,
-    host: str | None, port: int | None,
+    user_service: bool, print_only: bool, to: str | None, platform: str | None,
+    db: str | None, host: str | None, port: int | None,
 ) -> None:  # fmt: skip
     """Write a systemd unit or launchd plist that runs `serve` with this interpreter and
     the database by absolute path, restarting it when it fails."""
@@ -240,8 +242,10 @@ def service_install(
 
     try:
         settings = Settings.from_env(db=db)
-        unit = service_file(sys.platform, sys.executable, settings.db, user=user_service,
-                            host=host, port=port)  # fmt: skip
+        unit = service_file(
+            platform or sys.platform, sys.executable, settings.db,
+            user=user_service, host=host, port=port,
+        )  # fmt: skip
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if print_only:
