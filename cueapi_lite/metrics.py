@@ -40,6 +40,8 @@ from .telemetry import DURATION_BUCKETS, Histogram, Telemetry, stopwatch
 __all__ = ["HttpMetrics", "HttpStats", "MetricsCollector", "metrics_routes"]
 
 UNMATCHED = "unmatched"
+# Any other method a client makes up counts as "other", so clients cannot create series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HttpStats:
@@ -79,8 +81,10 @@ class HttpMetrics:
             raise
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            self.requests[(scope["method"], template, str(status))] += 1
+            # A mount at the root (the dashboard) has the empty path.
+            template = UNMATCHED if route is None else getattr(route, "path", "") or "/"
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.requests[(method, template, str(status))] += 1
             histogram = self.latency.get(template)
             if histogram is None:
                 histogram = self.latency[template] = Histogram(DURATION_BUCKETS)

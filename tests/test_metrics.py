@@ -82,6 +82,7 @@ async def test_http_requests_are_counted_by_route_template_not_path(
     for n in range(2):
         await api.get(f"/v1/cues/cue_missing{n}")
     await api.get("/no/such/path")
+    await api.request("BREW", "/v1/cues")
     found = await scrape(lite)
     key = ("method", "GET"), ("route", "/v1/cues/{cue_id}"), ("status", "404")
     assert found[("cueapi_lite_http_requests_total", key)] == 2
@@ -90,6 +91,30 @@ async def test_http_requests_are_counted_by_route_template_not_path(
     latency = ("cueapi_lite_http_request_duration_seconds_count", (("route", "/v1/cues/{cue_id}"),))
     assert found[latency] == 2
     assert not any("cue_missing" in str(labels) for _name, labels in found)
+    brew = ("method", "other"), ("route", "/v1/cues"), ("status", "405")
+    assert found[("cueapi_lite_http_requests_total", brew)] == 1
+
+
+async def test_claims_lease_expiries_and_alerts_are_counted(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock
+) -> None:
+    cue = await api.post("/v1/cues", json={
+        "name": "sync", "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
+        "transport": "worker", "payload": {"task": "sync"}, "retry": {"max_attempts": 1},
+        "alerts": {"consecutive_failures": 1}})  # fmt: skip
+    fired = await api.post(f"/v1/cues/{cue.json()['id']}/fire", json={})
+    await api.post(f"/v1/executions/{fired.json()['id']}/claim", json={"worker_id": "ghost"})
+    clock.advance(900)
+    await lite.settle()
+    found = await scrape(lite)
+    assert found[("cueapi_lite_claims_total", ())] == 1
+    assert found[("cueapi_lite_lease_expiries_total", (("status", "failed"),))] == 1
+    alert = (("alert_type", "consecutive_failure"),)
+    assert found[("cueapi_lite_alerts_raised_total", alert)] == 1
+    assert found[("cueapi_lite_alerts", alert)] == 1
+    skipped = ("channel", "email"), ("result", "skipped")
+    assert found[("cueapi_lite_alert_notifications_total", skipped)] == 2  # both alerts
+    assert found[("cueapi_lite_alert_outbox_pending", ())] == 0
 
 
 async def test_metrics_refuse_clients_beyond_loopback_without_a_token(lite: CueApiLite) -> None:
