@@ -25,6 +25,7 @@ from .logs import FORMATS, configure
 from .models import parse_instant
 from .services.accounts import AccountService, NewKey
 from .store import Store
+from .store.lock import AlreadyRunning
 
 __all__ = ["main"]
 
@@ -108,7 +109,10 @@ def serve(host: str, port: int, db: str | None, log_format: str | None) -> None:
 
     async def run() -> None:
         lite = CueApiLite(settings)
-        await lite.start()
+        try:
+            await lite.start()
+        except AlreadyRunning as exc:
+            raise click.ClickException(str(exc)) from None
         try:
             first = await lite.bootstrap()
             config = uvicorn.Config(

@@ -19,9 +19,14 @@ from zoneinfo import ZoneInfo
 
 from .clock import Clock
 from .config import Settings
-from .store.inspect import active_callback_urls, applied_migrations, open_read_only, quick_check
 from .store.lock import running_server
-from .store.migrations import MIGRATIONS
+from .store.sqlite.inspect import (
+    active_callback_urls,
+    applied_migrations,
+    open_read_only,
+    quick_check,
+)
+from .store.sqlite.migrations import MIGRATIONS
 
 __all__ = ["Check", "render", "run"]
 

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, Forbidden, Unauthorized
-from .store.history import HistoryStore
+from .store.sqlite.history import HistoryStore
 from .telemetry import DURATION_BUCKETS, Histogram, Telemetry, stopwatch
 
 __all__ = ["HttpMetrics", "HttpStats", "MetricsCollector", "metrics_routes"]

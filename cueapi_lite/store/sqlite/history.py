@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from typing import Any
 
-from ..models import Alert
+from ...models import Alert
 from .alerts import alert_from_row
 from .db import Database, connect
 
