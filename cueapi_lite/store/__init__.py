@@ -15,6 +15,7 @@ from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
 from .sqlite.db import Database
 from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
 from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .sqlite.history import HistoryStore
 from .sqlite.outcomes import EvidenceRejected, OutcomeStore
 from .sqlite.sessions import SessionMatch, TokenStore
 from .sqlite.support import SupportStore, Ticket, TicketLimitReached
@@ -40,6 +41,7 @@ __all__ = [
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "HistoryStore",
     "KeyLimitReached",
     "KeyMatch",
     "KeyRecord",
@@ -71,6 +73,7 @@ class Store:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
