@@ -50,6 +50,7 @@ from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
 from .store import Store
+from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -142,6 +143,17 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                # The dashboard, at / (its paths never start with /v1).
+                *dashboard_routes(
+                    self.cues,
+                    self.executions,
+                    self.alerts,
+                    self.leases,
+                    self.accounts,
+                    self.store.dashboard,
+                    self.clock,
+                    self.settings,
+                ),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),

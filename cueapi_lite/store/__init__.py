@@ -12,6 +12,7 @@ import sqlite3
 from .alerts import AlertFilters, AlertStore
 from .claims import Claimable, ClaimStore, LeaseCheck
 from .cues import CueLimitReached, CueStore, DuplicateName
+from .dashboard import DashboardStore
 from .db import Database
 from .devices import DeviceCode, DeviceStore, NewCredentials
 from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
@@ -64,6 +65,7 @@ class Store:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.dashboard = DashboardStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
