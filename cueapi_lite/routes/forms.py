@@ -71,14 +71,19 @@ class FormGuard:
                 "unknown_host",
             )
 
-    def check_post(self, request: Request, given: str, purpose: str, subject: str) -> None:
-        """A form post: from our host, not cross-site, with the token we issued."""
-        self.check_host(request)
+    def check_origin(self, request: Request) -> None:
+        """Refuse a post another web site's page made (browsers name it in `Origin` and
+        `Sec-Fetch-Site`; a request with neither is not a browser's cross-site post)."""
         origin = request.headers.get("origin")
         if (origin is not None and origin not in self.own_origins(request)) or (
             request.headers.get("sec-fetch-site", "same-origin") == "cross-site"
         ):
             raise Forbidden("Cross-site form posts are refused", "cross_site_request")
+
+    def check_post(self, request: Request, given: str, purpose: str, subject: str) -> None:
+        """A form post: from our host, not cross-site, with the token we issued."""
+        self.check_host(request)
+        self.check_origin(request)
         expected = self.token(purpose, subject)
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Forbidden(

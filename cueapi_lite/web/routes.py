@@ -144,6 +144,9 @@ def dashboard_routes(
         async def endpoint(request: Request) -> Response:
             caller = None
             try:
+                # Another site's post is refused before anything else, signed in or not.
+                forms.check_host(request)
+                forms.check_origin(request)
                 caller = await signed_in(request)
                 if caller is None:
                     return to_login(request)

@@ -23,6 +23,7 @@ from ..services.executions import ExecutionService
 from ..store import AlertFilters, ExecutionFilters, WorkerRecord
 from ..store.alerts import SEVERITY
 from ..store.dashboard import DashboardStore, RecentExecution
+from ..store.outcomes import VERIFIABLE
 from .health import CATEGORIES, CATEGORY_LABELS, HEALTH_LABELS, cue_health, outcome_category
 from .schedule_words import describe
 
@@ -307,7 +308,7 @@ class Views:
             "timeline": timeline(execution),
             "outcome": outcome,
             "result_url": safe_link(outcome.result_url) if outcome else None,
-            "can_verify": outcome is not None,
+            "can_verify": execution.outcome_state in VERIFIABLE,
             "can_replay": execution.status in TERMINAL_STATUSES,
         }
 
