@@ -102,7 +102,7 @@ class DashboardStore:
         rows = self.db.fetchall(
             "SELECT c.id, c.status, (SELECT e.status || '|' || COALESCE(e.outcome_state, '')"  # noqa: S608
             f" FROM executions e WHERE e.cue_id = c.id AND {_FINISHED}"
-            " ORDER BY e.scheduled_for_ms DESC LIMIT 1)"
+            " ORDER BY e.scheduled_for_ms DESC, e.rowid DESC LIMIT 1)"
             f" FROM cues c WHERE {' AND '.join(where)}"
             " ORDER BY c.created_at_ms DESC, c.rowid DESC",
             params,

@@ -247,9 +247,7 @@ def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any) -> Non
     assert "/login" in page.url
 
 
-def test_forms_from_another_site_or_without_their_token_are_refused(
-    site: Site, page: Any
-) -> None:
+def test_forms_from_another_site_or_without_their_token_are_refused(site: Site, page: Any) -> None:
     from playwright.sync_api import expect
 
     cue = site.create_cue(
@@ -274,9 +272,7 @@ def test_forms_from_another_site_or_without_their_token_are_refused(
 
     # Our own page, with its form token removed.
     page.goto(f"{site.base}/cues/{cue['id']}")
-    page.evaluate(
-        "document.querySelector('form[action$=\"/pause\"] input[name=csrf]').remove()"
-    )
+    page.evaluate("document.querySelector('form[action$=\"/pause\"] input[name=csrf]').remove()")
     page.click("button:text('Pause')")
     expect(page.locator("body")).to_contain_text("This form has expired")
 
