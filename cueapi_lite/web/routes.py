@@ -29,8 +29,7 @@ from ..routes.forms import FormGuard, read_form
 from ..services.accounts import AccountService, Caller
 from ..services.cues import CueService
 from ..services.executions import ExecutionService
-from ..store import AlertFilters
-from ..store.dashboard import DashboardStore
+from ..store import AlertFilters, DashboardStore
 from .edit_form import edit_body, fire_body, first
 from .health import CATEGORY_LABELS, HEALTH_LABELS
 from .render import Assets, Templates

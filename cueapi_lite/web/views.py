@@ -20,10 +20,15 @@ from ..leases import LeaseService, heartbeat_status
 from ..models import TERMINAL_STATUSES, Cue, CueStatus, Execution, User
 from ..services.cues import CueService
 from ..services.executions import ExecutionService
-from ..store import AlertFilters, ExecutionFilters, WorkerRecord
-from ..store.alerts import SEVERITY
-from ..store.dashboard import DashboardStore, RecentExecution
-from ..store.outcomes import VERIFIABLE
+from ..store import (
+    AlertFilters,
+    DashboardStore,
+    ExecutionFilters,
+    RecentExecution,
+    WorkerRecord,
+)
+from ..store.sqlite.alerts import SEVERITY
+from ..store.sqlite.outcomes import VERIFIABLE
 from .health import CATEGORIES, CATEGORY_LABELS, HEALTH_LABELS, cue_health, outcome_category
 from .schedule_words import describe
 

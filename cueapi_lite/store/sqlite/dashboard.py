@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..models import Cue
+from ...models import Cue
 from .cues import _COLUMNS as _CUE_COLUMNS
 from .cues import cue_from_row
 from .db import Database
