@@ -56,6 +56,7 @@ from .services.support import SupportService
 from .store import Store
 from .store.lock import ServerLock
 from .telemetry import Telemetry
+from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -167,6 +168,17 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                # The dashboard, at / (its paths never start with /v1).
+                *dashboard_routes(
+                    self.cues,
+                    self.executions,
+                    self.alerts,
+                    self.leases,
+                    self.accounts,
+                    self.store.dashboard,
+                    self.clock,
+                    self.settings,
+                ),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
