@@ -440,7 +440,12 @@ class AccountService:
     async def close_session(self, caller: Caller) -> None:
         """Log out: the caller's session stops working (an API key is left alone)."""
         if caller.session_hash is not None:
-            await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+            self._forget(session=caller.session_hash)
+            try:
+                await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+            finally:
+                # A request verified while the retire was being written must not linger.
+                self._forget(session=caller.session_hash)
 
     async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()
