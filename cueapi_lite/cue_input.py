@@ -231,10 +231,7 @@ def _callback(
         return base
     url = raw.get("url", base.url)
     if url is not None:
-        try:
-            url = policy.check(url)
-        except CallbackRefused as exc:
-            raise BadRequest(str(exc), "invalid_callback_url") from None
+        url = _checked_url(url, "callback.url", policy)
     method = raw.get("method")
     if method is None:
         method = base.method
@@ -243,6 +240,17 @@ def _callback(
     headers = raw.get("headers")
     headers = base.headers if headers is None else _headers(headers)
     return Callback(url, method.upper(), headers)
+
+
+def _checked_url(url: Any, field: str, policy: CallbackPolicy) -> str:
+    """The canonical form of a URL the policy accepts: it is what gets stored and
+    what delivery connects to (400 `invalid_callback_url` naming the field)."""
+    try:
+        return policy.check(url)
+    except CallbackRefused as exc:
+        raise BadRequest(
+            f"{field}: {exc}", "invalid_callback_url", details=[{"field": field, "message": str(exc)}]
+        ) from None
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -280,10 +288,7 @@ def _on_failure(
         return current
     webhook = raw.get("webhook", current.webhook)
     if webhook is not None:
-        try:
-            webhook = policy.check(webhook)
-        except CallbackRefused as exc:
-            raise BadRequest(f"on_failure.webhook: {exc}", "invalid_callback_url") from None
+        webhook = _checked_url(webhook, "on_failure.webhook", policy)
     return OnFailure(
         email=_bool(raw.get("email", current.email), "on_failure.email"),
         webhook=webhook,

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..config import Settings
-from ..errors import BadRequest, Unprocessable
+from ..errors import Unprocessable
+from ..json_input import decode_json_body
 from ..models import User
 from ..ratelimit import SCOPE_KEY, RateState
 from ..services.accounts import AccountService, Caller
@@ -46,19 +47,12 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object; empty means `{}` (CONTRACT §4.4), whatever the type."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", "invalid_json") from None
+    data = decode_json_body(raw)
     if not isinstance(data, dict):
         raise Unprocessable("Request body must be a JSON object")
     return data
