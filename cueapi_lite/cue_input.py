@@ -210,9 +210,12 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
             raise BadRequest("schedule.at must be an ISO 8601 date-time", "invalid_schedule")
         try:
             at_ms = parse_instant(at, zone)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError) as exc:
             raise BadRequest(
-                f"schedule.at is not an ISO 8601 date-time: {at[:64]!r}", "invalid_schedule"
+                f"schedule.at is not an ISO 8601 date-time in the years 0001-9999 (UTC):"
+                f" {at[:64]!r} ({exc})",
+                "invalid_schedule",
+                details=[{"field": "schedule.at", "message": str(exc)}],
             ) from None
         if at_ms < now_ms - AT_GRACE_MS:
             raise BadRequest("schedule.at is in the past", "invalid_schedule")
