@@ -17,7 +17,14 @@ import re
 from typing import Any
 
 from .callbacks import CallbackPolicy, CallbackRefused
-from .cron import CronError, TimezoneError, load_zone, schedule_for
+from .cron import (
+    CronError,
+    TimezoneError,
+    check_expression,
+    check_zone_name,
+    load_zone,
+    schedule_for,
+)
 from .errors import BadRequest, Unprocessable
 from .models import (
     DEFAULT_ALERTS,
@@ -41,7 +48,14 @@ from .models import (
 )
 from .webhooks import RESERVED_HEADERS
 
-__all__ = ["AT_GRACE_MS", "CueInput", "apply_update", "new_cue", "read_cue_body"]
+__all__ = [
+    "AT_GRACE_MS",
+    "CueInput",
+    "apply_update",
+    "check_payload",
+    "new_cue",
+    "read_cue_body",
+]
 
 # An `at` this far in the past still fires at once: clients create cues "at now" (H20).
 AT_GRACE_MS = 60_000
@@ -129,7 +143,7 @@ def read_cue_body(body: dict[str, Any], max_payload_bytes: int) -> CueInput:
     if body.get("callback") is not None:
         values["callback"] = _object(body["callback"], "callback")
     if body.get("payload") is not None:
-        values["payload"] = _payload(body["payload"], max_payload_bytes)
+        values["payload"] = check_payload(body["payload"], max_payload_bytes)
     for field in ("retry", "on_failure", "delivery", "alerts", "verification"):
         if body.get(field) is not None:
             values[field] = _object(body[field], field)
@@ -162,14 +176,18 @@ def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _payload(value: Any, max_bytes: int) -> dict[str, Any]:
+def check_payload(value: Any, max_bytes: int, field: str = "payload") -> dict[str, Any]:
+    """The one payload check, wherever a payload enters (a cue's `payload`, a fire's
+    `payload_override` and the payload it makes): a JSON object of at most
+    `max_bytes` as compact UTF-8 JSON (400 `invalid_payload_size`)."""
     if not isinstance(value, dict):
-        raise invalid("payload", "must be a JSON object")
+        raise invalid(field, "must be a JSON object")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > max_bytes:
         raise BadRequest(
-            f"Payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
+            f"{field}: payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
             "invalid_payload_size",
+            details=[{"field": field, "message": f"must be at most {max_bytes:,} bytes as JSON"}],
         )
     return value
 
@@ -182,12 +200,16 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     timezone = raw.get("timezone")
     if timezone is None:
         timezone = current.timezone if current else "UTC"
-    if not isinstance(timezone, str):
+    elif not isinstance(timezone, str):
         raise invalid("schedule.timezone", "must be a string")
     try:
+        if "timezone" in raw:  # a stored zone stays usable even if the rule got stricter
+            check_zone_name(timezone)
         zone = load_zone(timezone)
     except TimezoneError as exc:
-        raise Unprocessable(str(exc), "invalid_timezone") from None
+        raise Unprocessable(
+            str(exc), "invalid_timezone", details=[{"field": "schedule.timezone", "message": str(exc)}]
+        ) from None
     kind = raw.get("type")
     if kind is None:
         kind = "recurring" if raw.get("cron") else "once" if raw.get("at") else None
@@ -200,9 +222,13 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
         if not isinstance(cron, str) or not cron.strip():
             raise BadRequest("A recurring schedule needs a cron expression", "invalid_schedule")
         try:
+            if "cron" in raw:
+                cron = check_expression(cron)
             cron = schedule_for(cron, timezone).expression
         except CronError as exc:
-            raise BadRequest(str(exc), "invalid_schedule") from None
+            raise BadRequest(
+                str(exc), "invalid_schedule", details=[{"field": "schedule.cron", "message": str(exc)}]
+            ) from None
         return Schedule("recurring", cron, None, timezone)
     if "at" in raw:
         at = raw["at"]
