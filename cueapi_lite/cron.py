@@ -80,9 +80,7 @@ class _Field:
             raise CronError(f"{self.name} {text!r} is not {kinds}")
         value = int(text)
         if not self.low <= value <= self.high:
-            raise CronError(
-                f"{self.name} {value} is out of range {self.low}\u2013{self.high}"
-            )
+            raise CronError(f"{self.name} {value} is out of range {self.low}\u2013{self.high}")
         return value
 
 
@@ -168,8 +166,7 @@ def check_zone_name(name: object) -> str:
     if not isinstance(name, str) or name not in _zone_names():
         shown = name[:64] if isinstance(name, str) else name
         raise TimezoneError(
-            f"Unknown timezone: {shown!r}; use an IANA zone name such as 'Europe/Berlin'"
-            " or 'UTC'"
+            f"Unknown timezone: {shown!r}; use an IANA zone name such as 'Europe/Berlin' or 'UTC'"
         )
     load_zone(name)
     return name

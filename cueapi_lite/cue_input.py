@@ -208,7 +208,9 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
         zone = load_zone(timezone)
     except TimezoneError as exc:
         raise Unprocessable(
-            str(exc), "invalid_timezone", details=[{"field": "schedule.timezone", "message": str(exc)}]
+            str(exc),
+            "invalid_timezone",
+            details=[{"field": "schedule.timezone", "message": str(exc)}],
         ) from None
     kind = raw.get("type")
     if kind is None:
@@ -227,7 +229,9 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
             cron = schedule_for(cron, timezone).expression
         except CronError as exc:
             raise BadRequest(
-                str(exc), "invalid_schedule", details=[{"field": "schedule.cron", "message": str(exc)}]
+                str(exc),
+                "invalid_schedule",
+                details=[{"field": "schedule.cron", "message": str(exc)}],
             ) from None
         return Schedule("recurring", cron, None, timezone)
     if "at" in raw:
@@ -278,7 +282,9 @@ def _checked_url(url: Any, field: str, policy: CallbackPolicy) -> str:
         return policy.check(url)
     except CallbackRefused as exc:
         raise BadRequest(
-            f"{field}: {exc}", "invalid_callback_url", details=[{"field": field, "message": str(exc)}]
+            f"{field}: {exc}",
+            "invalid_callback_url",
+            details=[{"field": field, "message": str(exc)}],
         ) from None
 
 

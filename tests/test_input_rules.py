@@ -34,7 +34,9 @@ async def test_a_fire_with_an_oversized_payload_override_is_refused_and_not_stor
 async def test_a_merge_that_grows_the_payload_past_the_limit_is_refused(
     api: httpx.AsyncClient,
 ) -> None:
-    cue = (await api.post("/v1/cues", json=webhook_cue(payload={"a": "x" * (MIB * 6 // 10)}))).json()
+    cue = (
+        await api.post("/v1/cues", json=webhook_cue(payload={"a": "x" * (MIB * 6 // 10)}))
+    ).json()
     override = {"payload_override": {"b": "y" * (MIB * 6 // 10)}}
     merged = await api.post(f"/v1/cues/{cue['id']}/fire", json=override)
     assert merged.status_code == 400

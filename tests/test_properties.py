@@ -13,10 +13,10 @@ import asyncio
 import json
 import re
 import threading
-from urllib.parse import quote
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -63,7 +63,9 @@ SCALARS = st.one_of(
 )
 JSON_VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 # Raw JSON text a serialiser would never write: each goes where a value goes.
@@ -121,7 +123,9 @@ def bodies(draw: st.DrawFn) -> bytes:
 
 
 QUERY_VALUES = st.one_of(
-    st.sampled_from(["9223372036854775808", "-1", "1e3", "0x10", "１２", "", "99999999999999999999"]),
+    st.sampled_from(
+        ["9223372036854775808", "-1", "1e3", "0x10", "１２", "", "99999999999999999999"]
+    ),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.text(max_size=20),
 )
@@ -192,7 +196,10 @@ class Target:
         for path in ("/v1/cues?limit=100", "/v1/executions?limit=100", "/v1/alerts"):
             listed = self.request("GET", path)
             assert listed.status_code == 200, (path, listed.text[:500])
-        for path in (f"/v1/cues/{self.ids['cue_id']}", f"/v1/executions/{self.ids['execution_id']}"):
+        for path in (
+            f"/v1/cues/{self.ids['cue_id']}",
+            f"/v1/executions/{self.ids['execution_id']}",
+        ):
             got = self.request("GET", path)
             assert got.status_code in (200, 404), (path, got.text[:500])
         for cue in self.request("GET", "/v1/cues?limit=100").json()["cues"]:

@@ -210,7 +210,9 @@ async def test_patch_me_checks_the_alert_webhook_url_like_a_callback(
     try:
         key = await app.accounts.mint_key("eve@example.com")
         async with app.client(key.api_key) as api:
-            response = await api.patch("/v1/auth/me", json={"alert_webhook_url": f"https://{host}/"})
+            response = await api.patch(
+                "/v1/auth/me", json={"alert_webhook_url": f"https://{host}/"}
+            )
             assert response.status_code == 422
             assert response.json()["error"]["details"][0]["field"] == "alert_webhook_url"
             stored = await api.patch(
