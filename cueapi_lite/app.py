@@ -200,6 +200,7 @@ class CueApiLite:
         await asyncio.to_thread(self.store.open)
         self.started = True
         now_ms = self.clock.now_ms()
+        self.firing.started_ms = now_ms
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()
