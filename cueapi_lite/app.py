@@ -29,7 +29,7 @@ from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
-from .models import Cue, Execution, MissedReason, Transport
+from .models import Cue, Execution, MissedReason, Transport, iso
 from .ratelimit import RateLimitHeaders
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
@@ -50,6 +50,7 @@ from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
 from .store import Store
+from .store.lock import ServerLock
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -89,6 +90,8 @@ class CueApiLite:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.store = Store(self.settings.db, self.settings.synchronous)
+        # One running instance per database file: two would both fire every cue.
+        self._lock = ServerLock(self.settings.db)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
         self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
@@ -194,10 +197,18 @@ class CueApiLite:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the database, reload deadlines, resume unfinished deliveries, run."""
+        """Open the database, reload deadlines, resume unfinished deliveries, run.
+
+        Raises `AlreadyRunning` when another instance runs on the same database file.
+        """
         if self.started:
             return
-        await asyncio.to_thread(self.store.open)
+        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            self._lock.release()
+            raise
         self.started = True
         now_ms = self.clock.now_ms()
         self.firing.started_ms = now_ms
@@ -217,6 +228,7 @@ class CueApiLite:
         await self.delivery.aclose()
         await self.deliverer.close()
         await asyncio.to_thread(self.store.close)
+        self._lock.release()
         self.started = False
 
     @contextlib.asynccontextmanager

@@ -30,7 +30,7 @@ from ..outcomes import (
     parse_outcome,
 )
 from ..store import EvidenceRejected, ExecutionFilters, Store
-from ..store.outcomes import merged_evidence
+from ..store.sqlite.outcomes import merged_evidence
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import sqlite3
 
-from .alerts import AlertFilters, AlertStore
-from .claims import Claimable, ClaimStore, LeaseCheck
-from .cues import CueLimitReached, CueStore, DuplicateName
-from .db import Database
-from .devices import DeviceCode, DeviceStore, NewCredentials
-from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
-from .outcomes import EvidenceRejected, OutcomeStore
-from .sessions import SessionMatch, TokenStore
-from .support import SupportStore, Ticket, TicketLimitReached
-from .usage import UsageStore
-from .users import KeyLimitReached, KeyMatch, KeyRecord, LastActiveKey, Preferences, UserStore
-from .workers import WorkerRecord, WorkerStore
+from .sqlite.alerts import AlertFilters, AlertStore
+from .sqlite.claims import Claimable, ClaimStore, LeaseCheck
+from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
+from .sqlite.db import Database
+from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
+from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .sqlite.outcomes import EvidenceRejected, OutcomeStore
+from .sqlite.sessions import SessionMatch, TokenStore
+from .sqlite.support import SupportStore, Ticket, TicketLimitReached
+from .sqlite.usage import UsageStore
+from .sqlite.users import (
+    KeyLimitReached,
+    KeyMatch,
+    KeyRecord,
+    LastActiveKey,
+    Preferences,
+    UserStore,
+)
+from .sqlite.workers import WorkerRecord, WorkerStore
 
 __all__ = [
     "AlertFilters",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from ..models import (
+from ...models import (
     Alerts,
     Callback,
     Cue,

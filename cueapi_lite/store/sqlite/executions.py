@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import (
+from ...models import (
     Execution,
     ExecutionStatus,
     Outcome,

@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from typing import Any
 
-from ..models import Alert, dumps
+from ...models import Alert, dumps
 from .db import Database
 
 __all__ = [

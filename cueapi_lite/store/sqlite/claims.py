@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ..models import Execution
+from ...models import Execution
 from .alerts import check_consecutive_failures
 from .db import Database
 from .executions import execution_from_row, finish_cue_run
