@@ -93,7 +93,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with server_process(args.pythonpath) as server, receiver_process(server.secret) as receiver:
+        print(f"server RSS idle after start: {server.rss_mib():.1f} MiB")
         asyncio.run(under_load(args, server.base, server.key, receiver))
+        print(f"server RSS after the run: {server.rss_mib():.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -58,6 +57,9 @@ from .store.lock import ServerLock
 from .telemetry import Telemetry
 from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
+
+if TYPE_CHECKING:  # httpx (and its TLS stack) loads only when a client is asked for
+    import httpx
 
 __all__ = ["CueApiLite"]
 
@@ -319,6 +321,8 @@ class CueApiLite:
 
     def client(self, api_key: str | None = None) -> httpx.AsyncClient:
         """An httpx client that calls this instance in-process (no sockets)."""
+        import httpx
+
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.asgi),
