@@ -28,16 +28,18 @@ from common import create_many, receiver_process, run, server
 
 async def scraper(lite: Any, every_s: float) -> None:
     """Read /metrics in-process every `every_s` seconds; prints how many scrapes ran."""
-    scrapes = 0
+    took: list[float] = []
     try:
         async with lite.client() as client:
             while True:
                 await asyncio.sleep(every_s)
+                started = time.perf_counter()
                 response = await client.get("/metrics")
+                took.append(time.perf_counter() - started)
                 assert response.status_code == 200
-                scrapes += 1
     finally:
-        print(f"{scrapes} scrapes of /metrics during the run")
+        slowest = max(took, default=0) * 1000
+        print(f"{len(took)} scrapes of /metrics during the run, slowest {slowest:.1f} ms")
 
 
 async def measure(cues: int, cron: bool, url: str, metrics: bool, scrape_s: float) -> None:
