@@ -33,7 +33,6 @@ from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
-from .ratelimit import RateLimitHeaders
 from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
@@ -45,6 +44,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
+from .routing import IndexedRouter
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -56,6 +56,7 @@ from .services.support import SupportService
 from .store import Store
 from .store.lock import ServerLock
 from .telemetry import Telemetry
+from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -126,8 +127,9 @@ class CueApiLite:
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(
-            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed
-        )
+            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed,
+            policy=self.policy,
+        )  # fmt: skip
         self.limits = LimitService(self.store, self.clock, self.settings)
         if self.limits.execution_limit is not None:
             self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
@@ -167,16 +169,28 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                # The dashboard, at / (its paths never start with /v1).
+                *dashboard_routes(
+                    self.cues,
+                    self.executions,
+                    self.alerts,
+                    self.leases,
+                    self.accounts,
+                    self.store.dashboard,
+                    self.clock,
+                    self.settings,
+                ),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
                 *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
-                Middleware(RateLimitHeaders),
             ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
-        self.asgi.router.redirect_slashes = False
+        self.asgi.router = IndexedRouter(
+            self.asgi.router.routes, lifespan=self._lifespan, redirect_slashes=False
+        )
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -242,6 +256,7 @@ class CueApiLite:
             raise
         self.started = True
         now_ms = self.clock.now_ms()
+        self.firing.started_ms = now_ms
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()

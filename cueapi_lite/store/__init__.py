@@ -12,6 +12,7 @@ import sqlite3
 from .sqlite.alerts import AlertFilters, AlertStore
 from .sqlite.claims import Claimable, ClaimStore, LeaseCheck
 from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
+from .sqlite.dashboard import CueHealthRow, DashboardStore, OutcomeCount, RecentExecution
 from .sqlite.db import Database
 from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
 from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
@@ -34,7 +35,9 @@ __all__ = [
     "AlertFilters",
     "AttemptResult",
     "Claimable",
+    "CueHealthRow",
     "CueLimitReached",
+    "DashboardStore",
     "DeviceCode",
     "DuplicateName",
     "EvidenceRejected",
@@ -48,7 +51,9 @@ __all__ = [
     "LastActiveKey",
     "LeaseCheck",
     "NewCredentials",
+    "OutcomeCount",
     "Preferences",
+    "RecentExecution",
     "SessionMatch",
     "Store",
     "Ticket",
@@ -74,6 +79,7 @@ class Store:
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
         self.history = HistoryStore(self.db)
+        self.dashboard = DashboardStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
@@ -98,7 +104,8 @@ class Store:
                 " AND outcome_deadline_ms IS NOT NULL",
                 "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
                 " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+                " WHERE status = 'active'",
                 "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
                 " WHERE status = 'pending'",
             ):
@@ -107,8 +114,5 @@ class Store:
         await self.db.write(op)
 
     def healthy(self) -> bool:
-        try:
-            self.db.fetchone("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Open, with its writer running (checked on every `/status`: no query)."""
+        return self.db.healthy()
