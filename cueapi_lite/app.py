@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
@@ -29,6 +30,7 @@ from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
+from .mcp import McpEndpoint
 from .models import Cue, Execution, MissedReason, Transport
 from .ratelimit import RateLimitHeaders
 from .routes.alerts import alert_routes
@@ -127,6 +129,7 @@ class CueApiLite:
         )  # fmt: skip
         self.support = SupportService(self.store, self.clock, self.settings)
         self.echoes = EchoService(self.store, self.clock)
+        self.mcp = McpEndpoint(self)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
         self.asgi = Starlette(
@@ -142,6 +145,7 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                Route("/mcp", self.mcp),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
@@ -202,6 +206,7 @@ class CueApiLite:
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()
+        await self.mcp.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
 
     async def aclose(self) -> None:
@@ -212,6 +217,7 @@ class CueApiLite:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        await self.mcp.aclose()
         await self.delivery.aclose()
         await self.deliverer.close()
         await asyncio.to_thread(self.store.close)

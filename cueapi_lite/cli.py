@@ -1,4 +1,4 @@
-"""The `cueapi-lite` command: serve, keys, device, explain."""
+"""The `cueapi-lite` command: serve, keys, device, explain, mcp."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import uvicorn
 from . import __version__
 from .app import CueApiLite
 from .config import Settings
-from .cron import CronError, TimezoneError, schedule_for
+from .cron import CronError, TimezoneError, preview, schedule_for
 from .models import parse_instant
 from .services.accounts import AccountService
 from .store import Store
@@ -249,22 +249,30 @@ def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bo
         raise click.ClickException(str(exc)) from None
     except ValueError:
         raise click.ClickException(f"--from is not an ISO 8601 date-time: {start!r}") from None
-    rows = []
-    for occurrence in schedule.between(after_ms + 1, 2**62, count):
-        moment = datetime.fromtimestamp(occurrence.at_ms / 1000, UTC)
-        rows.append(
-            {
-                "local": moment.astimezone(schedule.zone).isoformat(),
-                "utc": moment.isoformat(),
-                "note": occurrence.note,
-            }
-        )
+    rows = preview(schedule, after_ms, count)
     if as_json:
         click.echo(json.dumps(rows))
         return
     for row in rows:
         note = f"  <- {row['note']}" if row["note"] else ""
         click.echo(f"{row['local']}  ({row['utc']}){note}")
+
+
+@main.command("mcp")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The server's base URL (a trailing /v1 is ignored).",
+)
+@click.option("--key", envvar="CUEAPI_API_KEY", required=True, help="API key (env CUEAPI_API_KEY).")
+def mcp_stdio(url: str, key: str) -> None:
+    """Serve the MCP tools on stdin/stdout for desktop agents, acting on the server at
+    URL as the owner of the key."""
+    from .mcp import run_stdio
+
+    base_url = url.rstrip("/").removesuffix("/v1")
+    asyncio.run(run_stdio(base_url, key))
 
 
 _DB_OPTION = click.option(

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import cue_json, execution_json, started_json
+from ..models import Cue, Execution, cue_json, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
 from .common import json_body, no_content, ok, page, query, user_of
 
-__all__ = ["cue_routes"]
+__all__ = ["cue_detail_json", "cue_page_json", "cue_routes"]
+
+
+def cue_page_json(found: list[Cue], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"cues": [cue_json(c) for c in found], "total": total, "limit": limit, "offset": offset}
+
+
+def cue_detail_json(cue: Cue, executions: list[Execution], total: int) -> dict[str, Any]:
+    """E3: the cue with its newest executions."""
+    data = cue_json(cue)
+    data.update(
+        executions=[execution_json(e) for e in executions],
+        execution_total=total,
+        execution_limit=RECENT_EXECUTIONS,
+        execution_offset=0,
+    )
+    return data
 
 
 def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
@@ -24,21 +42,12 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
         user = await user_of(request, accounts)
         limit, offset = page(request)
         found, total = await cues.page(user, query(request, "status"), limit, offset)
-        return ok(
-            {"cues": [cue_json(c) for c in found], "total": total, "limit": limit, "offset": offset}
-        )
+        return ok(cue_page_json(found, total, limit, offset))
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        data = cue_json(cue)
-        data.update(
-            executions=[execution_json(e) for e in executions],
-            execution_total=total,
-            execution_limit=RECENT_EXECUTIONS,
-            execution_offset=0,
-        )
-        return ok(data)
+        return ok(cue_detail_json(cue, executions, total))
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)
