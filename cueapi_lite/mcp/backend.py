@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..clock import SystemClock
 from ..errors import ApiError, Unprocessable
 from ..models import alert_json, cue_json, execution_json, parse_instant, started_json
 from ..routes.alerts import alert_page_json
@@ -51,6 +52,8 @@ def failure(exc: ApiError) -> ToolFailure:
 class Backend(Protocol):
     """One user's view of a cueapi-lite server, answering in the API's JSON shapes."""
 
+    def now_ms(self) -> int: ...
+
     async def create_cue(self, body: Json) -> Json: ...
     async def list_cues(self, status: str | None, limit: int, offset: int) -> Json: ...
     async def get_cue(self, cue_id: str) -> Json: ...
@@ -74,6 +77,9 @@ class ServicesBackend:
     def __init__(self, lite: CueApiLite, user: User) -> None:
         self.lite = lite
         self.user = user
+
+    def now_ms(self) -> int:
+        return self.lite.clock.now_ms()
 
     async def _call(self, coroutine: Any) -> Any:
         try:
@@ -164,6 +170,9 @@ class ApiBackend:
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,
         )
+
+    def now_ms(self) -> int:
+        return SystemClock().now_ms()
 
     async def aclose(self) -> None:
         await self.http.aclose()

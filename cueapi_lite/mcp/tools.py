@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ..cron import CronError, TimezoneError, preview, schedule_for
@@ -169,7 +168,7 @@ async def _heartbeat(backend: Backend, args: dict[str, Any]) -> Json:
 # --- this server's own ------------------------------------------------------------------
 
 
-async def _explain_schedule(_backend: Backend, args: dict[str, Any]) -> Json:
+async def _explain_schedule(backend: Backend, args: dict[str, Any]) -> Json:
     try:
         schedule = schedule_for(args["cron"], args.get("timezone", "UTC"))
     except CronError as exc:
@@ -178,7 +177,7 @@ async def _explain_schedule(_backend: Backend, args: dict[str, Any]) -> Json:
         raise failure(Unprocessable(str(exc), "invalid_timezone")) from None
     start = args.get("from")
     if start is None:
-        after_ms = int(datetime.now(UTC).timestamp() * 1000)
+        after_ms = backend.now_ms()
     else:
         try:
             after_ms = parse_instant(start, schedule.zone) - 1
