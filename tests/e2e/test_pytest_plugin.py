@@ -74,7 +74,7 @@ def test_every_fixture_explains_itself_in_pytest_fixtures() -> None:
     )  # fmt: skip
     assert listing.returncode == 0, listing.stdout + listing.stderr
     section = listing.stdout.split("fixtures defined from cueapi_lite.pytest_plugin", 1)[1]
-    section = section.split("\n", 1)[1]  # the rest of the heading's line
+    section = section.split("\n", 1)[1].split("\n---", 1)[0]  # up to the next heading
     entries = {
         lines[0].split(" -- ")[0]: " ".join(lines[1:])
         for lines in (block.strip().splitlines() for block in section.split("\n\n"))
