@@ -95,6 +95,8 @@ def serve(host: str, port: int, db: str) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # The MCP SDK announces each start and stop of its session manager at INFO.
+    logging.getLogger("mcp").setLevel(max(logging.WARNING, logging.getLogger().level))
     sock = _bind(settings.host, settings.port)
     settings = settings.replace(port=sock.getsockname()[1])
 
