@@ -206,7 +206,6 @@ class CueApiLite:
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()
-        await self.mcp.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
 
     async def aclose(self) -> None:

@@ -95,7 +95,7 @@ def serve(host: str, port: int, db: str) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    # The MCP SDK announces each start and stop of its session manager at INFO.
+    # The MCP SDK announces each start and stop of its request handler at INFO.
     logging.getLogger("mcp").setLevel(max(logging.WARNING, logging.getLogger().level))
     sock = _bind(settings.host, settings.port)
     settings = settings.replace(port=sock.getsockname()[1])
@@ -271,7 +271,7 @@ def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bo
 def mcp_stdio(url: str, key: str) -> None:
     """Serve the MCP tools on stdin/stdout for desktop agents, acting on the server at
     URL as the owner of the key."""
-    from .mcp import run_stdio
+    from .mcp.server import run_stdio
 
     base_url = url.rstrip("/").removesuffix("/v1")
     asyncio.run(run_stdio(base_url, key))

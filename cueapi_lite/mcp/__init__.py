@@ -1,14 +1,15 @@
 """MCP (Model Context Protocol) for agents: one tool table over two transports.
 
 `tools` holds every tool once; `backend` what they act on (the running server's services,
-or a server's HTTP API); `server` builds the MCP server and serves it at `/mcp` inside
-`serve` or on stdio for `cueapi-lite mcp`.
+or a server's HTTP API); `endpoint` serves them at `/mcp` inside `serve`; `server` builds
+the MCP server with the SDK and runs it on stdio for `cueapi-lite mcp`. Only `server`
+imports the SDK, and only when MCP is used.
 """
 
 from __future__ import annotations
 
 from .backend import ApiBackend, Backend, ServicesBackend, ToolFailure
-from .server import McpEndpoint, build_server, run_stdio
+from .endpoint import McpEndpoint
 from .tools import TOOLS, Tool
 
 __all__ = [
@@ -19,6 +20,4 @@ __all__ = [
     "ServicesBackend",
     "Tool",
     "ToolFailure",
-    "build_server",
-    "run_stdio",
 ]

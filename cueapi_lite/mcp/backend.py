@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from ..app import CueApiLite
     from ..models import User
 
-__all__ = ["ApiBackend", "Backend", "ServicesBackend", "ToolFailure", "failure"]
+__all__ = ["BACKEND_KEY", "ApiBackend", "Backend", "ServicesBackend", "ToolFailure", "failure"]
 
 Json = dict[str, Any]
+# Where an HTTP request to `/mcp` carries its backend (its authenticated caller) to the
+# tool call.
+BACKEND_KEY = "cueapi_lite.mcp_backend"
 
 
 class ToolFailure(Exception):

@@ -1,14 +1,12 @@
-"""The MCP server over the tool table, and its two transports.
+"""The MCP server over the tool table (built with the official `mcp` SDK) and its two
+transports: `http_manager` for streamable HTTP at `/mcp` (see `endpoint`), `run_stdio`
+for desktop clients on stdin/stdout, calling a server over its HTTP API.
 
-`McpEndpoint` serves streamable HTTP at `/mcp` inside `serve`: each request is
-authenticated and rate-counted like any API request, and its tools call the running
-server's services as that user. `run_stdio` serves the same tools on stdin/stdout to a
-desktop client, calling a server over its HTTP API.
+Importing this module imports the SDK (about a second): only MCP use loads it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,27 +18,21 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
 
 from .. import __version__
-from ..routes.common import caller_of
-from .backend import ApiBackend, Backend, ServicesBackend, ToolFailure
+from .backend import BACKEND_KEY, ApiBackend, Backend, ToolFailure
 from .tools import TOOLS, tool_named
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
-    from ..app import CueApiLite
-
-__all__ = ["McpEndpoint", "build_server", "run_stdio"]
+__all__ = ["build_server", "http_manager", "run_stdio"]
 
 SERVER_NAME = "cueapi-lite"
 INSTRUCTIONS = (
     "Schedule cues (cron or one-time) that deliver signed webhooks or queue work for"
     " workers, and read their executions, outcomes and alerts."
 )
-# Where the authenticated caller of an HTTP request waits for the tool call.
-CALLER_KEY = "cueapi_lite.mcp_backend"
 
 BackendFor = Callable[["ServerRequestContext[Any]"], Backend]
 
@@ -116,67 +108,26 @@ def build_server(backend_for: BackendFor) -> Server[Any]:
 
 def _request_backend(ctx: ServerRequestContext[Any]) -> Backend:
     request = ctx.request
-    backend = request.scope.get(CALLER_KEY) if isinstance(request, Request) else None
+    backend = request.scope.get(BACKEND_KEY) if isinstance(request, Request) else None
     if backend is None:  # the endpoint authenticates every request before the SDK sees it
         raise RuntimeError("MCP request without an authenticated caller")
-    assert isinstance(backend, ServicesBackend)
-    return backend
+    result: Backend = backend
+    return result
 
 
-class McpEndpoint:
-    """The ASGI endpoint at `/mcp`: authenticate like the API, then hand the request to
-    the SDK's streamable HTTP session manager, whose task group lives from `start()` to
-    `aclose()` of the server (a fresh manager each time: one cannot be run twice)."""
-
-    def __init__(self, lite: CueApiLite) -> None:
-        self.lite = lite
-        self.server = build_server(_request_backend)
-        self._manager: StreamableHTTPSessionManager | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    async def start(self) -> None:
-        # Stateless: every request carries its own bearer token and needs no session
-        # kept in memory; JSON answers, since no tool streams. The DNS-rebinding Host
-        # check is off: a page cannot make a browser send the user's bearer key.
-        manager = StreamableHTTPSessionManager(
-            app=self.server,
-            json_response=True,
-            stateless=True,
-            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-            max_request_body_size=self.lite.settings.max_body_bytes,
-        )
-        started = asyncio.Event()
-        self._stop = asyncio.Event()
-
-        async def run() -> None:
-            # The manager's anyio task group must be entered and left by one task.
-            async with manager.run():
-                started.set()
-                await self._stop.wait()
-
-        self._task = asyncio.create_task(run(), name="cueapi-lite-mcp")
-        waiter = asyncio.create_task(started.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not started.is_set():
-            waiter.cancel()
-            self._task.result()  # raises why the manager did not start
-        self._manager = manager
-
-    async def aclose(self) -> None:
-        self._manager = None
-        if self._task is not None:
-            self._stop.set()
-            await self._task
-            self._task = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        caller = await caller_of(request, self.lite.accounts)  # 401 / 429 in the envelope
-        scope[CALLER_KEY] = ServicesBackend(self.lite, caller.user)
-        if self._manager is None:
-            raise RuntimeError("the MCP endpoint is not running")
-        await self._manager.handle_request(scope, receive, send)
+def http_manager(max_body_bytes: int) -> StreamableHTTPSessionManager:
+    """The SDK's streamable HTTP handler for the tools, acting for the backend each
+    request carries under BACKEND_KEY. Stateless: every request brings its own bearer
+    key and no session is kept in memory; JSON answers, since no tool streams. Its
+    DNS-rebinding Host check is off: a web page cannot make a browser send the user's
+    bearer key, which every request needs."""
+    return StreamableHTTPSessionManager(
+        app=build_server(_request_backend),
+        json_response=True,
+        stateless=True,
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_request_body_size=max_body_bytes,
+    )
 
 
 async def run_stdio(base_url: str, api_key: str) -> None:

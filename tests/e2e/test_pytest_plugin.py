@@ -96,3 +96,10 @@ def test_a_separate_project_advances_a_day_and_sees_the_signed_webhook_and_outco
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+
+
+def test_the_readmes_dst_example_is_the_sample_projects_test() -> None:
+    readme = (SAMPLE_PROJECT.parents[1] / "README.md").read_text()
+    example = readme.split("```python\nimport pytest\n", 1)[1].split("```", 1)[0]
+    assert "def test_a_daily_cue_fires_at_nine_local_time_across_the_dst_change" in example
+    assert example in (SAMPLE_PROJECT / "test_daily_brief.py").read_text()
