@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -31,8 +32,9 @@ from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
-from .models import Cue, Execution, MissedReason, Transport
-from .ratelimit import RateLimitHeaders
+from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
+from .models import Cue, Execution, MissedReason, Transport, iso
+from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
 from .routes.billing import billing_routes
@@ -43,6 +45,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
+from .routing import IndexedRouter
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -52,6 +55,9 @@ from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
 from .store import Store
+from .store.lock import ServerLock
+from .telemetry import Telemetry
+from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -91,6 +97,11 @@ class CueApiLite:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.store = Store(self.settings.db, self.settings.synchronous)
+        # One running instance per database file: two would both fire every cue.
+        self._lock = ServerLock(self.settings.db)
+        self.telemetry = Telemetry()
+        if self.settings.metrics:
+            self.store.db.writer.on_commit = self.telemetry.committed
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
         self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
@@ -98,16 +109,22 @@ class CueApiLite:
         self.scheduler = Scheduler(self.clock)
         self.delivery = DeliveryService(
             self.store, self.scheduler, self.clock, self.deliverer,
-            self.settings.delivery_concurrency,
+            self.settings.delivery_concurrency, self.telemetry,
         )  # fmt: skip
-        self.firing = Firing(self.store, self.scheduler, self.clock, self.settings, self._dispatch)
+        self.firing = Firing(
+            self.store, self.scheduler, self.clock, self.settings, self._dispatch, self.telemetry
+        )
         self.leases = LeaseService(
             self.store, self.scheduler, self.clock, self.settings.lease_s,
-            self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s,
+            self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s, self.telemetry,
         )  # fmt: skip
         self.alerts = AlertService(
             self.store, self.scheduler, self.clock, self.deliverer, self.policy,
-            mailer or smtp_mailer(self.settings),
+            mailer or smtp_mailer(self.settings), self.telemetry,
+        )  # fmt: skip
+        self.retention = Retention(
+            self.store, self.scheduler, self.clock, self.settings.history_retention_days,
+            self.telemetry,
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(
@@ -121,7 +138,7 @@ class CueApiLite:
             self.alerts, limits=self.limits,
         )  # fmt: skip
         self.executions = ExecutionService(
-            self.store, self.clock, self.alerts, self.firing, self.limits
+            self.store, self.clock, self.alerts, self.firing, self.limits, self.telemetry
         )
         self.devices = DeviceService(
             self.store, self.clock, self.settings, self.accounts,
@@ -132,9 +149,17 @@ class CueApiLite:
         self.mcp = McpEndpoint(self)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
+        self.http_stats = HttpStats()
+        self.metrics = MetricsCollector(
+            self.telemetry, self.http_stats, self.store.db.path, self._metrics_state
+        )
+        operations: list[Route] = []
+        if self.settings.metrics:
+            operations = metrics_routes(self.metrics, self.settings.metrics_token)
         self.asgi = Starlette(
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
+                *operations,
                 *cue_routes(self.cues, self.accounts),
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
@@ -146,15 +171,28 @@ class CueApiLite:
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
                 Route("/mcp", self.mcp),
+                # The dashboard, at / (its paths never start with /v1).
+                *dashboard_routes(
+                    self.cues,
+                    self.executions,
+                    self.alerts,
+                    self.leases,
+                    self.accounts,
+                    self.store.dashboard,
+                    self.clock,
+                    self.settings,
+                ),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                Middleware(RateLimitHeaders),
+                *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
             ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
-        self.asgi.router.redirect_slashes = False
+        self.asgi.router = IndexedRouter(
+            self.asgi.router.routes, lifespan=self._lifespan, redirect_slashes=False
+        )
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -172,6 +210,7 @@ class CueApiLite:
         await self.firing.load()
         await self.leases.load()
         await self.alerts.load()
+        self.retention.load()
 
     async def _clock_changed(self, reason: str, gap_ms: int, now_ms: int) -> None:
         """The host slept or the clock moved (seen at a wake-up). Forward: everything now
@@ -186,6 +225,14 @@ class CueApiLite:
         await self._plan()
         await self.delivery.plan_retries()
 
+    def _metrics_state(self) -> dict[str, Any]:
+        return {
+            "heap": len(self.scheduler),
+            "next_due_ms": self.scheduler.next_due_ms(),
+            "in_flight": self.delivery.in_flight,
+            "queued": self.delivery.queued,
+        }
+
     def _checks(self) -> dict[str, bool]:
         loop_alive = self._loop_task is not None and not self._loop_task.done()
         return {
@@ -197,10 +244,18 @@ class CueApiLite:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the database, reload deadlines, resume unfinished deliveries, run."""
+        """Open the database, reload deadlines, resume unfinished deliveries, run.
+
+        Raises `AlreadyRunning` when another instance runs on the same database file.
+        """
         if self.started:
             return
-        await asyncio.to_thread(self.store.open)
+        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            self._lock.release()
+            raise
         self.started = True
         now_ms = self.clock.now_ms()
         await self._plan()
@@ -220,7 +275,23 @@ class CueApiLite:
         await self.delivery.aclose()
         await self.deliverer.close()
         await asyncio.to_thread(self.store.close)
+        self._lock.release()
         self.started = False
+
+    async def open_offline(self) -> None:
+        """Open the database for an admin command (import): the server lock is held, so
+        no server runs on the file meanwhile, and nothing is scheduled or delivered.
+        Raises `AlreadyRunning` when a server runs on it."""
+        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def close_offline(self) -> None:
+        await asyncio.to_thread(self.store.close)
+        self._lock.release()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from ..clock import SystemClock
 from ..errors import ApiError, Unprocessable
 from ..models import alert_json, cue_json, execution_json, parse_instant, started_json
 from ..routes.alerts import alert_page_json
-from ..routes.cues import cue_detail_json, cue_page_json
+from ..routes.cues import cue_page_json, recent_executions_json
 from ..routes.executions import execution_page_json, outcome_recorded_json
 from ..routes.workers import claimable_json, claimed_json, heartbeat_json
 from ..store import AlertFilters, ExecutionFilters
@@ -95,11 +95,11 @@ class ServicesBackend:
 
     async def list_cues(self, status: str | None, limit: int, offset: int) -> Json:
         found, total = await self._call(self.lite.cues.page(self.user, status, limit, offset))
-        return cue_page_json(found, total, limit, offset)
+        return cue_page_json(found, total, limit, offset, render=cue_json)
 
     async def get_cue(self, cue_id: str) -> Json:
         cue, executions, total = await self._call(self.lite.cues.get(self.user, cue_id))
-        return cue_detail_json(cue, executions, total)
+        return {**cue_json(cue), **recent_executions_json(executions, total)}
 
     async def update_cue(self, cue_id: str, body: Json) -> Json:
         return cue_json(await self._call(self.lite.cues.update(self.user, cue_id, body)))

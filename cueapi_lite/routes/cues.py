@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import Cue, Execution, cue_json, execution_json, started_json
+from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
 from .common import json_body, no_content, ok, page, query, user_of
 
-__all__ = ["cue_detail_json", "cue_page_json", "cue_routes"]
+__all__ = ["cue_page_json", "cue_routes", "recent_executions_json"]
 
 
-def cue_page_json(found: list[Cue], total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"cues": [cue_json(c) for c in found], "total": total, "limit": limit, "offset": offset}
+def cue_page_json(
+    found: list[Cue], total: int, limit: int, offset: int, render: Callable[[Cue], Any] = cue_raw
+) -> dict[str, Any]:
+    """E2's page; `render` makes each cue (pre-encoded by default, `cue_json` for a dict)."""
+    return {"cues": [render(c) for c in found], "total": total, "limit": limit, "offset": offset}
 
 
-def cue_detail_json(cue: Cue, executions: list[Execution], total: int) -> dict[str, Any]:
-    """E3: the cue with its newest executions."""
-    data = cue_json(cue)
-    data.update(
-        executions=[execution_json(e) for e in executions],
-        execution_total=total,
-        execution_limit=RECENT_EXECUTIONS,
-        execution_offset=0,
-    )
-    return data
+def recent_executions_json(executions: list[Execution], total: int) -> dict[str, Any]:
+    """What E3 adds to the cue: its newest executions."""
+    return {
+        "executions": [execution_json(e) for e in executions],
+        "execution_total": total,
+        "execution_limit": RECENT_EXECUTIONS,
+        "execution_offset": 0,
+    }
 
 
 def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
     async def create(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue = await cues.create(user, await json_body(request))
-        return ok(cue_json(cue), 201)
+        return ok(cue_raw(cue), 201)
 
     async def list_cues(request: Request) -> Response:
         user = await user_of(request, accounts)
@@ -47,13 +49,13 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        return ok(cue_detail_json(cue, executions, total))
+        return ok(cue_raw_with(cue, recent_executions_json(executions, total)))
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)
         body = await json_body(request)
         cue = await cues.update(user, request.path_params["cue_id"], body)
-        return ok(cue_json(cue))
+        return ok(cue_raw(cue))
 
     async def delete(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..alerts import AlertService
@@ -79,7 +80,7 @@ class CueService:
                 self.leases.no_task_warning(cue.payload),
                 await self.leases.no_worker_warning(user),
             ]
-            cue.warning = " ".join(w for w in warnings if w) or None
+            cue = dataclasses.replace(cue, warning=" ".join(w for w in warnings if w) or None)
         return cue
 
     async def page(
