@@ -291,6 +291,13 @@ async def test_errors_come_back_as_tool_errors_with_the_api_message(connect: Any
         assert "cue_id" in await fails(mcp, "cueapi_get_cue")
         assert "Additional properties" in await fails(mcp, "cueapi_get_cue", cue_id="x", extra=1)
         assert "Unknown tool" in await fails(mcp, "cueapi_no_such_tool")
+        deep: dict[str, object] = {}
+        for _ in range(200):
+            deep = {"d": deep}
+        too_deep = await fails(mcp, "cueapi_create_cue", name="deep", cron="0 9 * * *",
+                               callback_url=HOOK, payload=deep)  # fmt: skip
+        assert "invalid_json" in too_deep
+        assert (await call(mcp, "cueapi_list_cues"))["total"] == 1  # only "dup"
 
 
 async def test_another_users_ids_are_not_found(connect: Any, lite: CueApiLite) -> None:

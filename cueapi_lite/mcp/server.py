@@ -20,7 +20,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 
 from .. import __version__
-from .backend import BACKEND_KEY, ApiBackend, Backend, ToolFailure
+from ..json_input import JsonInputError, decode_json_body
+from .backend import BACKEND_KEY, ApiBackend, Backend, ToolFailure, failure
 from .tools import TOOLS, tool_named
 
 if TYPE_CHECKING:
@@ -84,7 +85,12 @@ def build_server(backend_for: BackendFor) -> Server[Any]:
         tool = tool_named(params.name)
         if tool is None:
             return _error(f"Unknown tool: {params.name}")
-        arguments = dict(params.arguments or {})
+        try:
+            # The API's one decoder: the same refusals (depth, NaN, 64-bit integers, lone
+            # surrogates) whichever way the arguments came.
+            arguments = decode_json_body(json.dumps(params.arguments or {}))
+        except JsonInputError as exc:
+            return _error(str(failure(exc)))
         problem = _argument_problem(tool.input_schema, arguments)
         if problem is not None:
             return _error(f"Invalid arguments for {tool.name}: {problem}")

@@ -12,7 +12,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..cron import CronError, TimezoneError, preview, schedule_for
+from ..cron import (
+    CronError,
+    TimezoneError,
+    check_expression,
+    check_zone_name,
+    preview,
+    schedule_for,
+)
 from ..errors import BadRequest, Unprocessable
 from ..models import parse_instant
 from .backend import Backend, Json, ToolFailure, failure
@@ -170,7 +177,8 @@ async def _heartbeat(backend: Backend, args: dict[str, Any]) -> Json:
 
 async def _explain_schedule(backend: Backend, args: dict[str, Any]) -> Json:
     try:
-        schedule = schedule_for(args["cron"], args.get("timezone", "UTC"))
+        zone = check_zone_name(args.get("timezone", "UTC"))
+        schedule = schedule_for(check_expression(args["cron"]), zone)
     except CronError as exc:
         raise failure(BadRequest(str(exc), "invalid_schedule")) from None
     except TimezoneError as exc:
