@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,14 @@ class ServerProcess:
         assert secret, banner
         self.base, self.key, self.secret = base.group(1), key.group(1), secret.group(1)
         self.pid = self.process.pid
+        # Keep reading its output (the log): a full pipe would block the server.
+        self._drain = threading.Thread(target=self._discard_output, daemon=True)
+        self._drain.start()
+
+    def _discard_output(self) -> None:
+        assert self.process.stdout is not None
+        for _line in self.process.stdout:
+            pass
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
