@@ -80,10 +80,16 @@ async def test_deleting_a_cue_removes_its_history_but_not_its_runs_from_usage(
         assert (await api.post(f"/v1/cues/{target['id']}/fire")).status_code == 200
     await lite.settle()
     assert (await counts(api))["executions_listed"] == 3
+    of_other = (await api.get(f"/v1/cues/{other['id']}")).json()
+    assert of_other["execution_total"] == 1
+    listed = (await api.get("/v1/executions", params={"cue_id": cue["id"]})).json()
+    assert listed["total"] == 2
     await api.delete(f"/v1/cues/{cue['id']}")
     found = await counts(api)
     assert found["executions_listed"] == 1  # the history went with the cue
     assert found["executions_used"] == 3  # the runs happened this month all the same
+    gone = (await api.get("/v1/executions", params={"cue_id": cue["id"]})).json()
+    assert gone["total"] == 0
 
 
 async def test_missed_occurrences_are_listed_but_not_counted(
@@ -173,6 +179,7 @@ async def test_a_database_from_before_the_counters_gets_them_filled_in(
         conn.execute(f"DROP TRIGGER {trigger[0]}")
     conn.execute("DROP TABLE cue_counts")
     conn.execute("DROP TABLE execution_counts")
+    conn.execute("DROP TABLE cue_execution_counts")
     for index in ("cues_user_page", "cues_user_status_page", "executions_user_page",
                   "executions_cue_page"):  # fmt: skip
         conn.execute(f"DROP INDEX {index}")
@@ -210,5 +217,8 @@ async def test_a_database_from_before_the_counters_gets_them_filled_in(
         async with app.client(key.api_key) as api:
             assert await counts(api) == {"active": 2, "cues_used": 3, "cues_listed": 4,
                                          "executions_used": 1, "executions_listed": 3}  # fmt: skip
+            history = (await api.get("/v1/executions", params={"cue_id": "cue_old0"})).json()
+            assert history["total"] == 3
+            assert (await api.get("/v1/cues/cue_old0")).json()["execution_total"] == 3
     finally:
         await app.aclose()
