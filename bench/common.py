@@ -89,6 +89,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cueapi_lite", "serve", "--port", "0", "--db", str(db)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+            cwd=db.parent,  # `-m` puts the working directory first on the path
         )  # fmt: skip
         assert self.process.stdout is not None
         banner = ""
