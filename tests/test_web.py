@@ -556,3 +556,39 @@ async def test_live_poll_is_204_until_something_changes(
     assert changed.status_code == 200
     assert changed.headers["x-live-version"] != version
     assert "fill-success" in changed.text
+
+
+# --- the forms read JSON and payloads as the API does ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"n": NaN}', "payload.n: NaN is not a JSON number"),
+        ('{"n": 1e400}', "payload.n: the number is out of range"),
+        ('{"n": 123456789012345678901}', "payload.n: the number is out of range"),
+        ('{"s": "\\ud800"}', "payload.s: holds a lone UTF-16 surrogate"),
+        ('{"deep": ' + "[" * 200 + "]" * 200 + "}", "payload.deep: nested more than 128"),
+    ],
+)
+async def test_an_edit_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, payload: str, message: str
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/edit", page, **edit_fields(payload=payload))
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert stored["payload"] == cue["payload"]
+
+
+async def test_a_fire_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/fire", page, payload_override='{"n": Infinity}')
+    assert response.status_code == 422, response.text
+    assert "payload_override.n: Infinity is not a JSON number" in response.text
+    assert (await api.get("/v1/executions")).json()["total"] == 0
