@@ -592,3 +592,23 @@ async def test_a_fire_refuses_the_json_the_api_refuses(
     assert response.status_code == 422, response.text
     assert "payload_override.n: Infinity is not a JSON number" in response.text
     assert (await api.get("/v1/executions")).json()["total"] == 0
+
+
+async def test_a_cue_with_a_large_payload_can_be_edited_and_fired(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, deliverer: FakeDeliverer
+) -> None:
+    """The forms carry any payload the API accepts (here 200 KB), not just small ones."""
+    payload = {"task": "report", "items": [{"id": i, "note": "x" * 90} for i in range(2000)]}
+    cue = await new_cue(api, name="big", payload=payload)
+    page = f"/cues/{cue['id']}"
+    shown = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True)
+    saved = await post_form(
+        web, f"{page}/edit", page, **edit_fields(cron="5 9 * * *", payload=shown)
+    )
+    assert saved.headers.get("location") == f"{page}?done=saved", saved.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert (stored["schedule"]["cron"], stored["payload"]) == ("5 9 * * *", payload)
+    fired = await post_form(web, f"{page}/fire", page, payload_override=json.dumps({"more": shown}))
+    assert fired.headers.get("location") == f"{page}?done=fired", fired.text
+    await lite.settle()
+    assert json.loads(deliverer.requests[-1].body or b"{}")["payload"]["more"] == shown
