@@ -7,10 +7,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.retention import PRUNE_BATCH
 
 from .conftest import FakeDeliverer, status, webhook_cue
+from .helpers import ms
 
 HOUR_S = 3600
 DAY_S = 24 * HOUR_S
@@ -158,5 +161,47 @@ async def test_alerts_are_history_too(tmp_path: Path, clock: ManualClock) -> Non
         outbox = lite.store.db.fetchone("SELECT COUNT(*) FROM alert_outbox")
         assert outbox is not None
         assert outbox[0] == 0
+    finally:
+        await lite.aclose()
+
+
+def test_a_retention_shorter_than_a_month_is_refused_with_a_monthly_limit(
+    tmp_path: Path,
+) -> None:
+    """The limit's 24 h of grace are timed from this month's stored executions: pruning
+    them within the month would let scheduled runs go on past the limit for ever."""
+    env = {
+        "CUEAPI_LITE_MONTHLY_EXECUTION_LIMIT": "1000",
+        "CUEAPI_LITE_HISTORY_RETENTION_DAYS": "7",
+    }
+    with pytest.raises(ValueError, match="history_retention_days must be 0 or at least 31"):
+        Settings.from_env(env, db=str(tmp_path / "x.db"))  # `serve` prints it and exits 1
+    for days in (0, 31, 90):  # keeping everything, or a month and more, is fine
+        Settings(db=str(tmp_path / "x.db"), monthly_execution_limit=1000,
+                 history_retention_days=days)  # fmt: skip
+    Settings(db=str(tmp_path / "x.db"), history_retention_days=7)  # no limit: any retention
+
+
+async def test_pruning_keeps_the_api_totals_and_the_monthly_usage_right(
+    tmp_path: Path,
+) -> None:
+    """Counters kept by triggers follow the deletes: list totals shrink with the rows,
+    while the month's usage still counts every run made."""
+    clock = ManualClock(ms("2027-03-10T00:30:00Z"))  # the whole run in one month
+    lite = await started(tmp_path, clock, history_retention_days=1)
+    try:
+        await run_hourly_cue(lite, clock, lite.deliverer, hours=30)  # type: ignore[arg-type]
+        clock.advance(HOUR_S)
+        await lite.settle()
+        left = len(scheduled_times(lite))
+        assert left < 30
+        key = await lite.accounts.mint_key("alice@example.com")
+        async with lite.client(key.api_key) as api:
+            listed = (await api.get("/v1/executions")).json()
+            cue_id = (await api.get("/v1/cues")).json()["cues"][0]["id"]
+            cue = (await api.get(f"/v1/cues/{cue_id}")).json()
+            usage = (await api.get("/v1/usage")).json()
+        assert listed["total"] == cue["execution_total"] == left
+        assert usage["executions"]["used"] == len(lite.deliverer.requests) == 31  # type: ignore[attr-defined]
     finally:
         await lite.aclose()
