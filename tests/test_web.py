@@ -612,3 +612,24 @@ async def test_a_cue_with_a_large_payload_can_be_edited_and_fired(
     assert fired.headers.get("location") == f"{page}?done=fired", fired.text
     await lite.settle()
     assert json.loads(deliverer.requests[-1].body or b"{}")["payload"]["more"] == shown
+
+
+async def test_failed_logins_count_against_the_address_rate_limit(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Guessing keys on the login form is limited like guessing them on the API."""
+    settings = Settings(db=str(tmp_path / "x.db"), ip_rate_limit_per_minute=3)
+    lite = CueApiLite(settings, clock=clock, deliverer=FakeDeliverer())
+    await lite.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+        ) as client:
+            first = await log_in(client, "cue_sk_guess1")  # the page and the post: 2 of 3
+            second = await log_in(client, "cue_sk_guess2")  # the page: 3 of 3; the post: 4
+        assert first.status_code == 401
+        assert second.status_code == 429
+        assert "Rate limit exceeded" in second.text
+        assert int(second.headers["retry-after"]) >= 1
+    finally:
+        await lite.aclose()
