@@ -1,9 +1,10 @@
 """Turning due cues into executions: scheduled fires, catch-up, and the missed ledger.
 
 A fire writes its executions and the cue's next fire instant in one transaction before
-anything is delivered (persist before acting). Occurrences more than `misfire_grace_s`
-old were missed (server down, host asleep, clock moved): each still gets a history row,
-and the cue's `catch_up` policy decides which of them run (CONTRACT §6.5):
+anything is delivered (persist before acting). Occurrences that fell due while the server
+was not running, or more than `misfire_grace_s` ago while it ran (host asleep, clock
+moved), were missed: each still gets a history row, and the cue's `catch_up` policy
+decides which of them run (CONTRACT §6.5):
 
 * `skip_missed`: none runs; all are recorded as `missed`.
 * `run_once_if_missed` (default): the most recent runs (`triggered_by: catch_up`), the
@@ -39,6 +40,7 @@ from .models import (
 )
 from .scheduler import Due, Kind, Scheduler
 from .store import FirePlan, Store
+from .telemetry import Telemetry
 
 __all__ = ["Firing", "next_fire_ms"]
 
@@ -75,8 +77,10 @@ class Firing:
         clock: Clock,
         settings: Settings,
         dispatch: Dispatch,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.settings = settings
@@ -84,6 +88,9 @@ class Firing:
         # Why late occurrences were missed; the first wake-up after a start finds the ones
         # that fell due while the server was down.
         self.missed_reason = MissedReason.SERVER_DOWN
+        # When this process started: an occurrence that fell due before it (of a cue that
+        # existed then) fell due while the server was not running, however short the gap.
+        self.started_ms = 0
         # Monthly execution budgets per user; the app sets this only when a limit is
         # configured, so by default the fire path makes no limit lookup at all.
         self.budgets: Budgets | None = None
@@ -131,6 +138,7 @@ class Firing:
             if execution.status == ExecutionStatus.PENDING:
                 runnable.setdefault(execution.cue_id, []).append(execution)
         for cue_id, executions in runnable.items():
+            self.telemetry.fired(by_id[cue_id], executions, now_ms)
             self.dispatch(by_id[cue_id], executions)
 
     async def _within_budget(
@@ -149,6 +157,7 @@ class Firing:
                 kept.append(plan)
                 continue
             executions = [self._over_limit(e) for e in plan.executions]
+            self.telemetry.held_back(plan.cue_id, runs, MissedReason.EXECUTION_LIMIT.value)
             # A `once` cue whose only run was held back will never run.
             new_status = CueStatus.FAILED.value if plan.new_next_ms is None else plan.new_status
             kept.append(dataclasses.replace(plan, executions=executions, new_status=new_status))
@@ -186,9 +195,14 @@ class Firing:
                 newest = [o.at_ms for o in schedule.between(start, now_ms, limit)]
                 occurrences = newest or occurrences[-1:]
             new_next = schedule.next_after(max(now_ms, occurrences[-1]))
+        # The grace is for lateness while running; downtime is never an ordinary fire.
         grace_ms = self.settings.misfire_grace_s * 1000
-        late = [at for at in occurrences if now_ms - at > grace_ms]
-        on_time = [at for at in occurrences if now_ms - at <= grace_ms]
+        down_until_ms = self.started_ms if cue.created_at_ms < self.started_ms else 0
+        # Occurrences are oldest first, so the missed ones are a prefix.
+        split = sum(1 for at in occurrences if now_ms - at > grace_ms or at < down_until_ms)
+        late, on_time = occurrences[:split], occurrences[split:]
+        if any(at < down_until_ms for at in late):
+            reason = MissedReason.SERVER_DOWN
         run: list[tuple[int, str]] = [(at, TriggeredBy.SCHEDULE.value) for at in on_time]
         missed: list[int] = []
         if late:
@@ -208,8 +222,12 @@ class Firing:
                 + f"earlier occurrences since {iso(unrecorded_since)} were also missed"
                 + f" ({reason.value}) but are not listed one by one (max_missed_per_cue)"
             )
-        if missed:
-            log.info("cue %s: %d occurrence(s) missed (%s)", cue.id, len(missed), reason.value)
+        if late:
+            span = (
+                f"from {iso(late[0])} to {iso(late[-1])}" if len(late) > 1 else f"at {iso(late[0])}"
+            )
+            ran_late = sum(1 for _at, by in run if by == TriggeredBy.CATCH_UP.value)
+            self.telemetry.caught_up(cue, reason.value, len(missed), ran_late, span)
         # A `once` cue whose only occurrence was skipped will never run: say so.
         new_status = CueStatus.FAILED.value if new_next is None and not run else None
         return FirePlan(cue.id, first, new_next, executions, new_status)

@@ -19,6 +19,7 @@ from .errors import Conflict, Forbidden, NotFound, Unprocessable
 from .models import Execution, User
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import Claimable, Store, WorkerRecord
+from .telemetry import Telemetry
 
 __all__ = ["LeaseService", "check_owner", "heartbeat_status"]
 
@@ -79,8 +80,10 @@ class LeaseService:
         lease_s: int = 900,
         worker_timeout_s: int = 180,
         unclaimed_expiry_s: int = 900,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.lease_ms = lease_s * 1000
@@ -127,6 +130,7 @@ class LeaseService:
                 " worker-transport execution",
                 "execution_not_claimable",
             )
+        self.telemetry.claimed(execution, worker_id)
         self._arm(execution)
         return execution
 
@@ -138,6 +142,7 @@ class LeaseService:
         )  # fmt: skip
         if execution is None:
             raise Conflict("No executions available for claiming", "no_claimable_executions")
+        self.telemetry.claimed(execution, worker_id)
         self._arm(execution)
         return execution
 
@@ -223,7 +228,7 @@ class LeaseService:
                 self.scheduler.push(now_ms + 1000, Kind.LEASE, execution_id)  # look again
                 continue
             status, alerted = expired
-            log.info("lease of execution %s expired: now %s", execution_id, status)
+            self.telemetry.lease_expired(execution_id, status)
             if alerted:
                 self.scheduler.push(now_ms, Kind.NOTIFY, OUTBOX)
             if status == "pending" and self.unclaimed_expiry_ms:
@@ -231,6 +236,7 @@ class LeaseService:
 
     async def _unclaimed_due(self, entries: list[Due], now_ms: int) -> None:
         for _due_ms, execution_id in entries:
-            await self.store.claims.expire_unclaimed(
+            if await self.store.claims.expire_unclaimed(
                 execution_id, now_ms, now_ms - self.unclaimed_expiry_ms
-            )
+            ):
+                self.telemetry.unclaimed(execution_id)

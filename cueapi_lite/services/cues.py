@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..alerts import AlertService
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..cue_input import apply_update, new_cue, read_cue_body
+from ..cue_input import apply_update, check_payload, new_cue, read_cue_body
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing
 from ..leases import LeaseService
@@ -74,7 +75,7 @@ class CueService:
         if cue.transport == Transport.WORKER:
             # Said once, in the create answer: a worker cue with no live worker will
             # never be claimed (CONTRACT E1).
-            cue.warning = await self.leases.no_worker_warning(user)
+            cue = dataclasses.replace(cue, warning=await self.leases.no_worker_warning(user))
         return cue
 
     async def page(
@@ -121,8 +122,9 @@ class CueService:
         """Run the cue now, whatever its status (E6)."""
         override = body.get("payload_override")
         strategy = body.get("merge_strategy", "merge")
-        if override is not None and not isinstance(override, dict):
-            raise Unprocessable("payload_override: must be a JSON object")
+        limit = self.settings.max_payload_bytes
+        if override is not None:
+            check_payload(override, limit, "payload_override")
         if strategy not in ("merge", "replace"):
             raise Unprocessable("merge_strategy: must be 'merge' or 'replace'")
         cue = await self.store.cues.get(user.id, cue_id)
@@ -133,6 +135,7 @@ class CueService:
         payload = cue.payload
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}
+            check_payload(payload, limit, "payload_override")  # the merge can grow it
         now_ms = self.clock.now_ms()
         execution = new_execution(cue, now_ms, TriggeredBy.MANUAL_FIRE.value, now_ms, payload)
         if not await self.store.executions.insert(execution):

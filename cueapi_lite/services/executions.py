@@ -31,6 +31,7 @@ from ..outcomes import (
 )
 from ..store import EvidenceRejected, ExecutionFilters, Store
 from ..store.sqlite.outcomes import merged_evidence
+from ..telemetry import Telemetry
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]
@@ -57,9 +58,11 @@ class ExecutionService:
         alerts: AlertService,
         firing: Firing,
         limits: LimitService | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
         self.alerts = alerts
         self.firing = firing
         self.limits = limits
@@ -105,6 +108,7 @@ class ExecutionService:
             raise Conflict(
                 "Outcome already recorded for this execution", "outcome_already_recorded"
             )
+        self.telemetry.outcome(execution_id, state, "reported")
         if recorded.alerted:
             self.alerts.kick()
         return execution, state

@@ -16,6 +16,7 @@ from .sqlite.dashboard import CueHealthRow, DashboardStore, OutcomeCount, Recent
 from .sqlite.db import Database
 from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
 from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .sqlite.history import HistoryStore
 from .sqlite.outcomes import EvidenceRejected, OutcomeStore
 from .sqlite.sessions import SessionMatch, TokenStore
 from .sqlite.support import SupportStore, Ticket, TicketLimitReached
@@ -43,6 +44,7 @@ __all__ = [
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "HistoryStore",
     "KeyLimitReached",
     "KeyMatch",
     "KeyRecord",
@@ -76,6 +78,7 @@ class Store:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
         self.dashboard = DashboardStore(self.db)
 
     def open(self) -> None:
@@ -101,7 +104,8 @@ class Store:
                 " AND outcome_deadline_ms IS NOT NULL",
                 "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
                 " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+                " WHERE status = 'active'",
                 "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
                 " WHERE status = 'pending'",
             ):
@@ -110,8 +114,5 @@ class Store:
         await self.db.write(op)
 
     def healthy(self) -> bool:
-        try:
-            self.db.fetchone("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Open, with its writer running (checked on every `/status`: no query)."""
+        return self.db.healthy()

@@ -243,7 +243,7 @@ class ClaimStore:
                 return False
             if row["triggered_by"] in ("schedule", "catch_up"):
                 conn.execute(
-                    "UPDATE cues SET status = 'failed', updated_at_ms = ?"
+                    "UPDATE cues SET status = 'failed', updated_at_ms = ?, version = version + 1"
                     " WHERE id = ? AND status = 'active' AND schedule_type = 'once'",
                     (now_ms, row["cue_id"]),
                 )
