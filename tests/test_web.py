@@ -118,6 +118,21 @@ async def test_cookie_is_secure_when_the_public_url_is_https(
         await lite.aclose()
 
 
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "cues"])
+async def test_login_never_redirects_off_the_site(
+    lite: CueApiLite, user: NewKey, target: str
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+    ) as client:
+        form = await client.get("/login", params={"next": target})
+        assert 'name="next" value="/"' in form.text
+        response = await client.post(
+            "/login", data={"csrf": csrf_of(form.text), "api_key": user.api_key, "next": target}
+        )
+    assert response.headers["location"] == "/"
+
+
 async def test_a_wrong_key_does_not_log_in(lite: CueApiLite) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
@@ -272,6 +287,32 @@ async def test_execution_page_shows_timeline_evidence_and_a_safe_result_link(
     assert "email:7" in page
     assert "&lt;b&gt;done&lt;/b&gt;" in page  # escaped, never markup
     assert 'href="https://mail.example.com/sent?id=7&amp;x=&lt;y&gt;"' in page
+
+
+async def test_a_worker_execution_shows_its_claim_and_outcome(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    created = await api.post(
+        "/v1/cues",
+        json={"name": "sync", "transport": "worker", "payload": {"task": "sync"},
+              "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}},
+    )  # fmt: skip
+    execution_id = await fire(lite, api, created.json()["id"])
+    claimed = await api.post(f"/v1/executions/{execution_id}/claim", json={"worker_id": "mac-mini"})
+    assert claimed.status_code == 200, claimed.text
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Claimed</strong>" in page
+    assert "by worker mac-mini" in page
+    assert "<strong>Outcome reported</strong>" not in page
+    await api.post(
+        f"/v1/executions/{execution_id}/outcome",
+        json={"success": False, "error": "disk full"},
+        headers={"X-Worker-Id": "mac-mini"},
+    )
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Outcome reported</strong>" in page
+    assert "disk full" in page
+    assert "fill-failure" in page
 
 
 def test_only_http_links_are_made_clickable() -> None:
