@@ -94,6 +94,7 @@ async def test_login_sets_a_strict_httponly_session_cookie(lite: CueApiLite, use
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
         assert "Secure" not in cookie  # plain http on loopback
+        assert "Max-Age=604800" in cookie
         assert (await client.get("/cues")).status_code == 200
     # The cookie is a session token like the API's: it works as a Bearer token too.
     token = cookie.split(";")[0].split("=", 1)[1]
@@ -173,7 +174,9 @@ async def test_logging_out_ends_the_session(web: httpx.AsyncClient) -> None:
 async def test_an_expired_session_goes_back_to_the_login_page(
     web: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    clock.advance(3601)
+    clock.advance(3601)  # a dashboard login outlives an API session token (1 h)...
+    assert (await web.get("/")).status_code == 200
+    clock.advance(7 * 86400)  # ...and ends after DASHBOARD_SESSION_S
     assert (await web.get("/")).headers["location"] == "/login"
 
 

@@ -212,7 +212,7 @@ def dashboard_routes(
                 caller = await caller_with(request, accounts, f"Bearer {credential}")
             except Unauthorized:
                 return login_page(request, "That key (or session token) is not valid.", 401)
-            session = await accounts.open_session(caller.user)
+            session = await accounts.open_session(caller.user, settings.dashboard_session_s)
         except ApiError as exc:
             return error_page(exc, None)
         target = first(form, "next")
@@ -222,7 +222,7 @@ def dashboard_routes(
         response.set_cookie(
             SESSION_COOKIE,
             session.token,
-            max_age=settings.session_ttl_s,
+            max_age=settings.dashboard_session_s,
             path="/",
             secure=secure_cookie or request.url.scheme == "https",
             httponly=True,
