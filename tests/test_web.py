@@ -17,7 +17,7 @@ from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.web.views import safe_link
 
 from .conftest import FakeDeliverer, status, webhook_cue
-from .helpers import ms
+from .helpers import iso_at, ms
 
 BASE = "http://127.0.0.1:8000"
 
@@ -432,6 +432,30 @@ async def test_edit_changes_schedule_payload_retry_alerts_and_verification(
     assert stored["verification"] == {"mode": "manual"}
     assert stored["on_failure"]["email"] is False
     assert "every weekday at 07:30, Europe/Paris" in (await web.get(page)).text
+
+
+async def test_editing_a_one_time_cue_keeps_its_instant_unless_changed(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    at_ms = clock.now_ms() + 3_600_000
+    cue = await new_cue(api, name="once", schedule={"type": "once", "at": iso_at(at_ms)})
+    page = f"/cues/{cue['id']}"
+    html = (await web.get(page)).text
+    shown = re.search(r'name="at" value="([^"]+)"', html)
+    assert shown is not None
+    fields = edit_fields(at=shown.group(1), payload='{"n": 1}')
+    del fields["cron"]
+    clock.advance(7200)  # the instant has passed meanwhile: unchanged, it is kept
+    edited = await post_form(web, f"{page}/edit", page, **fields)
+    assert edited.status_code == 303, re.findall(r"role=\"alert\">(.*?)<", edited.text)
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()["schedule"]
+    assert stored == {"type": "once", "cron": None, "at": iso_at(at_ms),
+                      "timezone": "UTC"}  # fmt: skip
+    assert (await api.get(f"/v1/cues/{cue['id']}")).json()["payload"] == {"n": 1}
+    fields["at"] = "2020-01-01T00:00:00Z"
+    refused = await post_form(web, f"{page}/edit", page, **fields)
+    assert refused.status_code == 400
+    assert "in the past" in refused.text
 
 
 @pytest.mark.parametrize(
