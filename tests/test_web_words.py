@@ -95,4 +95,4 @@ async def test_snapshots_are_reused_until_a_commit_and_two_seconds() -> None:
     assert reads == [1, 2]
     for n in range(300):
         await snapshots.get(n, read)
-    assert len(snapshots._entries) == 256
+    assert len(snapshots._entries) == 64

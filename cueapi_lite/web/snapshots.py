@@ -20,7 +20,7 @@ __all__ = ["MIN_AGE_MS", "Snapshots", "served_versions"]
 
 T = TypeVar("T")
 MIN_AGE_MS = 2000
-MAX_ENTRIES = 256
+MAX_ENTRIES = 64  # a user's 10,000 cues take about 1 MB
 # The versions of the results one page was built from (set per request).
 served_versions: contextvars.ContextVar[list[int]] = contextvars.ContextVar("served_versions")
 

@@ -185,7 +185,9 @@ class Views:
         async def read() -> CueIndex:
             return CueIndex.of(await self.reads.cue_health(user.id, transport, search))
 
-        return await self.snapshots.get((user.id, "cues", transport, search), read)
+        if search is not None:  # narrow, and endlessly varied: not worth keeping
+            return await read()
+        return await self.snapshots.get((user.id, "cues", transport), read)
 
     # --- overview ---------------------------------------------------------------------
 
