@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "configure"]
+__all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "configure"]
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -23,6 +24,23 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "asctime",
     "taskName",
 }
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger message`, local time as logging prints it by default. The
+    second's text is kept: a burst writes thousands of lines in the same second."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._cached = (-1, "")  # one tuple, replaced whole: safe from any thread
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second, text = self._cached
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._cached = (second, text)
+        return f"{text},{int(record.msecs):03d}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,7 +73,7 @@ def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = No
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

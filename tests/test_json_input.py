@@ -13,8 +13,8 @@ from cueapi_lite.json_input import MAX_DEPTH, JsonInputError, decode_json_body
 @pytest.mark.parametrize(
     ("raw", "field", "reason"),
     [
-        (b'{"a": NaN}', None, "NaN is not a JSON number"),
-        (b'{"a": [1, -Infinity]}', None, "-Infinity is not a JSON number"),
+        (b'{"a": NaN}', "a", "NaN is not a JSON number"),
+        (b'{"a": [1, -Infinity]}', "a[1]", "-Infinity is not a JSON number"),
         (b'{"payload": {"n": 1e400}}', "payload.n", "the number is out of range"),
         (b'{"n": [1, -1E+400]}', "n[1]", "the number is out of range"),
         (b'{"n": 9223372036854775808}', "n", "out of range"),

@@ -154,7 +154,7 @@ async def test_a_lease_expiry_is_a_warning(
 def test_json_format_writes_one_object_per_line_with_the_event_fields() -> None:
     stream = io.StringIO()
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    handlers, level = root.handlers[:], root.level
     try:
         configure("info", "json", stream)
         logging.getLogger("cueapi_lite.delivery").warning(
@@ -162,8 +162,8 @@ def test_json_format_writes_one_object_per_line_with_the_event_fields() -> None:
         )
         logging.getLogger("cueapi_lite.delivery").debug("not shown at info")
     finally:
-        root.handlers, _ = saved[0], None
-        root.setLevel(saved[1])
+        root.handlers[:] = handlers
+        root.setLevel(level)
     [line] = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["level"] == "WARNING"
