@@ -67,11 +67,13 @@ def _error_response(exc: ApiError) -> Response:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path (one Route per method here, so the
-    router's own Allow header would name only the first)."""
+    """The methods served on the path template this request matched (one Route per method
+    here, so the router's own Allow header would name only the first)."""
+    routes = [r for r in request.app.router.routes if isinstance(r, Route)]
+    template = next((r.path for r in routes if r.matches(request.scope)[0] != Match.NONE), None)
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+    for route in routes:
+        if route.path == template:
             methods |= route.methods or set()
     return sorted(methods)
 
@@ -79,11 +81,11 @@ def _allowed_methods(request: Request) -> list[str]:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        error = MethodNotAllowed(
+        refused = MethodNotAllowed(
             f"Method {request.method} is not allowed on {request.url.path}",
             headers={"Allow": ", ".join(_allowed_methods(request))},
         )
-        return _error_response(error)
+        return _error_response(refused)
     if exc.status_code == 404:
         return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
     error = ApiError(str(exc.detail), "http_error")

@@ -59,6 +59,7 @@ class Operation:
     html: bool = False  # a page for people: text/html, errors as pages too
     form: tuple[str, ...] = ()  # the fields of a browser form body
     links: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)
+    examples: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     same_shape: tuple[int, ...] = ()  # other statuses answered with the response shape
 
     @property
@@ -103,6 +104,21 @@ _EXECUTION_LINKS = {
     "replay": (
         "post_v1_executions_execution_id_replay", "execution_id", "$response.body#/execution_id"
     ),
+    "heartbeat": (
+        "post_v1_executions_execution_id_heartbeat", "execution_id",
+        "$response.body#/execution_id",
+    ),
+    "verify": (
+        "post_v1_executions_execution_id_verify", "execution_id", "$response.body#/execution_id"
+    ),
+    "hold_for_review": (
+        "post_v1_executions_execution_id_verification_pending", "execution_id",
+        "$response.body#/execution_id",
+    ),
+    "add_evidence": (
+        "patch_v1_executions_execution_id_evidence", "execution_id",
+        "$response.body#/execution_id",
+    ),
 }  # fmt: skip
 _KEY_LINKS = {
     "rename_key": ("patch_v1_auth_keys_key_id", "key_id", "$response.body#/id"),
@@ -120,7 +136,20 @@ OPERATIONS: tuple[Operation, ...] = (
               limited=False, html=True),
     # cues
     Operation("POST", "/v1/cues", "Create a cue", "cues", "Cue", 201, req.CueBody, True,
-              errors=(403, 409), links=_CUE_LINKS),
+              errors=(403, 409), links=_CUE_LINKS, examples={
+                  "webhook": {
+                      "name": "morning-brief",
+                      "schedule": {"type": "recurring", "cron": "0 9 * * *",
+                                   "timezone": "America/Los_Angeles"},
+                      "callback": {"url": "http://127.0.0.1:9000/hook"},
+                      "payload": {"task": "daily_brief"},
+                  },
+                  "worker": {
+                      "name": "sync-data", "transport": "worker",
+                      "schedule": {"type": "recurring", "cron": "*/15 * * * *"},
+                      "payload": {"task": "sync_data"},
+                  },
+              }),
     Operation("GET", "/v1/cues", "List cues, newest first", "cues", "CueList",
               params=(*PAGE, Param("status", _text("active, paused, completed or failed"), ""))),
     Operation("GET", CUE, "A cue with its newest executions", "cues", "CueDetail",
@@ -139,7 +168,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", EXECUTION, "An execution", "executions", "Execution", errors=(404,)),
     Operation("POST", f"{EXECUTION}/outcome", "Report the outcome (write-once)",
               "executions", "OutcomeRecorded", body=req.OutcomeReport, body_required=True,
-              errors=(403, 404, 409), params=(WORKER_HEADER,)),
+              errors=(403, 404, 409), params=(WORKER_HEADER,), examples={
+                  "success": {"success": True, "result": "sent 3 emails",
+                              "external_id": "email:123"},
+                  "failure": {"success": False, "error": "SMTP refused"},
+              }),
     Operation("PATCH", f"{EXECUTION}/evidence", "Add evidence to a reported outcome",
               "executions", "EvidenceUpdated", body=req.Evidence, body_required=True,
               errors=(404, 409)),
@@ -199,7 +232,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/auth/webhook-secret/regenerate", "Replace the signing secret",
               "auth", "WebhookSecretRotated", body=req.Empty, params=(CONFIRM,)),
     Operation("POST", "/v1/auth/session", "Trade a one-time login token for a session",
-              "auth", "Session", body=req.SessionExchange, body_required=True, auth=False),
+              "auth", "Session", body=req.SessionExchange, body_required=True, auth=False,
+              errors=(401,)),
     Operation("POST", "/v1/auth/session/refresh", "Replace the calling session", "auth",
               "Session", body=req.Empty),
     # device-code login
@@ -240,7 +274,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/echo/{token}", "Keep a webhook for the quickstart (no auth)",
               "account", "EchoStored", auth=False, errors=(400,), body=req.Empty),
     Operation("GET", "/v1/echo/{token}", "What the quickstart's echo received", "account",
-              "EchoState"),
+              "EchoState", errors=(400,)),
 )  # fmt: skip
 
 _PATH_PARAMS = {
@@ -299,10 +333,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["parameters"] = params
     if op.body is not None:
         schema = {"$ref": _REF.format(name=op.body.__name__)}
-        out["requestBody"] = {
-            "required": op.body_required,
-            "content": {"application/json": {"schema": schema}},
-        }
+        media: dict[str, Any] = {"schema": schema}
+        if op.examples:
+            media["examples"] = {name: {"value": value} for name, value in op.examples.items()}
+        out["requestBody"] = {"required": op.body_required, "content": {"application/json": media}}
     elif op.form:
         fields = {name: {"type": "string", "maxLength": 320} for name in op.form}
         out["requestBody"] = {

@@ -9,7 +9,7 @@ zones, the callback policy, payload bytes) stay with the services. An absent fie
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -70,18 +70,18 @@ Url = Annotated[str, _code("invalid_callback_url", "http(s) URL allowed by the c
 class Schedule(Struct, kw_only=True):
     """`recurring` needs `cron`, `once` needs `at`; PATCH may send a part."""
 
-    type: Annotated[
-        Literal["recurring", "once"] | None, _code("invalid_schedule")
-    ] | UnsetType = UNSET
-    cron: Cron | None | UnsetType = UNSET
+    type: Annotated[Literal["recurring", "once"] | None, _code("invalid_schedule")] | UnsetType = (
+        UNSET
+    )
+    cron: Cron | UnsetType | None = UNSET
     at: At | UnsetType = UNSET
-    timezone: Zone | None | UnsetType = UNSET
+    timezone: Zone | UnsetType | None = UNSET
 
 
 class Callback(Struct, kw_only=True):
-    url: Url | None | UnsetType = UNSET
-    method: HttpMethod | None | UnsetType = UNSET
-    headers: Headers | None | UnsetType = UNSET
+    url: Url | UnsetType | None = UNSET
+    method: HttpMethod | UnsetType | None = UNSET
+    headers: Headers | UnsetType | None = UNSET
 
 
 class Retry(Struct, kw_only=True):
@@ -93,7 +93,7 @@ class Retry(Struct, kw_only=True):
 
 class OnFailure(Struct, kw_only=True):
     email: bool | UnsetType = UNSET
-    webhook: Url | None | UnsetType = UNSET
+    webhook: Url | UnsetType | None = UNSET
     pause: bool | UnsetType = UNSET
 
 
@@ -130,29 +130,29 @@ class CueBody(Struct, kw_only=True):
     """
 
     name: Annotated[str, _text(255, 1)] | UnsetType = UNSET
-    description: Annotated[str, _text(2000)] | None | UnsetType = UNSET
-    status: Literal["active", "paused"] | None | UnsetType = UNSET
-    transport: Literal["webhook", "worker"] | None | UnsetType = UNSET
-    schedule: Schedule | None | UnsetType = UNSET
-    callback: Url | Callback | None | UnsetType = UNSET
-    payload: Payload | None | UnsetType = UNSET
-    retry: Retry | None | UnsetType = UNSET
-    on_failure: OnFailure | None | UnsetType = UNSET
-    delivery: Delivery | None | UnsetType = UNSET
-    alerts: Alerts | None | UnsetType = UNSET
-    catch_up: Literal["skip_missed", "run_once_if_missed", "replay_all_missed"] | None | UnsetType = UNSET  # noqa: E501  # fmt: skip
-    verification: Verification | None | UnsetType = UNSET
-    cron: Cron | None | UnsetType = UNSET
-    at: At | None | UnsetType = UNSET
-    timezone: Zone | None | UnsetType = UNSET
-    callback_method: HttpMethod | None | UnsetType = UNSET
-    callback_headers: Headers | None | UnsetType = UNSET
+    description: Annotated[str, _text(2000)] | UnsetType | None = UNSET
+    status: Literal["active", "paused"] | UnsetType | None = UNSET
+    transport: Literal["webhook", "worker"] | UnsetType | None = UNSET
+    schedule: Schedule | UnsetType | None = UNSET
+    callback: Url | Callback | UnsetType | None = UNSET
+    payload: Payload | UnsetType | None = UNSET
+    retry: Retry | UnsetType | None = UNSET
+    on_failure: OnFailure | UnsetType | None = UNSET
+    delivery: Delivery | UnsetType | None = UNSET
+    alerts: Alerts | UnsetType | None = UNSET
+    catch_up: Literal["skip_missed", "run_once_if_missed", "replay_all_missed"] | UnsetType | None = UNSET  # noqa: E501  # fmt: skip
+    verification: Verification | UnsetType | None = UNSET
+    cron: Cron | UnsetType | None = UNSET
+    at: At | UnsetType | None = UNSET
+    timezone: Zone | UnsetType | None = UNSET
+    callback_method: HttpMethod | UnsetType | None = UNSET
+    callback_headers: Headers | UnsetType | None = UNSET
 
 
 class Fire(Struct, kw_only=True):
     """E6: run a cue now, optionally with another payload."""
 
-    payload_override: Payload | None | UnsetType = UNSET
+    payload_override: Payload | UnsetType | None = UNSET
     merge_strategy: Literal["merge", "replace"] | UnsetType = UNSET
 
 
@@ -174,21 +174,21 @@ class Evidence(Struct, kw_only=True):
     """E10: evidence added after the outcome; scalars replace, artifacts append,
     metadata merges."""
 
-    external_id: Annotated[str, Meta(max_length=500)] | None | UnsetType = UNSET
-    result_url: HttpUrl | None | UnsetType = UNSET
-    result_ref: Annotated[str, Meta(max_length=500)] | None | UnsetType = UNSET
-    result_type: Annotated[str, Meta(max_length=100)] | None | UnsetType = UNSET
-    summary: Annotated[str, Meta(max_length=500)] | None | UnsetType = UNSET
-    artifacts: Artifacts | None | UnsetType = UNSET
-    metadata: Metadata | None | UnsetType = UNSET
+    external_id: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+    result_url: HttpUrl | UnsetType | None = UNSET
+    result_ref: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+    result_type: Annotated[str, Meta(max_length=100)] | UnsetType | None = UNSET
+    summary: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+    artifacts: Artifacts | UnsetType | None = UNSET
+    metadata: Metadata | UnsetType | None = UNSET
 
 
 class OutcomeReport(Evidence, kw_only=True):
     """E9: what the agent reports; write-once."""
 
     success: bool
-    result: Annotated[str, Meta(max_length=8000)] | None | UnsetType = UNSET
-    error: Annotated[str, Meta(max_length=8000)] | None | UnsetType = UNSET
+    result: Annotated[str, Meta(max_length=8000)] | UnsetType | None = UNSET
+    error: Annotated[str, Meta(max_length=8000)] | UnsetType | None = UNSET
 
 
 class Verify(Struct, kw_only=True):
@@ -198,9 +198,8 @@ class Verify(Struct, kw_only=True):
     reason: Annotated[str, Meta(max_length=500)] | None = None
 
 
-WorkerId = Annotated[
-    str, Meta(min_length=1, max_length=255, pattern=r"\S", extra={"message": "must not be blank"})
-]
+_NOT_BLANK = {"message": "must not be blank"}
+WorkerId = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extra=_NOT_BLANK)]
 
 
 class Claim(Struct, kw_only=True):
@@ -244,23 +243,19 @@ class Register(Struct, kw_only=True):
 
 
 class KeyLabel(Struct, kw_only=True):
-    label: Annotated[
-        str, Meta(min_length=1, max_length=200, pattern=r"\S", extra={"message": "must not be blank"})
-    ]
+    label: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S", extra=_NOT_BLANK)]
 
 
 AlertWebhookUrl = Annotated[
     str,
-    Meta(
-        max_length=2048, pattern=r"^https?://[^\s/]", extra={"message": "must be an http(s) URL"}
-    ),
+    Meta(max_length=2048, pattern=r"^https?://[^\s/]", extra={"message": "must be an http(s) URL"}),
 ]
 
 
 class Preferences(Struct, kw_only=True):
     """E20: at least one field."""
 
-    alert_webhook_url: AlertWebhookUrl | None | UnsetType = UNSET
+    alert_webhook_url: AlertWebhookUrl | UnsetType | None = UNSET
     email_alerts: bool | UnsetType = UNSET
 
 

@@ -69,7 +69,8 @@ async def test_openapi_json_is_a_valid_3_1_document(lite: CueApiLite) -> None:
         link for path in document["paths"].values() for op in path.values()
         for answer in op["responses"].values() for link in answer.get("links", {}).values()
     ]  # fmt: skip
-    assert links and all(link["operationId"] in ids for link in links)
+    assert links
+    assert all(link["operationId"] in ids for link in links)
 
 
 async def test_every_error_answer_is_the_envelope_component(lite: CueApiLite) -> None:
@@ -82,9 +83,12 @@ async def test_every_error_answer_is_the_envelope_component(lite: CueApiLite) ->
             for status, answer in op["responses"].items():
                 if int(status) < 400 or path in ("/health", "/status"):
                     continue
-                content = answer.get("content") or document["components"]["responses"][
-                    answer["$ref"].rsplit("/", 1)[1]
-                ]["content"]
+                content = (
+                    answer.get("content")
+                    or document["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]][
+                        "content"
+                    ]
+                )
                 schema = content["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
 
@@ -124,7 +128,8 @@ async def test_docs_page_lists_every_operation_without_outside_assets(lite: CueA
         assert f"{op.method} {op.path}" in page.replace("&#x27;", "'")
     assert "<script" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    assert 'id="schema-CueBody"' in page and 'href="#schema-Schedule"' in page
+    assert 'id="schema-CueBody"' in page
+    assert 'href="#schema-Schedule"' in page
 
 
 async def test_a_wrong_method_names_the_allowed_ones(api: httpx.AsyncClient) -> None:

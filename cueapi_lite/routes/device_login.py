@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..clock import Clock
 from ..config import Settings
+from ..credentials import same_secret
 from ..errors import ApiError, BadRequest, Forbidden, RequestTooLarge
 from ..pages import (
     SECURITY_HEADERS,
@@ -97,7 +98,7 @@ def device_login_routes(
         ):
             raise Forbidden("Cross-site form posts are refused", "cross_site_request")
         given = form.get("csrf", "")
-        if not hmac.compare_digest(given, form_token(purpose, form.get("code", ""))):
+        if not same_secret(given, form_token(purpose, form.get("code", ""))):
             raise Forbidden(
                 "This form has expired: reload the page and try again", "invalid_form_token"
             )

@@ -1,0 +1,52 @@
+"""Schemathesis hooks for `test_spec_fuzz.py` (loaded through SCHEMATHESIS_HOOKS).
+
+Authenticates every request with the key in CUEAPI_FUZZ_KEY and follows it when a
+generated `POST /v1/auth/key/regenerate` replaces it, and checks that every error answer
+is the JSON envelope (pages for people answer their errors as pages).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import schemathesis
+
+KEY = {"value": os.environ.get("CUEAPI_FUZZ_KEY", "")}
+PAGES = ("/docs", "/auth/device", "/v1/auth/verify")
+
+
+@schemathesis.auth(refresh_interval=None)
+class CurrentKey:
+    def get(self, case: Any, context: Any) -> str:
+        return KEY["value"]
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    if case.operation.path == "/v1/auth/key/regenerate" and response.status_code == 200:
+        KEY["value"] = response.json()["api_key"]
+
+
+@schemathesis.check
+def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every 4xx/5xx is `{"error": {code, message, status}, "detail": {"error": same}}`."""
+    if response.status_code < 400:
+        return None
+    content_type = (response.headers.get("content-type") or [""])[0]
+    if content_type.startswith("text/html") and case.operation.path in PAGES:
+        return None
+    assert content_type == "application/json", f"error answered as {content_type!r}"
+    body = json.loads(response.content)
+    error = body["error"]
+    assert isinstance(error["code"], str), "error.code missing"
+    assert error["code"], "error.code empty"
+    assert isinstance(error["message"], str), "error.message missing"
+    assert error["message"], "error.message empty"
+    assert error["status"] == response.status_code, "error.status is not the HTTP status"
+    assert body["detail"]["error"] == error, "detail.error is not a copy of error"
+    return True
