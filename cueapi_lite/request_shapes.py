@@ -37,6 +37,7 @@ __all__ = [
     "Verify",
     "WorkerHeartbeat",
     "load",
+    "shortest",
 ]
 
 T = TypeVar("T", bound=Struct)
@@ -152,8 +153,8 @@ class CueBody(Struct, kw_only=True):
 class Fire(Struct, kw_only=True):
     """E6: run a cue now, optionally with another payload."""
 
-    payload_override: Payload | UnsetType | None = UNSET
-    merge_strategy: Literal["merge", "replace"] | UnsetType = UNSET
+    payload_override: Payload | None = None
+    merge_strategy: Literal["merge", "replace"] = "merge"
 
 
 # --- executions (E9-E17) -----------------------------------------------------------------
@@ -225,7 +226,7 @@ class WorkerHeartbeat(Claim, kw_only=True):
 
 # --- accounts, logins, support (E18-E33, E41) ---------------------------------------------
 
-Email = Annotated[str, Meta(max_length=320, description="An email address")]
+Email = Annotated[str, Meta(max_length=254, description="An email address")]
 DeviceCode = Annotated[
     str,
     Meta(
@@ -243,7 +244,7 @@ class Register(Struct, kw_only=True):
 
 
 class KeyLabel(Struct, kw_only=True):
-    label: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S", extra=_NOT_BLANK)]
+    label: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S", extra=_NOT_BLANK)]
 
 
 AlertWebhookUrl = Annotated[
@@ -260,7 +261,9 @@ class Preferences(Struct, kw_only=True):
 
 
 class SessionExchange(Struct, kw_only=True):
-    token: Annotated[str, Meta(min_length=1, max_length=512)]
+    """A missing or unknown token is the same 401 `invalid_token`."""
+
+    token: Annotated[str, Meta(max_length=512)] | None = None
 
 
 class DeviceCodeBody(Struct, kw_only=True):
@@ -278,8 +281,8 @@ class MagicLinkRequest(DeviceCodeBody, kw_only=True):
 
 
 class SupportTicket(Struct, kw_only=True):
-    subject: Annotated[str, Meta(min_length=10, max_length=400)]
-    message: Annotated[str, Meta(min_length=30, max_length=20_000)]
+    subject: Annotated[str, Meta(min_length=10, max_length=200)]
+    message: Annotated[str, Meta(min_length=30, max_length=10_000)]
     severity: Literal["low", "medium", "high"]
     type: Literal["bug", "feature-request"]
 
@@ -313,6 +316,14 @@ def load(body: dict[str, Any], shape: type[T]) -> T:
         return msgspec.convert(body, shape)
     except msgspec.ValidationError as exc:
         raise _error(str(exc), shape) from None
+
+
+def shortest(shape: type[Struct], field: str) -> int:
+    """The `min_length` a shape declares for one of its string fields (0 if none)."""
+    info = msgspec.inspect.type_info(shape)
+    assert isinstance(info, msgspec.inspect.StructType)
+    node = next(f.type for f in info.fields if f.name == field)
+    return getattr(node, "min_length", None) or 0
 
 
 def _error(text: str, shape: type[Struct]) -> ApiError:

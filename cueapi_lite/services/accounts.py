@@ -25,6 +25,8 @@ from ..credentials import (
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..models import User
 from ..ratelimit import RateLimits, RateState
+from ..request_shapes import UNSET, KeyLabel, Register, SessionExchange, load
+from ..request_shapes import Preferences as PreferencesBody
 from ..store import KeyLimitReached, KeyRecord, LastActiveKey, Preferences, Store
 
 __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
@@ -32,7 +34,6 @@ __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
 MAX_TOKEN_CHARS = 512
 MAX_EMAIL_CHARS = 254
 MAX_LABEL_CHARS = 100
-MAX_URL_CHARS = 2048
 MAX_ACTIVE_KEYS = 500
 # Rotated and revoked keys stay listed this long ("soft-delete, 30d grace").
 KEY_RECORD_KEPT_MS = 30 * 86_400_000
@@ -227,7 +228,7 @@ class AccountService:
                 " (cueapi-lite keys create)",
                 "registration_disabled",
             )
-        email = check_email(body.get("email"))
+        email = check_email(load(body, Register).email)
         api_key = new_api_key()
         # The user and its first key in one transaction: never a user left without a key.
         created = await self.store.users.create_with_key(
@@ -243,24 +244,12 @@ class AccountService:
 
     async def update_preferences(self, user: User, body: dict[str, Any]) -> Preferences:
         """E20: `alert_webhook_url` (http(s) URL or null) and `email_alerts` (bool)."""
-        changes: dict[str, Any] = {}
-        if "alert_webhook_url" in body:
-            url = body["alert_webhook_url"]
-            if url is not None and (
-                not isinstance(url, str)
-                or not re.match(r"^https?://[^\s/]+", url)
-                or len(url) > MAX_URL_CHARS
-            ):
-                raise Unprocessable(
-                    "alert_webhook_url: must be an http(s) URL of at most 2048 characters, or null",
-                    details=[{"field": "alert_webhook_url", "message": "must be a URL or null"}],
-                )
-            changes["alert_webhook_url"] = url
-        if "email_alerts" in body:
-            if not isinstance(body["email_alerts"], bool):
-                raise Unprocessable("email_alerts: must be true or false", details=[
-                    {"field": "email_alerts", "message": "must be a boolean"}])  # fmt: skip
-            changes["email_alerts"] = body["email_alerts"]
+        wanted = load(body, PreferencesBody)
+        changes: dict[str, Any] = {
+            name: getattr(wanted, name)
+            for name in PreferencesBody.__struct_fields__
+            if getattr(wanted, name) is not UNSET
+        }
         if not changes:
             raise Unprocessable(
                 "Nothing to update: send alert_webhook_url and/or email_alerts", "no_fields"
@@ -297,7 +286,7 @@ class AccountService:
 
     async def create_key(self, user: User, body: dict[str, Any]) -> tuple[str, KeyRecord]:
         """E24: a new named key; its plaintext is returned this once."""
-        label = check_label(body.get("label"))
+        label = check_label(load(body, KeyLabel).label)
         api_key = new_api_key()
         try:
             key_id = await self.store.users.add_key(
@@ -313,7 +302,8 @@ class AccountService:
         return api_key, record
 
     async def rename_key(self, user: User, key_id: str, body: dict[str, Any]) -> KeyRecord:
-        record = await self.store.users.rename_key(user.id, key_id, check_label(body.get("label")))
+        label = check_label(load(body, KeyLabel).label)
+        record = await self.store.users.rename_key(user.id, key_id, label)
         if record is None:
             raise key_not_found()
         return record
@@ -348,8 +338,8 @@ class AccountService:
 
     async def exchange(self, body: dict[str, Any]) -> NewSession:
         """E29: trade a one-time login token (from a device approval) for a session."""
-        token = body.get("token")
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        token = load(body, SessionExchange).token
+        if not token:
             raise Unauthorized("Invalid or used token", "invalid_token")
         return await self._new_session(hash_token(token), self.store.tokens.exchange)
 

@@ -9,7 +9,7 @@ from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
 from ..cue_input import apply_update, new_cue, read_cue_body
-from ..errors import Conflict, NotFound, Unprocessable
+from ..errors import Conflict, NotFound
 from ..firing import Firing
 from ..leases import LeaseService
 from ..models import (
@@ -20,6 +20,7 @@ from ..models import (
     User,
     new_execution,
 )
+from ..request_shapes import Fire, load
 from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store
 from .limits import LimitService
 
@@ -119,12 +120,8 @@ class CueService:
 
     async def fire(self, user: User, cue_id: str, body: dict[str, Any]) -> Execution:
         """Run the cue now, whatever its status (E6)."""
-        override = body.get("payload_override")
-        strategy = body.get("merge_strategy", "merge")
-        if override is not None and not isinstance(override, dict):
-            raise Unprocessable("payload_override: must be a JSON object")
-        if strategy not in ("merge", "replace"):
-            raise Unprocessable("merge_strategy: must be 'merge' or 'replace'")
+        wanted = load(body, Fire)
+        override, strategy = wanted.payload_override, wanted.merge_strategy
         cue = await self.store.cues.get(user.id, cue_id)
         if cue is None:
             raise cue_not_found()
