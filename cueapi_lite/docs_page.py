@@ -26,7 +26,8 @@ text-align:center;margin-right:.5em}
 .delete{background:#cf222e}.put{background:#8250df}
 table{border-collapse:collapse;width:100%;font-size:14px;margin:.3rem 0 .6rem}
 td,th{border-top:1px solid #eaeef2;padding:.25rem .4rem;text-align:left;vertical-align:top}
-code,.t{font-family:ui-monospace,monospace;font-size:13px}.muted{color:#57606a}
+code,.t,pre{font-family:ui-monospace,monospace;font-size:13px}.muted{color:#57606a}
+pre{background:#f6f8fa;padding:.5rem;overflow:auto}
 """
 
 
@@ -68,7 +69,8 @@ def _rules(schema: dict[str, Any]) -> str:
             ("maxProperties", "max entries"), ("pattern", "pattern"), ("default", "default"),
         ):  # fmt: skip
             if key in part and not (key == "minLength" and part[key] == 0):
-                notes.append(f"{word} <code>{_e(json.dumps(part[key]))}</code>")
+                shown = part[key] if key == "pattern" else json.dumps(part[key])
+                notes.append(f"{word} <code>{_e(shown)}</code>")
         if part.get("description"):
             notes.append(_e(part["description"]))
     if "default" in schema:
@@ -89,7 +91,7 @@ def _schema_table(schema: dict[str, Any]) -> str:
     return f"<table><tr><th>field</th><th>type</th><th>rules</th></tr>{rows}</table>"
 
 
-def _operation(path: str, method: str, op: dict[str, Any]) -> str:
+def _operation(path: str, method: str, op: dict[str, Any], schemas: dict[str, Any]) -> str:
     parts = [
         f'<div class="op" id="{_e(op["operationId"])}"><h3><span class="m {_e(method)}">'
         f"{_e(method.upper())}</span>{_e(path)}</h3><p>{_e(op.get('summary', ''))}"
@@ -99,8 +101,9 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
     if params:
         rows = "".join(
             f"<tr><td><code>{_e(p['name'])}</code></td><td>{_e(p['in'])}</td>"
-            f'<td class="t">{_type(p["schema"])}</td><td>{_rules(p["schema"])}'
-            f"{' ' + _e(p['description']) if p.get('description') else ''}</td></tr>"
+            f'<td class="t">{_type(p["schema"])}</td><td>'
+            f"{'; '.join(filter(None, [_rules(p['schema']), _e(p.get('description', ''))]))}"
+            "</td></tr>"
             for p in params
         )
         parts.append(
@@ -108,23 +111,28 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
             f"{rows}</table>"
         )
     body = op.get("requestBody")
-    if body:
-        for media, content in body["content"].items():
-            need = "required" if body.get("required") else "optional; empty means {}"
-            parts.append(
-                f"<p>Body ({_e(media)}, {need}): "
-                f'<span class="t">{_type(content["schema"])}</span></p>'
-            )
-    answers = []
+    for media, content in (body or {}).get("content", {}).items():
+        need = "required" if body and body.get("required") else "optional; empty means {}"
+        parts.append(
+            f'<p>Body ({_e(media)}, {need}): <span class="t">{_type(content["schema"])}</span></p>'
+        )
+        ref = content["schema"].get("$ref")
+        parts.append(_schema_table(schemas[_ref_name(ref)] if ref else content["schema"]))
+        for name, example in content.get("examples", {}).items():
+            value = json.dumps(example["value"], indent=2)
+            parts.append(f"<p>Example <i>{_e(name)}</i>:</p><pre>{_e(value)}</pre>")
+    answers, errors = [], []
     for status, answer in op["responses"].items():
         if "$ref" in answer:
-            answers.append(f"<code>{_e(status)}</code> error envelope")
+            errors.append(f"<code>{_e(status)}</code>")
             continue
         kinds = [
             f'{_e(media)} <span class="t">{_type(c.get("schema", {}))}</span>'
             for media, c in answer.get("content", {}).items()
         ]
         answers.append(f"<code>{_e(status)}</code> {', '.join(kinds) or 'no body'}")
+    if errors:
+        answers.append(f'{", ".join(errors)} <a href="#schema-Error">the error envelope</a>')
     parts.append(f"<p>Answers: {' · '.join(answers)}</p></div>")
     return "".join(parts)
 
@@ -136,7 +144,9 @@ def render_docs(document: dict[str, Any]) -> str:
     for path, methods in document["paths"].items():
         for method, op in methods.items():
             tag = op.get("tags", ["other"])[0]
-            by_tag.setdefault(tag, []).append(_operation(path, method, op))
+            by_tag.setdefault(tag, []).append(
+                _operation(path, method, op, document["components"]["schemas"])
+            )
             nav.append(
                 f'<a href="#{_e(op["operationId"])}"><code>{_e(method.upper())} '
                 f"{_e(path)}</code></a>"

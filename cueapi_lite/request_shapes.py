@@ -43,8 +43,7 @@ __all__ = [
 T = TypeVar("T", bound=Struct)
 
 
-def _text(max_length: int, min_length: int = 0) -> Meta:
-    return Meta(min_length=min_length, max_length=max_length)
+_NOT_BLANK = {"message": "must not be blank"}
 
 
 def _code(code: str, description: str | None = None) -> Meta:
@@ -130,8 +129,11 @@ class CueBody(Struct, kw_only=True):
     `callback_headers`) stands for `callback.url`. Nested fields win.
     """
 
-    name: Annotated[str, _text(255, 1)] | UnsetType = UNSET
-    description: Annotated[str, _text(2000)] | UnsetType | None = UNSET
+    name: (
+        Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extra=_NOT_BLANK)]
+        | UnsetType
+    ) = UNSET
+    description: Annotated[str, Meta(max_length=2000)] | UnsetType | None = UNSET
     status: Literal["active", "paused"] | UnsetType | None = UNSET
     transport: Literal["webhook", "worker"] | UnsetType | None = UNSET
     schedule: Schedule | UnsetType | None = UNSET
@@ -199,7 +201,6 @@ class Verify(Struct, kw_only=True):
     reason: Annotated[str, Meta(max_length=500)] | None = None
 
 
-_NOT_BLANK = {"message": "must not be blank"}
 WorkerId = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extra=_NOT_BLANK)]
 
 
