@@ -23,7 +23,7 @@ from .mailer import Mailer
 from .models import Alert, Cue, CueStatus, User, alert_json, iso
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import Store
-from .store.alerts import AlertFilters, OutboxItem
+from .store.sqlite.alerts import AlertFilters, OutboxItem
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
 __all__ = ["AlertService", "missed_window_ms"]

@@ -30,8 +30,7 @@ from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
-from .models import Cue, Execution, MissedReason, Transport
-from .ratelimit import RateLimitHeaders
+from .models import Cue, Execution, MissedReason, Transport, iso
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
 from .routes.billing import billing_routes
@@ -43,6 +42,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
+from .routing import IndexedRouter
 from .scheduler import Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -52,6 +52,7 @@ from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
 from .store import Store
+from .store.lock import ServerLock
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -105,6 +106,8 @@ class CueApiLite:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.store = Store(self.settings.db, self.settings.synchronous)
+        # One running instance per database file: two would both fire every cue.
+        self._lock = ServerLock(self.settings.db)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
         self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
@@ -162,12 +165,13 @@ class CueApiLite:
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                Middleware(RateLimitHeaders),
             ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
-        self.asgi.router.redirect_slashes = False
+        self.asgi.router = IndexedRouter(
+            self.asgi.router.routes, lifespan=self._lifespan, redirect_slashes=False
+        )
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -210,10 +214,18 @@ class CueApiLite:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the database, reload deadlines, resume unfinished deliveries, run."""
+        """Open the database, reload deadlines, resume unfinished deliveries, run.
+
+        Raises `AlreadyRunning` when another instance runs on the same database file.
+        """
         if self.started:
             return
-        await asyncio.to_thread(self.store.open)
+        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            self._lock.release()
+            raise
         self.started = True
         now_ms = self.clock.now_ms()
         await self._plan()
@@ -232,6 +244,7 @@ class CueApiLite:
         await self.delivery.aclose()
         await self.deliverer.close()
         await asyncio.to_thread(self.store.close)
+        self._lock.release()
         self.started = False
 
     @contextlib.asynccontextmanager

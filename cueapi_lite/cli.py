@@ -23,6 +23,7 @@ from .cron import CronError, TimezoneError, schedule_for
 from .models import parse_instant
 from .services.accounts import AccountService
 from .store import Store
+from .store.lock import AlreadyRunning
 
 __all__ = ["main"]
 
@@ -100,7 +101,10 @@ def serve(host: str, port: int, db: str) -> None:
 
     async def run() -> None:
         lite = CueApiLite(settings)
-        await lite.start()
+        try:
+            await lite.start()
+        except AlreadyRunning as exc:
+            raise click.ClickException(str(exc)) from None
         try:
             first = await lite.bootstrap()
             config = uvicorn.Config(

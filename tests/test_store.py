@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cueapi_lite.store import Store
-from cueapi_lite.store.db import Writer, connect
-from cueapi_lite.store.migrations import MIGRATIONS
+from cueapi_lite.store.sqlite.db import Writer, connect
+from cueapi_lite.store.sqlite.migrations import MIGRATIONS
 
 
 @pytest.fixture

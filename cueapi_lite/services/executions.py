@@ -31,7 +31,7 @@ from ..outcomes import (
 )
 from ..request_shapes import Evidence, Verify, load
 from ..store import EvidenceRejected, ExecutionFilters, Store
-from ..store.outcomes import merged_evidence
+from ..store.sqlite.outcomes import merged_evidence
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import sqlite3
 
-from .alerts import AlertFilters, AlertStore
-from .claims import Claimable, ClaimStore, LeaseCheck
-from .cues import CueLimitReached, CueStore, DuplicateName
-from .db import Database
-from .devices import DeviceCode, DeviceStore, NewCredentials
-from .executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
-from .outcomes import EvidenceRejected, OutcomeStore
-from .sessions import SessionMatch, TokenStore
-from .support import SupportStore, Ticket, TicketLimitReached
-from .usage import UsageStore
-from .users import KeyLimitReached, KeyMatch, KeyRecord, LastActiveKey, Preferences, UserStore
-from .workers import WorkerRecord, WorkerStore
+from .sqlite.alerts import AlertFilters, AlertStore
+from .sqlite.claims import Claimable, ClaimStore, LeaseCheck
+from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
+from .sqlite.db import Database
+from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
+from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .sqlite.outcomes import EvidenceRejected, OutcomeStore
+from .sqlite.sessions import SessionMatch, TokenStore
+from .sqlite.support import SupportStore, Ticket, TicketLimitReached
+from .sqlite.usage import UsageStore
+from .sqlite.users import (
+    KeyLimitReached,
+    KeyMatch,
+    KeyRecord,
+    LastActiveKey,
+    Preferences,
+    UserStore,
+)
+from .sqlite.workers import WorkerRecord, WorkerStore
 
 __all__ = [
     "AlertFilters",
@@ -88,7 +95,8 @@ class Store:
                 " AND outcome_deadline_ms IS NOT NULL",
                 "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
                 " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+                " WHERE status = 'active'",
                 "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
                 " WHERE status = 'pending'",
             ):
@@ -97,8 +105,5 @@ class Store:
         await self.db.write(op)
 
     def healthy(self) -> bool:
-        try:
-            self.db.fetchone("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Open, with its writer running (checked on every `/status`: no query)."""
+        return self.db.healthy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from ..models import User
+from ...models import User
 from .db import Database
 
 __all__ = ["SessionMatch", "TokenStore", "insert_token_row"]

@@ -11,8 +11,8 @@ import dataclasses
 import sqlite3
 from typing import Any, NamedTuple
 
-from ..credentials import key_prefix, new_key_id, new_user_id
-from ..models import User
+from ...credentials import key_prefix, new_key_id, new_user_id
+from ...models import User
 from .db import Database
 
 __all__ = [

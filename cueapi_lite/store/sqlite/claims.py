@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ..models import Execution
+from ...models import Execution
 from .alerts import check_consecutive_failures
 from .db import Database
 from .executions import execution_from_row, finish_cue_run
@@ -243,7 +243,7 @@ class ClaimStore:
                 return False
             if row["triggered_by"] in ("schedule", "catch_up"):
                 conn.execute(
-                    "UPDATE cues SET status = 'failed', updated_at_ms = ?"
+                    "UPDATE cues SET status = 'failed', updated_at_ms = ?, version = version + 1"
                     " WHERE id = ? AND status = 'active' AND schedule_type = 'once'",
                     (now_ms, row["cue_id"]),
                 )

@@ -15,7 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,6 +78,10 @@ class Writer:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((op, future, loop, savepoint))
         return await future
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def close(self) -> None:
         if self._thread is not None:
@@ -180,11 +184,24 @@ class Database:
             self._read.close()
             self._read = None
 
+    def healthy(self) -> bool:
+        return self._read is not None and self.writer.alive
+
     @property
     def read(self) -> sqlite3.Connection:
         if self._read is None:
             raise RuntimeError("database is not open")
         return self._read
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (a WAL read transaction): a total and
+        the page it belongs to agree. Synchronous inside, so nothing interleaves."""
+        self.read.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.read.execute("COMMIT")
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.read.execute(sql, params).fetchone()

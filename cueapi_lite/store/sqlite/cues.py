@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from ..models import (
+from ...models import (
     Alerts,
     Callback,
     Cue,
@@ -37,7 +38,7 @@ _UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
     " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?,"
-    " watch_from_ms=? WHERE id=? AND user_id=?"
+    " watch_from_ms=?, version = version + 1 WHERE id=? AND user_id=?"
 )
 
 
@@ -76,13 +77,14 @@ def _verification(text: str) -> Verification:
 
 
 def cue_from_row(row: sqlite3.Row) -> Cue:
-    """A Cue from a row of `SELECT {_COLUMNS}` (positional: the hot path of a burst)."""
+    """A Cue from a row of `SELECT {_COLUMNS}` (positional: the hot path of a burst);
+    columns after these are ignored."""
     (
         id_, user_id, name, description, status, transport, schedule_type, cron, at_ms,
         timezone, callback, payload, retry, on_failure, delivery, alerts, catch_up,
         verification, next_fire_at_ms, last_run_ms, run_count, fired_count, warning,
         created_at_ms, updated_at_ms, watch_from_ms,
-    ) = row  # fmt: skip
+    ) = tuple(row)[:26]  # fmt: skip
     return Cue(
         id=id_,
         user_id=user_id,
@@ -125,9 +127,57 @@ def _options(cue: Cue) -> tuple[Any, ...]:
     )
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A bounded map that forgets the least recently used entry first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Where recent pages ended, by (user, status, version of that set, offset).
+        self._cursors: _Recent[tuple[Any, ...], tuple[int, int]] = _Recent(1024)
+        # Records read recently, by (id, version): a row whose version has not moved is
+        # unchanged, so its record (and its rendering, `models.cue_raw`) is reused and
+        # the row is not read again. Records are never mutated (see models).
+        self._records: _Recent[tuple[str, int], Cue] = _Recent(4096)
+
+    def _cues(self, keys: list[tuple[str, int]]) -> list[Cue]:
+        """The records for these (id, version) pairs, read from the database only for
+        the pairs not seen before. Call inside `db.snapshot()`, after reading the pairs."""
+        missing = [
+            cue_id for cue_id, version in keys if self._records.get((cue_id, version)) is None
+        ]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            sql = f"SELECT {_COLUMNS}, version FROM cues WHERE id IN ({marks})"  # noqa: S608
+            for row in self.db.fetchall(sql, missing):
+                self._records.put((row[0], row[-1]), cue_from_row(row))
+        found = []
+        for key in keys:
+            cue = self._records.get(key)
+            assert cue is not None  # read above, in the same snapshot
+            found.append(cue)
+        return found
 
     async def insert(self, cue: Cue, max_cues: int | None = None) -> bool:
         """Insert a new cue; False when the user already has a cue of that name.
@@ -147,7 +197,8 @@ class CueStore:
         def op(conn: sqlite3.Connection) -> bool:
             if max_cues is not None:
                 (counted,) = conn.execute(
-                    "SELECT COUNT(*) FROM cues WHERE user_id = ? AND status IN (?, ?)",
+                    "SELECT COALESCE(SUM(cues), 0) FROM cue_counts"
+                    " WHERE user_id = ? AND status IN (?, ?)",
                     (cue.user_id, CueStatus.ACTIVE.value, CueStatus.PAUSED.value),
                 ).fetchone()
                 if counted >= max_cues:
@@ -161,8 +212,11 @@ class CueStore:
         return await self.db.write(op)
 
     async def get(self, user_id: str, cue_id: str) -> Cue | None:
-        row = self.db.fetchone(_BY_ID, (cue_id, user_id))
-        return cue_from_row(row) if row else None
+        with self.db.snapshot():
+            row = self.db.fetchone(
+                "SELECT id, version FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
+            )
+            return self._cues([(row[0], row[1])])[0] if row else None
 
     async def get_many(self, cue_ids: list[str]) -> list[Cue]:
         """Cues by id across users (for the scheduler); unknown ids are left out."""
@@ -177,18 +231,57 @@ class CueStore:
     async def page(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Cue], int]:
-        """One page of the user's cues, newest first, and the total that match."""
-        where, params = "user_id = ?", [user_id]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(status)
-        total_row = self.db.fetchone(f"SELECT COUNT(*) FROM cues WHERE {where}", params)  # noqa: S608
-        rows = self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
-            " LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [cue_from_row(row) for row in rows], int(total_row[0]) if total_row else 0
+        """One page of the user's cues, newest first, and the total that match.
+
+        The total comes from `cue_counts`. A page after the first resumes from where the
+        previous page ended (a keyset on `(created_at_ms, rowid)`) when the user's cues of
+        that status have not changed since: paging through costs the same at any depth.
+        Otherwise the page's first row is found by skipping `offset` entries of the index.
+        """
+        with self.db.snapshot():
+            total, version = self._total(user_id, status)
+            if offset >= total:
+                return [], total
+            where, params = "user_id = ?", list[Any]([user_id])
+            if status is not None:
+                where += " AND status = ?"
+                params.append(status)
+            after = self._cursors.get((user_id, status, version, offset)) if offset else None
+            if offset and after is None:
+                boundary = self.db.fetchone(
+                    f"SELECT created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
+                    " ORDER BY created_at_ms DESC, rowid DESC LIMIT 1 OFFSET ?",
+                    [*params, offset - 1],
+                )
+                if boundary is None:
+                    return [], total
+                after = (boundary[0], boundary[1])
+                self._cursors.put((user_id, status, version, offset), after)
+            if after is not None:
+                where += " AND (created_at_ms, rowid) < (?, ?)"
+                params.extend(after)
+            rows = self.db.fetchall(
+                f"SELECT id, version, created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
+                " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+                [*params, limit],
+            )
+            found = self._cues([(row[0], row[1]) for row in rows])
+        if len(rows) == limit:
+            last = rows[-1]
+            self._cursors.put((user_id, status, version, offset + limit), (last[2], last[3]))
+        return found, total
+
+    def _total(self, user_id: str, status: str | None) -> tuple[int, int]:
+        """How many of the user's cues have this status (any, for None), and a number
+        that moves whenever that set changes."""
+        total = version = 0
+        for row_status, cues, changes in self.db.fetchall(
+            "SELECT status, cues, changes FROM cue_counts WHERE user_id = ?", (user_id,)
+        ):
+            if status is None or row_status == status:
+                total += cues
+                version += changes
+        return total, version
 
     async def modify(self, user_id: str, cue_id: str, change: Callable[[Cue], Cue]) -> Cue | None:
         """Read, change and write one cue inside one write transaction.

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ..models import Execution, ExecutionStatus, Outcome, dumps
+from ...models import Execution, ExecutionStatus, Outcome, dumps
 from .alerts import alert_on_outcome, raise_alert
 from .db import Database
 from .executions import execution_from_row, finish_cue_run, write_outcome

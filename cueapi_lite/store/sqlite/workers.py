@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sqlite3
 
-from ..models import dumps
+from ...models import dumps
 from .db import Database
 
 __all__ = ["WorkerRecord", "WorkerStore"]

@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from typing import Any
 
-from ..models import Alert, dumps
+from ...models import Alert, dumps
 from .db import Database
 
 __all__ = [
@@ -81,7 +81,8 @@ def raise_alert(
     )
     if on_failure.get("pause") and cue["status"] == "active" and cue["schedule_type"] != "once":
         conn.execute(
-            "UPDATE cues SET status = 'paused', next_fire_at_ms = NULL, updated_at_ms = ?"
+            "UPDATE cues SET status = 'paused', next_fire_at_ms = NULL, updated_at_ms = ?,"
+            " version = version + 1"
             " WHERE id = ? AND status = 'active'",
             (now_ms, cue_id),
         )
@@ -224,7 +225,8 @@ class AlertStore:
 
         def op(conn: sqlite3.Connection) -> bool | None:
             cursor = conn.execute(
-                "UPDATE cues SET watch_from_ms = ? WHERE id = ? AND status = 'active'"
+                "UPDATE cues SET watch_from_ms = ?, version = version + 1"
+                " WHERE id = ? AND status = 'active'"
                 " AND watch_from_ms IS ?",
                 (now_ms, cue_id, watch_from_ms),
             )

@@ -1,0 +1,1 @@
+"""The SQLite backend: SQL only, one module per resource."""
