@@ -1,17 +1,20 @@
 """Schemathesis hooks for `test_spec_fuzz.py` (loaded through SCHEMATHESIS_HOOKS).
 
 Authenticates every request with the key in CUEAPI_FUZZ_KEY and follows it when a
-generated `POST /v1/auth/key/regenerate` replaces it, and checks that every error answer
-is the JSON envelope (pages for people answer their errors as pages).
+generated `POST /v1/auth/key/regenerate` replaces it; makes half the positive cue creates
+valid so stateful chains have ids to follow; checks that every error answer is the JSON
+envelope (pages for people answer their errors as pages).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any
 
 import schemathesis
+from hypothesis import strategies as st
 
 KEY = {"value": os.environ.get("CUEAPI_FUZZ_KEY", "")}
 PAGES = ("/docs", "/auth/device", "/v1/auth/verify")
@@ -24,6 +27,35 @@ class CurrentKey:
 
     def set(self, case: Any, data: str, context: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+# A cue body that passes the server's own rules (cron, zone, callback policy): random
+# strings rarely do, and without created cues the stateful phase has no ids to follow.
+VALID_CUE = {
+    "schedule": {"type": "recurring", "cron": "*/5 * * * *", "timezone": "UTC"},
+    "callback": {"url": "http://127.0.0.1:9/hook"},
+}
+
+
+@schemathesis.hook
+def flatmap_case(context: Any, case: Any) -> Any:
+    """Half the positive cue creates get a valid schedule and callback (and a fresh name)."""
+    meta = case.meta
+    if (
+        case.operation.method.upper() != "POST"
+        or case.operation.path != "/v1/cues"
+        or not isinstance(case.body, dict)
+        or meta is None
+        or not meta.generation.mode.is_positive
+    ):
+        return st.just(case)
+
+    def valid(number: int) -> Any:
+        changed = copy.copy(case)
+        changed.body = {**case.body, **VALID_CUE, "name": f"fuzz-{number}"}
+        return changed
+
+    return st.one_of(st.just(case), st.integers(0, 10**12).map(valid))
 
 
 @schemathesis.hook
