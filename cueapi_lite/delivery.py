@@ -20,6 +20,7 @@ from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
 from .outcomes import outcome_from_response, outcome_state
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import AttemptResult, Store
+from .telemetry import Telemetry, stopwatch
 from .webhooks import (
     RESERVED_HEADERS,
     USER_AGENT,
@@ -77,8 +78,10 @@ class DeliveryService:
         clock: Clock,
         deliverer: Deliverer,
         concurrency: int = 64,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.deliverer = deliverer
@@ -112,6 +115,14 @@ class DeliveryService:
         while self._queue.qsize() or self._in_flight:
             self._idle.clear()
             await self._idle.wait()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     @property
     def busy(self) -> bool:
@@ -231,6 +242,7 @@ class DeliveryService:
         if attempt is None:
             return  # deleted, or another attempt got there first
         secret = await self._secret(job.user_id)
+        started = stopwatch()
         if secret is None or not job.callback.url:
             result = self._failed(job, attempt, None, "Cue has no callback URL or owner")
         else:
@@ -241,9 +253,15 @@ class DeliveryService:
                 result = self._failed(job, attempt, None, str(exc))
             else:
                 result = self._answered(job, attempt, response.status, response.body)
+        self.telemetry.attempted(
+            job.execution_id, job.cue_name, job.callback.url, attempt, job.retry.max_attempts,
+            result.http_status, stopwatch() - started, result.error_message, result.retry_at_ms,
+        )  # fmt: skip
         finished = await self.store.executions.finish_attempt(result, self.clock.now_ms())
         if finished is None:
             return
+        if result.outcome_state is not None:
+            self.telemetry.outcome(job.execution_id, result.outcome_state, "webhook answer")
         if result.retry_at_ms is not None:
             self.scheduler.push(result.retry_at_ms, Kind.RETRY, job.execution_id)
         if result.outcome_deadline_ms is not None:

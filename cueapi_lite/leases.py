@@ -20,6 +20,7 @@ from .models import Execution, User
 from .request_shapes import Claim, ClaimNext, WorkerHeartbeat, load
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import Claimable, Store, WorkerRecord
+from .telemetry import Telemetry
 
 __all__ = ["LeaseService", "check_owner", "heartbeat_status"]
 
@@ -71,8 +72,10 @@ class LeaseService:
         lease_s: int = 900,
         worker_timeout_s: int = 180,
         unclaimed_expiry_s: int = 900,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.lease_ms = lease_s * 1000
@@ -119,6 +122,7 @@ class LeaseService:
                 " worker-transport execution",
                 "execution_not_claimable",
             )
+        self.telemetry.claimed(execution, worker_id)
         self._arm(execution)
         return execution
 
@@ -130,6 +134,7 @@ class LeaseService:
         )  # fmt: skip
         if execution is None:
             raise Conflict("No executions available for claiming", "no_claimable_executions")
+        self.telemetry.claimed(execution, wanted.worker_id)
         self._arm(execution)
         return execution
 
@@ -210,7 +215,7 @@ class LeaseService:
                 self.scheduler.push(now_ms + 1000, Kind.LEASE, execution_id)  # look again
                 continue
             status, alerted = expired
-            log.info("lease of execution %s expired: now %s", execution_id, status)
+            self.telemetry.lease_expired(execution_id, status)
             if alerted:
                 self.scheduler.push(now_ms, Kind.NOTIFY, OUTBOX)
             if status == "pending" and self.unclaimed_expiry_ms:
@@ -218,6 +223,7 @@ class LeaseService:
 
     async def _unclaimed_due(self, entries: list[Due], now_ms: int) -> None:
         for _due_ms, execution_id in entries:
-            await self.store.claims.expire_unclaimed(
+            if await self.store.claims.expire_unclaimed(
                 execution_id, now_ms, now_ms - self.unclaimed_expiry_ms
-            )
+            ):
+                self.telemetry.unclaimed(execution_id)

@@ -57,6 +57,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = ()
     html: bool = False  # a page for people: text/html, errors as pages too
+    text: bool = False  # a text/plain answer (the Prometheus exposition format)
     form: tuple[str, ...] = ()  # the fields of a browser form body
     links: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)
     examples: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -134,6 +135,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/openapi.json", "This document", "health", auth=False, limited=False),
     Operation("GET", "/docs", "This document for people", "health", auth=False,
               limited=False, html=True),
+    Operation("GET", "/metrics", "Prometheus metrics: loopback clients, or anyone with the"
+              " metrics token (METRICS_TOKEN) as a bearer token", "health", auth=False,
+              limited=False, text=True, errors=(401, 403)),
     # cues
     Operation("POST", "/v1/cues", "Create a cue", "cues", "Cue", 201, req.CueBody, True,
               errors=(403, 409), links=_CUE_LINKS, examples={
@@ -287,8 +291,9 @@ def _response(op: Operation) -> dict[str, Any]:
     if op.response is not None:
         schema = {"$ref": _REF.format(name=op.response)}
         return {"description": op.summary, "content": {"application/json": {"schema": schema}}}
-    if op.html:
-        return {"description": op.summary, "content": {"text/html": {"schema": {"type": "string"}}}}
+    if op.html or op.text:
+        media = "text/html" if op.html else "text/plain"
+        return {"description": op.summary, "content": {media: {"schema": {"type": "string"}}}}
     if op.path == "/openapi.json":
         schema = {"type": "object"}
         return {"description": op.summary, "content": {"application/json": {"schema": schema}}}

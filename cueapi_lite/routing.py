@@ -82,12 +82,14 @@ class IndexedRouter(Router):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child_scope)
+                scope["route"] = route  # as Starlette's router does; metrics read it
                 await route.handle(scope, receive, send)
                 return
             if match is Match.PARTIAL and partial is None:
                 partial = (route, child_scope)
         if partial is not None:
             scope.update(partial[1])
+            scope["route"] = partial[0]
             await partial[0].handle(scope, receive, send)
             return
         await self.default(scope, receive, send)

@@ -20,6 +20,7 @@ from ..services.accounts import AccountService, Caller
 __all__ = [
     "admit_anonymous",
     "caller_of",
+    "caller_with",
     "client_address",
     "host_is_ours",
     "json_body",
@@ -127,9 +128,15 @@ def rate_state(request: Request) -> RateState | None:
 
 async def caller_of(request: Request, accounts: AccountService) -> Caller:
     """Authenticate the request (401) and count it against its key's window (429)."""
-    caller, state = await accounts.admit(
-        request.headers.get("authorization"), client_address(request)
-    )
+    return await caller_with(request, accounts, request.headers.get("authorization"))
+
+
+async def caller_with(
+    request: Request, accounts: AccountService, authorization: str | None
+) -> Caller:
+    """`caller_of` for a credential the request carries elsewhere (the dashboard's
+    session cookie), given as an `Authorization` value."""
+    caller, state = await accounts.admit(authorization, client_address(request))
     _keep_rate(request, state)
     return caller
 

@@ -418,6 +418,20 @@ class AccountService:
         finally:
             self._forget(session=caller.session_hash)
 
+    async def open_session(self, user: User) -> NewSession:
+        """A session for a user who has just authenticated another way (the dashboard's
+        login with an API key): the same session tokens, the same lifetime."""
+        token = new_session_token()
+        now_ms = self.clock.now_ms()
+        expires_ms = now_ms + self.settings.session_ttl_s * 1000
+        await self.store.tokens.issue(hash_token(token), user.id, now_ms, expires_ms)
+        return NewSession(token, user, expires_ms)
+
+    async def close_session(self, caller: Caller) -> None:
+        """Log out: the caller's session stops working (an API key is left alone)."""
+        if caller.session_hash is not None:
+            await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+
     async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()
         now_ms = self.clock.now_ms()

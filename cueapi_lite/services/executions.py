@@ -32,6 +32,7 @@ from ..outcomes import (
 from ..request_shapes import Evidence, Verify, load
 from ..store import EvidenceRejected, ExecutionFilters, Store
 from ..store.sqlite.outcomes import merged_evidence
+from ..telemetry import Telemetry
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]
@@ -55,9 +56,11 @@ class ExecutionService:
         alerts: AlertService,
         firing: Firing,
         limits: LimitService | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
         self.alerts = alerts
         self.firing = firing
         self.limits = limits
@@ -103,6 +106,7 @@ class ExecutionService:
             raise Conflict(
                 "Outcome already recorded for this execution", "outcome_already_recorded"
             )
+        self.telemetry.outcome(execution_id, state, "reported")
         if recorded.alerted:
             self.alerts.kick()
         return execution, state

@@ -12,9 +12,11 @@ import sqlite3
 from .sqlite.alerts import AlertFilters, AlertStore
 from .sqlite.claims import Claimable, ClaimStore, LeaseCheck
 from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
+from .sqlite.dashboard import CueHealthRow, DashboardStore, OutcomeCount, RecentExecution
 from .sqlite.db import Database
 from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
 from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
+from .sqlite.history import HistoryStore
 from .sqlite.outcomes import EvidenceRejected, OutcomeStore
 from .sqlite.sessions import SessionMatch, TokenStore
 from .sqlite.support import SupportStore, Ticket, TicketLimitReached
@@ -33,20 +35,25 @@ __all__ = [
     "AlertFilters",
     "AttemptResult",
     "Claimable",
+    "CueHealthRow",
     "CueLimitReached",
+    "DashboardStore",
     "DeviceCode",
     "DuplicateName",
     "EvidenceRejected",
     "ExecutionFilters",
     "Finished",
     "FirePlan",
+    "HistoryStore",
     "KeyLimitReached",
     "KeyMatch",
     "KeyRecord",
     "LastActiveKey",
     "LeaseCheck",
     "NewCredentials",
+    "OutcomeCount",
     "Preferences",
+    "RecentExecution",
     "SessionMatch",
     "Store",
     "Ticket",
@@ -71,6 +78,8 @@ class Store:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
+        self.dashboard = DashboardStore(self.db)
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
