@@ -139,7 +139,7 @@ OPERATIONS: tuple[Operation, ...] = (
               " metrics token (METRICS_TOKEN) as a bearer token", "health", auth=False,
               limited=False, text=True, errors=(401, 403)),
     # cues
-    Operation("POST", "/v1/cues", "Create a cue", "cues", "Cue", 201, req.CueBody, True,
+    Operation("POST", "/v1/cues", "Create a cue", "cues", "Cue", 201, req.CueCreate, True,
               errors=(403, 409), links=_CUE_LINKS, examples={
                   "webhook": {
                       "name": "morning-brief",

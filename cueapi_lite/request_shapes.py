@@ -22,6 +22,7 @@ __all__ = [
     "Claim",
     "ClaimNext",
     "CueBody",
+    "CueCreate",
     "DeviceCodeBody",
     "DevicePoll",
     "Empty",
@@ -60,8 +61,23 @@ At = Annotated[
 ]
 Zone = Annotated[str, _code("invalid_timezone", "IANA time zone name; default UTC")]
 HttpMethod = Annotated[str, Meta(description="POST, GET, PUT or PATCH, any case")]
+HeaderName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
+        extra={"message": "has a name that is not an HTTP header name"},
+    ),
+]
+HeaderValue = Annotated[
+    str,
+    Meta(
+        max_length=4096,
+        pattern=r"^[^\r\n\x00]*$",
+        extra={"message": "has a value with a line break or NUL"},
+    ),
+]
 Headers = Annotated[
-    dict[str, Annotated[str, Meta(max_length=4096)]],
+    dict[HeaderName, HeaderValue],
     Meta(max_length=50, description="Extra request headers (string values)"),
 ]
 Url = Annotated[str, _code("invalid_callback_url", "http(s) URL allowed by the callback policy")]
@@ -116,23 +132,21 @@ class Verification(Struct, kw_only=True):
     mode: VerificationMode | UnsetType = UNSET
 
 
+CueName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extra=_NOT_BLANK)]
 Payload = Annotated[
     dict[str, Any], Meta(description="Any JSON object, at most MAX_PAYLOAD_BYTES serialised")
 ]
 
 
 class CueBody(Struct, kw_only=True):
-    """A cue create (E1) or update (E4) body, nested as the official clients send it.
+    """A cue create or update body, nested as the official clients send it.
 
     The flat form of MCP-style clients is accepted too: top-level `cron`, `at` and
     `timezone` stand for `schedule`; a string `callback` (with `callback_method` and
     `callback_headers`) stands for `callback.url`. Nested fields win.
     """
 
-    name: (
-        Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extra=_NOT_BLANK)]
-        | UnsetType
-    ) = UNSET
+    name: CueName | UnsetType = UNSET
     description: Annotated[str, Meta(max_length=2000)] | UnsetType | None = UNSET
     status: Literal["active", "paused"] | UnsetType | None = UNSET
     transport: Literal["webhook", "worker"] | UnsetType | None = UNSET
@@ -152,8 +166,14 @@ class CueBody(Struct, kw_only=True):
     callback_headers: Headers | UnsetType | None = UNSET
 
 
+class CueCreate(CueBody, kw_only=True):
+    """A cue create body: `name` is required, and so is a schedule (nested or flat)."""
+
+    name: CueName
+
+
 class Fire(Struct, kw_only=True):
-    """E6: run a cue now, optionally with another payload."""
+    """Run a cue now, optionally with another payload (merged shallowly or replacing it)."""
 
     payload_override: Payload | None = None
     merge_strategy: Literal["merge", "replace"] = "merge"
@@ -174,7 +194,7 @@ Artifacts = Annotated[list[Any], Meta(max_length=100, description="At most 64 Ki
 
 
 class Evidence(Struct, kw_only=True):
-    """E10: evidence added after the outcome; scalars replace, artifacts append,
+    """Evidence added after the outcome: scalars replace, artifacts append,
     metadata merges."""
 
     external_id: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
@@ -187,7 +207,7 @@ class Evidence(Struct, kw_only=True):
 
 
 class OutcomeReport(Evidence, kw_only=True):
-    """E9: what the agent reports; write-once."""
+    """What the agent reports about an execution; recorded once."""
 
     success: bool
     result: Annotated[str, Meta(max_length=8000)] | UnsetType | None = UNSET
@@ -195,7 +215,7 @@ class OutcomeReport(Evidence, kw_only=True):
 
 
 class Verify(Struct, kw_only=True):
-    """E13: the SDK always sends `{}`, which means valid (H18)."""
+    """A verdict on a reported outcome; `{}` means valid (the SDK always sends it)."""
 
     valid: bool = True
     reason: Annotated[str, Meta(max_length=500)] | None = None
@@ -205,20 +225,20 @@ WorkerId = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"\S", extr
 
 
 class Claim(Struct, kw_only=True):
-    """E16: claim one execution for a worker."""
+    """Claim one execution for a worker."""
 
     worker_id: WorkerId
 
 
 class ClaimNext(Claim, kw_only=True):
-    """E17: claim the oldest claimable execution, optionally of one task or agent."""
+    """Claim the oldest claimable execution, optionally of one task or agent."""
 
     task: Annotated[str, Meta(max_length=255)] | None = None
     agent: Annotated[str, Meta(max_length=255)] | None = None
 
 
 class WorkerHeartbeat(Claim, kw_only=True):
-    """E34: a worker is alive and handles these tasks."""
+    """A worker is alive and handles these tasks."""
 
     handlers: Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=255)]], Meta(max_length=200)
@@ -255,7 +275,7 @@ AlertWebhookUrl = Annotated[
 
 
 class Preferences(Struct, kw_only=True):
-    """E20: at least one field."""
+    """Alert preferences; send at least one field."""
 
     alert_webhook_url: AlertWebhookUrl | UnsetType | None = UNSET
     email_alerts: bool | UnsetType = UNSET
@@ -272,7 +292,7 @@ class DeviceCodeBody(Struct, kw_only=True):
 
 
 class DevicePoll(Struct, kw_only=True):
-    """E33 answers `expired` for any code it does not know, malformed ones included."""
+    """The poll answers `expired` for any code it does not know, malformed ones included."""
 
     device_code: Any = None
 
@@ -300,7 +320,7 @@ _CODES: dict[str, type[ApiError]] = {
     "invalid_device_code": BadRequest,
     "invalid_timezone": Unprocessable,
 }
-_AT = re.compile(r" - at `\$(.*)`$")
+_AT = re.compile(r" - at (`key` in )?`\$(.*)`$")
 _TYPE_WORDS = {
     "int": "an integer",
     "str": "a string",
@@ -330,12 +350,13 @@ def shortest(shape: type[Struct], field: str) -> int:
 def _error(text: str, shape: type[Struct]) -> ApiError:
     found = _AT.search(text)
     raw = text[: found.start()] if found else text
-    path = found.group(1) if found else ""
+    path = found.group(2) if found else ""
     missing = re.match(r"Object missing required field `(.+)`", raw)
     if missing:
         path = f"{path}.{missing.group(1)}"
     field = re.sub(r"\[(\d+|\.\.\.)\]", "", path).lstrip(".") or "body"
-    info = _field_info(shape, field, item=path.endswith("]"))
+    key = bool(found and found.group(1))  # an object's key, not its value, is bad
+    info = _field_info(shape, field, item=path.endswith("]"), key=key)
     message = "is required" if missing else _say(raw, info)
     cls = _CODES.get(info.get("code", ""), Unprocessable)
     code = info.get("code") if cls is not Unprocessable or info.get("code") else None
@@ -373,9 +394,9 @@ def _say(raw: str, info: dict[str, Any]) -> str:
     return raw[:200]
 
 
-def _field_info(shape: type[Struct], field: str, item: bool) -> dict[str, Any]:
+def _field_info(shape: type[Struct], field: str, item: bool, key: bool) -> dict[str, Any]:
     """The code, bounds and choices declared for a dotted field path of `shape` (of its
-    items when `item`)."""
+    items when `item`, of its keys when `key`)."""
     node: Any = msgspec.inspect.type_info(shape)
     info: dict[str, Any] = {}
     for name in field.split("."):
@@ -387,7 +408,9 @@ def _field_info(shape: type[Struct], field: str, item: bool) -> dict[str, Any]:
             break
         node = match[0].type
     node = _unwrap(node, info)
-    if item and isinstance(node, msgspec.inspect.ListType | msgspec.inspect.DictType):
+    if key and isinstance(node, msgspec.inspect.DictType):
+        _unwrap(node.key_type, info)
+    elif item and isinstance(node, msgspec.inspect.ListType | msgspec.inspect.DictType):
         _unwrap(getattr(node, "item_type", None) or getattr(node, "value_type", None), info)
     return info
 

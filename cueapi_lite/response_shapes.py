@@ -154,7 +154,7 @@ class Execution(Struct):
 
 
 class CueDetail(Cue):
-    """A cue with its newest executions (E3)."""
+    """A cue with its newest executions."""
 
     executions: list[Execution]
     execution_total: int

@@ -9,7 +9,7 @@ from ..alerts import AlertService
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..cue_input import apply_update, new_cue, read_cue_body
+from ..cue_input import CueCreate, apply_update, new_cue, read_cue_body
 from ..errors import Conflict, NotFound
 from ..firing import Firing
 from ..leases import LeaseService
@@ -60,7 +60,7 @@ class CueService:
         self.policy = policy
 
     async def create(self, user: User, body: dict[str, Any]) -> Cue:
-        data = read_cue_body(body, self.settings.max_payload_bytes)
+        data = read_cue_body(body, self.settings.max_payload_bytes, CueCreate)
         cue = new_cue(user.id, data, self.policy, self.clock.now_ms())
         # The cue limit is counted inside the insert's transaction (CONTRACT §2.4).
         max_cues = self.limits.cue_limit if self.limits else None
