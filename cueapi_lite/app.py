@@ -142,8 +142,9 @@ class CueApiLite:
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(
-            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed
-        )
+            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed,
+            policy=self.policy,
+        )  # fmt: skip
         self.limits = LimitService(self.store, self.clock, self.settings)
         if self.limits.execution_limit is not None:
             self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
@@ -271,6 +272,7 @@ class CueApiLite:
             raise
         self.started = True
         now_ms = self.clock.now_ms()
+        self.firing.started_ms = now_ms
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()

@@ -18,7 +18,14 @@ from typing import Any
 import msgspec
 
 from .callbacks import CallbackPolicy, CallbackRefused
-from .cron import CronError, TimezoneError, load_zone, schedule_for
+from .cron import (
+    CronError,
+    TimezoneError,
+    check_expression,
+    check_zone_name,
+    load_zone,
+    schedule_for,
+)
 from .errors import BadRequest, Unprocessable
 from .models import (
     DEFAULT_ALERTS,
@@ -42,22 +49,23 @@ from .models import (
 from .request_shapes import UNSET, CueBody, CueCreate, load
 from .webhooks import RESERVED_HEADERS
 
-__all__ = ["AT_GRACE_MS", "CueCreate", "CueInput", "apply_update", "new_cue", "read_cue_body"]
+__all__ = [
+    "AT_GRACE_MS",
+    "CueCreate",
+    "CueInput",
+    "apply_update",
+    "check_payload",
+    "new_cue",
+    "read_cue_body",
+]
 
 # An `at` this far in the past still fires at once: clients create cues "at now" (H20).
 AT_GRACE_MS = 60_000
-METHODS = ("POST", "GET", "PUT", "PATCH")
 _PARTS = ("schedule", "callback", "retry", "on_failure", "delivery", "alerts", "verification")
 
 
 def invalid(field: str, message: str) -> Unprocessable:
     return Unprocessable(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
-def _bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise invalid(field, "must be true or false")
-    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,20 +100,12 @@ def read_cue_body(
             values[name] = getattr(shape, name)
     if shape.description is not UNSET:
         values.update(description=shape.description, description_set=True)
-    for name in (
-        "schedule",
-        "callback",
-        "retry",
-        "on_failure",
-        "delivery",
-        "alerts",
-        "verification",
-    ):
+    for name in _PARTS:
         part = getattr(shape, name)
         if _sent(part):
             values[name] = msgspec.to_builtins(part)  # the fields it set; unsent ones left out
     if _sent(shape.payload):
-        values["payload"] = _payload(shape.payload, max_payload_bytes)
+        values["payload"] = check_payload(shape.payload, max_payload_bytes)
     return CueInput(**values)
 
 
@@ -135,14 +135,18 @@ def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _payload(value: Any, max_bytes: int) -> dict[str, Any]:
+def check_payload(value: Any, max_bytes: int, field: str = "payload") -> dict[str, Any]:
+    """The one payload check, wherever a payload enters (a cue's `payload`, a fire's
+    `payload_override` and the payload it makes): a JSON object of at most
+    `max_bytes` as compact UTF-8 JSON (400 `invalid_payload_size`)."""
     if not isinstance(value, dict):
-        raise invalid("payload", "must be a JSON object")
+        raise invalid(field, "must be a JSON object")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > max_bytes:
         raise BadRequest(
-            f"Payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
+            f"{field}: payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
             "invalid_payload_size",
+            details=[{"field": field, "message": f"must be at most {max_bytes:,} bytes as JSON"}],
         )
     return value
 
@@ -155,12 +159,16 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     timezone = raw.get("timezone")
     if timezone is None:
         timezone = current.timezone if current else "UTC"
-    if not isinstance(timezone, str):
-        raise invalid("schedule.timezone", "must be a string")
     try:
+        if "timezone" in raw:  # a stored zone stays usable even if the rule got stricter
+            check_zone_name(timezone)
         zone = load_zone(timezone)
     except TimezoneError as exc:
-        raise Unprocessable(str(exc), "invalid_timezone") from None
+        raise Unprocessable(
+            str(exc),
+            "invalid_timezone",
+            details=[{"field": "schedule.timezone", "message": str(exc)}],
+        ) from None
     kind = raw.get("type")
     if kind is None:
         kind = "recurring" if raw.get("cron") else "once" if raw.get("at") else None
@@ -170,22 +178,29 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     same_kind = current is not None and current.type == kind
     if kind == "recurring":
         cron = raw.get("cron", current.cron if same_kind and current else None)
-        if not isinstance(cron, str) or not cron.strip():
+        if cron is None or not cron.strip():
             raise BadRequest("A recurring schedule needs a cron expression", "invalid_schedule")
         try:
+            if "cron" in raw:
+                cron = check_expression(cron)
             cron = schedule_for(cron, timezone).expression
         except CronError as exc:
-            raise BadRequest(str(exc), "invalid_schedule") from None
+            raise BadRequest(
+                str(exc),
+                "invalid_schedule",
+                details=[{"field": "schedule.cron", "message": str(exc)}],
+            ) from None
         return Schedule("recurring", cron, None, timezone)
     if "at" in raw:
         at = raw["at"]
-        if not isinstance(at, str):
-            raise BadRequest("schedule.at must be an ISO 8601 date-time", "invalid_schedule")
         try:
             at_ms = parse_instant(at, zone)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError) as exc:
             raise BadRequest(
-                f"schedule.at is not an ISO 8601 date-time: {at[:64]!r}", "invalid_schedule"
+                f"schedule.at is not an ISO 8601 date-time in the years 0001-9999 (UTC):"
+                f" {at[:64]!r} ({exc})",
+                "invalid_schedule",
+                details=[{"field": "schedule.at", "message": str(exc)}],
             ) from None
         if at_ms < now_ms - AT_GRACE_MS:
             raise BadRequest("schedule.at is in the past", "invalid_schedule")
@@ -204,18 +219,24 @@ def _callback(
         return base
     url = raw.get("url", base.url)
     if url is not None:
-        try:
-            url = policy.check(url)
-        except CallbackRefused as exc:
-            raise BadRequest(str(exc), "invalid_callback_url") from None
-    method = raw.get("method")
-    if method is None:
-        method = base.method
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        raise invalid("callback.method", "must be one of " + ", ".join(METHODS))
+        url = _checked_url(url, "callback.url", policy)
+    method = raw.get("method") or base.method  # the shape allows the four, in any case
     headers = raw.get("headers")
     headers = base.headers if headers is None else _headers(headers)
     return Callback(url, method.upper(), headers)
+
+
+def _checked_url(url: str, field: str, policy: CallbackPolicy) -> str:
+    """The canonical form of a URL the policy accepts: it is what gets stored and
+    what delivery connects to (400 `invalid_callback_url` naming the field)."""
+    try:
+        return policy.check(url)
+    except CallbackRefused as exc:
+        raise BadRequest(
+            f"{field}: {exc}",
+            "invalid_callback_url",
+            details=[{"field": field, "message": str(exc)}],
+        ) from None
 
 
 def _headers(headers: dict[str, str]) -> dict[str, str]:
@@ -244,14 +265,11 @@ def _on_failure(
         return current
     webhook = raw.get("webhook", current.webhook)
     if webhook is not None:
-        try:
-            webhook = policy.check(webhook)
-        except CallbackRefused as exc:
-            raise BadRequest(f"on_failure.webhook: {exc}", "invalid_callback_url") from None
+        webhook = _checked_url(webhook, "on_failure.webhook", policy)
     return OnFailure(
-        email=_bool(raw.get("email", current.email), "on_failure.email"),
+        email=raw.get("email", current.email),
         webhook=webhook,
-        pause=_bool(raw.get("pause", current.pause), "on_failure.pause"),
+        pause=raw.get("pause", current.pause),
     )
 
 

@@ -60,7 +60,14 @@ At = Annotated[
     _code("invalid_schedule", "ISO 8601 instant; naive means the schedule's time zone"),
 ]
 Zone = Annotated[str, _code("invalid_timezone", "IANA time zone name; default UTC")]
-HttpMethod = Annotated[str, Meta(description="POST, GET, PUT or PATCH, any case")]
+HttpMethod = Annotated[
+    str,
+    Meta(
+        pattern=r"^([Pp][Oo][Ss][Tt]|[Gg][Ee][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$",
+        description="POST, GET, PUT or PATCH, any case",
+        extra={"message": "must be one of POST, GET, PUT, PATCH"},
+    ),
+]
 HeaderName = Annotated[
     str,
     Meta(

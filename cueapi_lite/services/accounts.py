@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..callbacks import CallbackPolicy, CallbackRefused
 from ..clock import Clock
 from ..config import Settings
 from ..credentials import (
@@ -140,10 +141,13 @@ class AccountService:
         clock: Clock,
         settings: Settings | None = None,
         on_secret_changed: Callable[[str], None] | None = None,
+        policy: CallbackPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or Settings()
+        # The alert webhook URL is a callback like any other: same policy, same form.
+        self.policy = policy or CallbackPolicy(self.settings.callback_policy)
         self.rate = RateLimits(clock, self.settings)
         # The delivery service caches webhook secrets per user; rotation must reach it.
         self.on_secret_changed = on_secret_changed
@@ -304,6 +308,14 @@ class AccountService:
             for name in PreferencesBody.__struct_fields__
             if getattr(wanted, name) is not UNSET
         }
+        if changes.get("alert_webhook_url") is not None:
+            try:
+                changes["alert_webhook_url"] = self.policy.check(changes["alert_webhook_url"])
+            except CallbackRefused as exc:
+                raise Unprocessable(
+                    f"alert_webhook_url: {exc}",
+                    details=[{"field": "alert_webhook_url", "message": str(exc)}],
+                ) from None
         if not changes:
             raise Unprocessable(
                 "Nothing to update: send alert_webhook_url and/or email_alerts", "no_fields"
@@ -430,7 +442,12 @@ class AccountService:
     async def close_session(self, caller: Caller) -> None:
         """Log out: the caller's session stops working (an API key is left alone)."""
         if caller.session_hash is not None:
-            await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+            self._forget(session=caller.session_hash)
+            try:
+                await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+            finally:
+                # A request verified while the retire was being written must not linger.
+                self._forget(session=caller.session_hash)
 
     async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()

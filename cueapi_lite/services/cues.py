@@ -9,7 +9,7 @@ from ..alerts import AlertService
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..cue_input import CueCreate, apply_update, new_cue, read_cue_body
+from ..cue_input import CueCreate, apply_update, check_payload, new_cue, read_cue_body
 from ..errors import Conflict, NotFound
 from ..firing import Firing
 from ..leases import LeaseService
@@ -123,6 +123,9 @@ class CueService:
         """Run the cue now, whatever its status (E6)."""
         wanted = load(body, Fire)
         override, strategy = wanted.payload_override, wanted.merge_strategy
+        limit = self.settings.max_payload_bytes
+        if override is not None:
+            check_payload(override, limit, "payload_override")
         cue = await self.store.cues.get(user.id, cue_id)
         if cue is None:
             raise cue_not_found()
@@ -131,6 +134,7 @@ class CueService:
         payload = cue.payload
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}
+            check_payload(payload, limit, "payload_override")  # the merge can grow it
         now_ms = self.clock.now_ms()
         execution = new_execution(cue, now_ms, TriggeredBy.MANUAL_FIRE.value, now_ms, payload)
         if not await self.store.executions.insert(execution):
