@@ -14,6 +14,7 @@ import msgspec
 from . import __version__
 from . import request_shapes as req
 from .response_shapes import RESPONSE_SHAPES
+from .routes.common import MAX_OFFSET
 
 __all__ = ["OPERATIONS", "Operation", "build_document"]
 
@@ -73,8 +74,13 @@ def _text(description: str, max_length: int = 255) -> dict[str, Any]:
     return {"type": "string", "maxLength": max_length, "description": description}
 
 
-LIMIT = Param("limit", {"type": "integer"}, "Page size; clamped to 1..100 (default 20)")
-OFFSET = Param("offset", {"type": "integer", "minimum": 0}, "Items to skip (default 0)")
+def _integer(low: int, high: int) -> dict[str, Any]:
+    # An empty value (`?limit=`, as an HTML form sends it) means the default.
+    return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, {"const": ""}]}
+
+
+LIMIT = Param("limit", _integer(-MAX_OFFSET, MAX_OFFSET), "Page size; clamped to 1..100 (20)")
+OFFSET = Param("offset", _integer(0, MAX_OFFSET), "Items to skip (default 0)")
 PAGE = (LIMIT, OFFSET)
 WORKER_HEADER = Param(
     "X-Worker-Id", _text("The worker acting; must be the claimer"), "", where="header"
