@@ -1,9 +1,10 @@
-"""Parsing cost of the two hottest request bodies: a cue create (E1, nested body) and an
-outcome report (E9), from a decoded JSON object to the record the service stores.
+"""Cost of the two hottest request bodies, a cue create (nested body) and an outcome
+report: parsing (from a decoded JSON object to the record the service stores) and the
+whole request in process (ASGI, real SQLite file).
 
-Runs the parsers of this checkout and, with `--against DIR`, of another checkout (for
-example the commit before a change, unpacked with `git archive`) in the same run,
-alternating rounds so both see the same machine load, and prints the ratio.
+Runs this checkout and, with `--against DIR`, another one (for example `main`, unpacked
+with `git archive`) in the same run, alternating rounds so both see the same machine
+load; prints the best round of each and the ratio.
 
     python bench/request_shapes.py [--n 20000] [--rounds 5] [--against /tmp/base]
 """
@@ -43,7 +44,42 @@ def timed(step):
 
 create_us = timed(lambda: new_cue("usr_1", read_cue_body(cue, 1 << 20), policy, 1_700_000_000_000))
 outcome_us = timed(lambda: parse_outcome(outcome, 1_700_000_000_000))
-print(json.dumps({"create_us": create_us, "outcome_us": outcome_us}))
+
+
+async def requests():
+    import asyncio, tempfile, os
+    from cueapi_lite import CueApiLite, Settings
+    requests_n = max(n // 10, 200)
+    folder = tempfile.mkdtemp()
+    settings = Settings(db=os.path.join(folder, "bench.db"), rate_limit_per_minute=0)
+    lite = CueApiLite(settings)
+    await lite.start()
+    try:
+        key = (await lite.accounts.mint_key("bench@example.com")).api_key
+        async with lite.client(key) as api:
+            start = time.perf_counter()
+            for i in range(requests_n):
+                answer = await api.post("/v1/cues", json={**cue, "name": f"c{i}"})
+                assert answer.status_code == 201, answer.text
+            http_create = (time.perf_counter() - start) / requests_n * 1e6
+            worker = {**cue, "name": "w", "transport": "worker"}
+            cue_id = (await api.post("/v1/cues", json=worker)).json()["id"]
+            ids = [(await api.post(f"/v1/cues/{cue_id}/fire")).json()["id"]
+                   for _ in range(requests_n)]
+            start = time.perf_counter()
+            for execution_id in ids:
+                answer = await api.post(f"/v1/executions/{execution_id}/outcome", json=outcome)
+                assert answer.status_code == 200, answer.text
+            http_outcome = (time.perf_counter() - start) / requests_n * 1e6
+    finally:
+        await lite.aclose()
+    return http_create, http_outcome
+
+
+import asyncio
+http_create_us, http_outcome_us = asyncio.run(requests())
+print(json.dumps({"create_us": create_us, "outcome_us": outcome_us,
+                  "http_create_us": http_create_us, "http_outcome_us": http_outcome_us}))
 """
 
 
@@ -70,15 +106,18 @@ def main() -> None:
         for name, tree in trees.items():
             for key, value in measure(tree, args.n).items():
                 best.setdefault(name, {})[key] = min(value, best.get(name, {}).get(key, 1e9))
-    for name, numbers in best.items():
-        print(
-            f"{name:8} cue create {numbers['create_us']:6.1f} µs"
-            f"   outcome report {numbers['outcome_us']:6.1f} µs   (best of {args.rounds})"
-        )
-    if "against" in best:
-        for key, label in (("create_us", "cue create"), ("outcome_us", "outcome report")):
-            ratio = best["this"][key] / best["against"][key]
-            print(f"{label}: this / against = {ratio:.2f}")
+    labels = {
+        "create_us": "cue create, parse",
+        "outcome_us": "outcome report, parse",
+        "http_create_us": "POST /v1/cues, whole request",
+        "http_outcome_us": "POST .../outcome, whole request",
+    }
+    print(f"best of {args.rounds} rounds, µs per call")
+    for key, label in labels.items():
+        line = f"{label:34}" + "".join(f"{name} {best[name][key]:7.1f}   " for name in best)
+        if "against" in best:
+            line += f"this / against {best['this'][key] / best['against'][key]:.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from .errors import ApiError, Unprocessable
 from .json_input import JsonInputError, decode_json_body
 from .models import Outcome, OutcomeState, VerificationMode
-from .request_shapes import UNSET, Evidence, OutcomeReport, load
+from .request_shapes import Evidence, OutcomeReport, load
 
 __all__ = [
     "REPORT_FIELDS",
@@ -43,37 +45,46 @@ class UnreadableAnswer(ValueError):
         super().__init__(f"The receiver's answer was not recorded as an outcome: {reason}{where}")
 
 
+# Built once: json.dumps with keyword arguments builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def compact_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    """Bytes of `value` as compact UTF-8 JSON (how the size limits are measured)."""
+    return len(_COMPACT.encode(value).encode("utf-8"))
 
 
 def _sent(report: Evidence) -> dict[str, Any]:
     """The fields a loaded report set (null and absent both mean "not sent")."""
-    values = {name: getattr(report, name, None) for name in REPORT_FIELDS}
-    return {name: value for name, value in values.items() if value not in (None, UNSET)}
+    fields = msgspec.to_builtins(report)  # leaves unsent (UNSET) fields out
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+# JSON sizes: what the shapes cannot hold.
+_SIZES = (
+    ("metadata", MAX_METADATA_BYTES, "must be at most 10 KiB as JSON"),
+    ("artifacts", MAX_ARTIFACTS_BYTES, "must be at most 64 KiB as JSON"),
+)
 
 
 def _sized(fields: dict[str, Any], strict: bool) -> dict[str, Any]:
-    """The rules the shapes cannot hold: JSON sizes and a parsable URL. Strict: the first
-    bad field raises Unprocessable. Lenient: bad fields are left out."""
-    problems = {
-        "metadata": "metadata" in fields and compact_size(fields["metadata"]) > MAX_METADATA_BYTES,
-        "artifacts": "artifacts" in fields
-        and compact_size(fields["artifacts"]) > MAX_ARTIFACTS_BYTES,
-        "result_url": "result_url" in fields and not _is_http_url(fields["result_url"]),
-    }
-    messages = {
-        "metadata": "must be at most 10 KiB as JSON",
-        "artifacts": "must be at most 64 KiB as JSON",
-        "result_url": "must be an absolute http(s) URL",
-    }
-    for field, bad in problems.items():
-        if bad and strict:
-            message = messages[field]
-            raise Unprocessable(
-                f"{field}: {message}", details=[{"field": field, "message": message}]
-            )
-    return {name: value for name, value in fields.items() if not problems.get(name)}
+    """`fields` without `success`, checked for the rules the shapes cannot hold (JSON
+    sizes, a URL that parses). Strict: a bad field raises Unprocessable. Lenient: bad
+    fields are left out."""
+    fields.pop("success", None)
+    bad = [
+        (name, message)
+        for name, limit, message in _SIZES
+        if name in fields and compact_size(fields[name]) > limit
+    ]
+    if "result_url" in fields and not _is_http_url(fields["result_url"]):
+        bad.append(("result_url", "must be an absolute http(s) URL"))
+    if bad and strict:
+        name, message = bad[0]
+        raise Unprocessable(f"{name}: {message}", details=[{"field": name, "message": message}])
+    for name, _ in bad:
+        del fields[name]
+    return fields
 
 
 def clean_evidence(body: dict[str, Any]) -> dict[str, Any]:
