@@ -59,6 +59,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     html: bool = False  # a page for people: text/html, errors as pages too
     text: bool = False  # a text/plain answer (the Prometheus exposition format)
+    mcp: bool = False  # answers in JSON-RPC 2.0, as the Model Context Protocol says
     form: tuple[str, ...] = ()  # the fields of a browser form body
     links: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)
     examples: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -285,6 +286,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "account", "EchoStored", auth=False, errors=(400,), body=req.Empty),
     Operation("GET", "/v1/echo/{token}", "What the quickstart's echo received", "account",
               "EchoState", errors=(400,)),
+    # The Model Context Protocol (streamable HTTP, stateless, JSON answers): its messages
+    # and errors are JSON-RPC 2.0 as the MCP specification defines them; only the
+    # authentication errors before it are this API's envelope.
+    Operation("POST", "/mcp", "Model Context Protocol tools over this API (JSON-RPC 2.0)",
+              "mcp", body=req.JsonRpc, body_required=True, mcp=True),
 )  # fmt: skip
 
 _PATH_PARAMS = {
@@ -296,6 +302,9 @@ _PATH_PARAMS = {
 def _response(op: Operation) -> dict[str, Any]:
     if op.response is not None:
         schema = {"$ref": _REF.format(name=op.response)}
+        return {"description": op.summary, "content": {"application/json": {"schema": schema}}}
+    if op.mcp:
+        schema = {"type": "object", "description": "A JSON-RPC 2.0 response"}
         return {"description": op.summary, "content": {"application/json": {"schema": schema}}}
     if op.html or op.text:
         media = "text/html" if op.html else "text/plain"
@@ -309,6 +318,8 @@ def _response(op: Operation) -> dict[str, Any]:
 
 
 def _error_statuses(op: Operation) -> list[int]:
+    if op.mcp:  # the protocol answers its own errors; ours come before it
+        return [401, 413, 429]
     statuses = set(op.errors)
     if op.auth:
         statuses.add(401)
@@ -377,6 +388,11 @@ def _operation(op: Operation) -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": _REF.format(name="Error")}},
                 },
             }
+    if op.mcp:
+        responses["default"] = {
+            "description": "A JSON-RPC 2.0 error, as the Model Context Protocol defines it",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
     out["responses"] = responses
     return out
 

@@ -315,6 +315,15 @@ class SupportTicket(Struct, kw_only=True):
     type: Literal["bug", "feature-request"]
 
 
+class JsonRpc(Struct, kw_only=True):
+    """A JSON-RPC 2.0 message of the Model Context Protocol (its own specification)."""
+
+    jsonrpc: Literal["2.0"]
+    method: str | UnsetType = UNSET
+    id: int | str | UnsetType | None = UNSET
+    params: dict[str, Any] | UnsetType = UNSET
+
+
 class Empty(Struct):
     """A body whose fields are all ignored (any object, or nothing)."""
 
