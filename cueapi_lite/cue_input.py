@@ -1,8 +1,11 @@
 """Reading cue create and update bodies into records, with the API's error codes.
 
-Pure functions: no I/O and no clock (callers pass `now_ms`). A bad field raises an
-`ApiError` that names the field: 400 `invalid_schedule`, `invalid_callback_url`,
-`invalid_payload_size`, 422 `invalid_timezone` or `validation_error`.
+Pure functions: no I/O and no clock (callers pass `now_ms`). Types and bounds come from
+the request shapes (`CueCreate`, `CueBody`); this module adds the rules that need more
+than the body (cron, zones, the callback policy, payload bytes, resuming). A bad field
+raises an `ApiError` that names the field: 400 `invalid_schedule`,
+`invalid_callback_url`, `invalid_payload_size`, 422 `invalid_timezone` or
+`validation_error`.
 
 Besides the nested body the clients send, the flat body of MCP-style clients is read:
 top-level `cron` / `at` / `timezone` stand for `schedule`, and a string `callback` (with

@@ -7,7 +7,6 @@ and the JSON body of a 2xx webhook response (lenient: bad fields are dropped, CO
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,13 +44,11 @@ class UnreadableAnswer(ValueError):
         super().__init__(f"The receiver's answer was not recorded as an outcome: {reason}{where}")
 
 
-# Built once: json.dumps with keyword arguments builds a new encoder on every call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
 def compact_size(value: Any) -> int:
-    """Bytes of `value` as compact UTF-8 JSON (how the size limits are measured)."""
-    return len(_COMPACT.encode(value).encode("utf-8"))
+    """Bytes of `value` as compact UTF-8 JSON (how the size limits are measured); msgspec
+    writes the same bytes as `json.dumps(separators=(",", ":"), ensure_ascii=False)`
+    but for a float's exponent (`1e16`, not `1e+16`), in a tenth of the time."""
+    return len(msgspec.json.encode(value))
 
 
 def _sent(report: Evidence) -> dict[str, Any]:
