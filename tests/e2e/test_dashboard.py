@@ -256,8 +256,14 @@ def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any, tmp_pa
     for name in ("dashboard-cues.png", "dashboard-execution.png"):
         assert (shots / name).read_bytes().startswith(b"\x89PNG"), name
 
-    # Log out: the pages need a login again.
+    # Log out: the pages need a login again, and another open tab stops its live
+    # updates and says so.
+    other = page.context.new_page()
+    other.goto(site.base + "/cues")
+    page.bring_to_front()
     page.click("button:text('Log out')")
+    other.bring_to_front()
+    expect(other.locator("#live-stopped")).to_contain_text("Live updates stopped")
     page.wait_for_url(re.compile(r".*/login$"))
     page.goto(site.base + "/cues")
     assert "/login" in page.url
