@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--cron", action="store_true", help="`* * * * *` cues instead of once")
     parser.add_argument("--log", choices=["text", "json"], help="log at INFO, as serve does")
     parser.add_argument("--no-metrics", action="store_true", help="serve without /metrics")
+    parser.add_argument("--flush-each-line", action="store_true",
+                        help="logging's usual handler (a write per line)")  # fmt: skip
     parser.add_argument("--scrape", type=float, default=0.0, help="scrape /metrics every S s")
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -128,6 +130,13 @@ def main() -> None:
 
             log = Path(folder) / "serve.log"
             configure("info", args.log, log.open("w"))
+            if args.flush_each_line:
+                import logging
+
+                [handler] = logging.getLogger().handlers
+                plain = logging.StreamHandler(log.open("a"))
+                plain.setFormatter(handler.formatter)
+                logging.getLogger().handlers[:] = [plain]
         run(measure(args.cues, args.cron, url, not args.no_metrics, args.scrape))
         if args.log:
             print(f"{sum(1 for _ in log.open())} log lines")

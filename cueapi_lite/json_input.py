@@ -25,6 +25,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _INNERMOST = re.compile(r"\[\]|\{\}")
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class JsonInputError(BadRequest):
@@ -102,7 +103,8 @@ def decode_json_body(raw: bytes | str) -> Any:
         _walk(_decode_plain(text))
         raise JsonInputError("a number is out of range") from None
     except RecursionError:
-        raise JsonInputError(f"nested more than {MAX_DEPTH} levels deep") from None
+        where = _deep_field(text)
+        raise JsonInputError(f"nested more than {MAX_DEPTH} levels deep", where) from None
     except JsonInputError:
         raise
     except ValueError as exc:
@@ -120,6 +122,28 @@ def _decode_plain(text: str) -> Any:
         return _PLAIN.decode(text)
     except (ValueError, RecursionError):  # thousands of digits, or nested too deeply
         raise JsonInputError("a number is out of range") from None
+
+
+def _deep_field(text: str) -> str | None:
+    """The top-level key under which `text` (too deep to parse) passes MAX_DEPTH.
+
+    Reads tokens only until the depth is passed: a value always follows its key, so the
+    last string read at depth 1 of an object is the key."""
+    depth, key = 0, None
+    for match in _TOKEN.finditer(text):
+        part = match.group()
+        if part in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return key if text.lstrip().startswith("{") else None
+        elif part in ("]", "}"):
+            depth -= 1
+        elif depth == 1:
+            try:
+                key = json.loads(part)[:64]
+            except ValueError:  # not reached by the parser; name no field
+                key = None
+    return None
 
 
 def _too_deep(text: str) -> bool:

@@ -7,6 +7,7 @@ shippers read stderr). JSON lines carry the event's fields (`event`, `execution_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -14,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "configure"]
+__all__ = ["FORMATS", "JsonFormatter", "LoopFlushHandler", "TextFormatter", "configure"]
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -61,6 +62,46 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class LoopFlushHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that flushes once per event-loop iteration, not once per line.
+
+    A burst logs two lines per execution; a write per line is a system call that also
+    hands the GIL to the database writer thread, which then commits smaller batches.
+    Lines logged on the loop are flushed together right after the current callback (at
+    most one loop iteration later); lines from other threads, or with no loop running
+    (start-up, shutdown), are flushed at once. `logging.shutdown` flushes the rest.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending = False
+
+    def flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            super().flush()
+            return
+        if not self._pending:
+            self._pending = True
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._pending = False
+        super().flush()
+
+
+def _stderr() -> TextIO:
+    """stderr with a block buffer: `sys.stderr` is line-buffered, a write per line."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError):  # replaced by something without a descriptor
+        return sys.stderr
+    return open(
+        fd, "w", buffering=1 << 16, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+
+
 def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Send every log record at `level` or above to `stream` (stderr) in `fmt`."""
     if fmt not in FORMATS:
@@ -72,7 +113,7 @@ def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = No
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = LoopFlushHandler(stream or _stderr())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:

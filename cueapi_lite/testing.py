@@ -26,7 +26,6 @@ import uvicorn
 from .app import CueApiLite
 from .clock import Clock, ManualClock
 from .config import Settings
-from .models import parse_instant
 from .services.accounts import NewKey
 from .webhooks import WebhookRequest, WebhookResponse, canonical_body, sign
 
@@ -49,11 +48,10 @@ def manual_clock(start: str | datetime | None = None) -> ManualClock:
     datetime), or at the current time."""
     if start is None:
         return ManualClock()
-    if isinstance(start, datetime):
-        if start.tzinfo is None:
-            raise ValueError("start must carry a UTC offset")
-        return ManualClock(int(start.timestamp() * 1000))
-    return ManualClock(parse_instant(start, UTC))
+    moment = start if isinstance(start, datetime) else datetime.fromisoformat(start)
+    if moment.tzinfo is None:  # a wall time alone is ambiguous around a DST change
+        raise ValueError(f"the start {start!r} needs a UTC offset")
+    return ManualClock(int(moment.timestamp() * 1000))
 
 
 def _seconds(seconds: float, minutes: float, hours: float, days: float) -> float:

@@ -25,6 +25,7 @@ from cueapi_lite.json_input import MAX_DEPTH, JsonInputError, decode_json_body
         (b'{"m": {"\\udfff": 1}}', "m", "lone UTF-16 surrogate"),
         (b'{"a": [0, "ok", "\\udc00x"]}', "a[2]", "lone UTF-16 surrogate"),
         (b"[" * 10_000 + b"]" * 10_000, None, f"nested more than {MAX_DEPTH} levels"),
+        (b'{"n": "{", "payload": ' + b"[" * 9_999 + b"]" * 9_999 + b"}", "payload", "nested"),
         (b'{"p": ' + b"[" * 200 + b"]" * 200 + b"}", "p", f"nested more than {MAX_DEPTH}"),
         (b"\xed\xa0\x80", None, "not UTF-8"),
         (b'{"a": 1,}', None, "Expecting property name"),

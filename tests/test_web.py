@@ -17,7 +17,7 @@ from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.web.views import safe_link
 
 from .conftest import FakeDeliverer, status, webhook_cue
-from .helpers import ms
+from .helpers import iso_at, ms
 
 BASE = "http://127.0.0.1:8000"
 
@@ -94,6 +94,7 @@ async def test_login_sets_a_strict_httponly_session_cookie(lite: CueApiLite, use
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
         assert "Secure" not in cookie  # plain http on loopback
+        assert "Max-Age=604800" in cookie
         assert (await client.get("/cues")).status_code == 200
     # The cookie is a session token like the API's: it works as a Bearer token too.
     token = cookie.split(";")[0].split("=", 1)[1]
@@ -116,6 +117,21 @@ async def test_cookie_is_secure_when_the_public_url_is_https(
         assert "Secure" in response.headers["set-cookie"]
     finally:
         await lite.aclose()
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "cues"])
+async def test_login_never_redirects_off_the_site(
+    lite: CueApiLite, user: NewKey, target: str
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+    ) as client:
+        form = await client.get("/login", params={"next": target})
+        assert 'name="next" value="/"' in form.text
+        response = await client.post(
+            "/login", data={"csrf": csrf_of(form.text), "api_key": user.api_key, "next": target}
+        )
+    assert response.headers["location"] == "/"
 
 
 async def test_a_wrong_key_does_not_log_in(lite: CueApiLite) -> None:
@@ -158,7 +174,9 @@ async def test_logging_out_ends_the_session(web: httpx.AsyncClient) -> None:
 async def test_an_expired_session_goes_back_to_the_login_page(
     web: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    clock.advance(3601)
+    clock.advance(3601)  # a dashboard login outlives an API session token (1 h)...
+    assert (await web.get("/")).status_code == 200
+    clock.advance(7 * 86400)  # ...and ends after DASHBOARD_SESSION_S
     assert (await web.get("/")).headers["location"] == "/login"
 
 
@@ -190,7 +208,11 @@ async def test_overview_counts_cues_executions_alerts_and_failures(
 
 
 async def test_cue_list_shows_health_schedule_in_words_and_the_strip(
-    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, deliverer: FakeDeliverer
+    lite: CueApiLite,
+    api: httpx.AsyncClient,
+    web: httpx.AsyncClient,
+    deliverer: FakeDeliverer,
+    clock: ManualClock,
 ) -> None:
     cue = await new_cue(
         api,
@@ -199,6 +221,7 @@ async def test_cue_list_shows_health_schedule_in_words_and_the_strip(
         retry={"max_attempts": 1},
     )
     await fire(lite, api, cue["id"])
+    clock.advance(60)
     deliverer.answer(status(503))
     await fire(lite, api, cue["id"])
     page = (await web.get("/cues")).text
@@ -267,6 +290,32 @@ async def test_execution_page_shows_timeline_evidence_and_a_safe_result_link(
     assert "email:7" in page
     assert "&lt;b&gt;done&lt;/b&gt;" in page  # escaped, never markup
     assert 'href="https://mail.example.com/sent?id=7&amp;x=&lt;y&gt;"' in page
+
+
+async def test_a_worker_execution_shows_its_claim_and_outcome(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    created = await api.post(
+        "/v1/cues",
+        json={"name": "sync", "transport": "worker", "payload": {"task": "sync"},
+              "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}},
+    )  # fmt: skip
+    execution_id = await fire(lite, api, created.json()["id"])
+    claimed = await api.post(f"/v1/executions/{execution_id}/claim", json={"worker_id": "mac-mini"})
+    assert claimed.status_code == 200, claimed.text
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Claimed</strong>" in page
+    assert "by worker mac-mini" in page
+    assert "<strong>Outcome reported</strong>" not in page
+    await api.post(
+        f"/v1/executions/{execution_id}/outcome",
+        json={"success": False, "error": "disk full"},
+        headers={"X-Worker-Id": "mac-mini"},
+    )
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Outcome reported</strong>" in page
+    assert "disk full" in page
+    assert "fill-failure" in page
 
 
 def test_only_http_links_are_made_clickable() -> None:
@@ -383,6 +432,30 @@ async def test_edit_changes_schedule_payload_retry_alerts_and_verification(
     assert stored["verification"] == {"mode": "manual"}
     assert stored["on_failure"]["email"] is False
     assert "every weekday at 07:30, Europe/Paris" in (await web.get(page)).text
+
+
+async def test_editing_a_one_time_cue_keeps_its_instant_unless_changed(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    at_ms = clock.now_ms() + 3_600_000
+    cue = await new_cue(api, name="once", schedule={"type": "once", "at": iso_at(at_ms)})
+    page = f"/cues/{cue['id']}"
+    html = (await web.get(page)).text
+    shown = re.search(r'name="at" value="([^"]+)"', html)
+    assert shown is not None
+    fields = edit_fields(at=shown.group(1), payload='{"n": 1}')
+    del fields["cron"]
+    clock.advance(7200)  # the instant has passed meanwhile: unchanged, it is kept
+    edited = await post_form(web, f"{page}/edit", page, **fields)
+    assert edited.status_code == 303, re.findall(r"role=\"alert\">(.*?)<", edited.text)
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()["schedule"]
+    assert stored == {"type": "once", "cron": None, "at": iso_at(at_ms),
+                      "timezone": "UTC"}  # fmt: skip
+    assert (await api.get(f"/v1/cues/{cue['id']}")).json()["payload"] == {"n": 1}
+    fields["at"] = "2020-01-01T00:00:00Z"
+    refused = await post_form(web, f"{page}/edit", page, **fields)
+    assert refused.status_code == 400
+    assert "in the past" in refused.text
 
 
 @pytest.mark.parametrize(
@@ -543,7 +616,7 @@ async def test_pages_count_against_the_rate_limit(tmp_path: Path, clock: ManualC
 
 
 async def test_live_poll_is_204_until_something_changes(
-    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     cue = await new_cue(api, name="brief")
     page = await web.get("/cues")
@@ -551,8 +624,95 @@ async def test_live_poll_is_204_until_something_changes(
     assert f'<meta name="live-version" content="{version}">' in page.text
     unchanged = await web.get("/cues", headers={"X-Live-Version": version})
     assert (unchanged.status_code, unchanged.content) == (204, b"")
+
     await fire(lite, api, cue["id"])
     changed = await web.get("/cues", headers={"X-Live-Version": version})
     assert changed.status_code == 200
-    assert changed.headers["x-live-version"] != version
-    assert "fill-success" in changed.text
+    assert "fill-success" in changed.text  # the strip is read afresh
+    # The health of every cue was read under 2 s ago and is reused: the page keeps the
+    # older version, so the next poll asks again...
+    assert changed.headers["x-live-version"] == version
+    clock.advance(2)
+    fresh = await web.get("/cues", headers={"X-Live-Version": version})
+    # ...and then gets everything fresh, with the new version.
+    assert fresh.headers["x-live-version"] != version
+    assert (
+        await web.get("/cues", headers={"X-Live-Version": fresh.headers["x-live-version"]})
+    ).status_code == 204
+
+
+# --- the forms read JSON and payloads as the API does ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"n": NaN}', "payload.n: NaN is not a JSON number"),
+        ('{"n": 1e400}', "payload.n: the number is out of range"),
+        ('{"n": 123456789012345678901}', "payload.n: the number is out of range"),
+        ('{"s": "\\ud800"}', "payload.s: holds a lone UTF-16 surrogate"),
+        ('{"deep": ' + "[" * 200 + "]" * 200 + "}", "payload.deep: nested more than 128"),
+    ],
+)
+async def test_an_edit_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, payload: str, message: str
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/edit", page, **edit_fields(payload=payload))
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert stored["payload"] == cue["payload"]
+
+
+async def test_a_fire_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/fire", page, payload_override='{"n": Infinity}')
+    assert response.status_code == 422, response.text
+    assert "payload_override.n: Infinity is not a JSON number" in response.text
+    assert (await api.get("/v1/executions")).json()["total"] == 0
+
+
+async def test_a_cue_with_a_large_payload_can_be_edited_and_fired(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, deliverer: FakeDeliverer
+) -> None:
+    """The forms carry any payload the API accepts (here 200 KB), not just small ones."""
+    payload = {"task": "report", "items": [{"id": i, "note": "x" * 90} for i in range(2000)]}
+    cue = await new_cue(api, name="big", payload=payload)
+    page = f"/cues/{cue['id']}"
+    shown = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True)
+    saved = await post_form(
+        web, f"{page}/edit", page, **edit_fields(cron="5 9 * * *", payload=shown)
+    )
+    assert saved.headers.get("location") == f"{page}?done=saved", saved.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert (stored["schedule"]["cron"], stored["payload"]) == ("5 9 * * *", payload)
+    fired = await post_form(web, f"{page}/fire", page, payload_override=json.dumps({"more": shown}))
+    assert fired.headers.get("location") == f"{page}?done=fired", fired.text
+    await lite.settle()
+    assert json.loads(deliverer.requests[-1].body or b"{}")["payload"]["more"] == shown
+
+
+async def test_failed_logins_count_against_the_address_rate_limit(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Guessing keys on the login form is limited like guessing them on the API."""
+    settings = Settings(db=str(tmp_path / "x.db"), ip_rate_limit_per_minute=3)
+    lite = CueApiLite(settings, clock=clock, deliverer=FakeDeliverer())
+    await lite.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+        ) as client:
+            first = await log_in(client, "cue_sk_guess1")  # the page and the post: 2 of 3
+            second = await log_in(client, "cue_sk_guess2")  # the page: 3 of 3; the post: 4
+        assert first.status_code == 401
+        assert second.status_code == 429
+        assert "Rate limit exceeded" in second.text
+        assert int(second.headers["retry-after"]) >= 1
+    finally:
+        await lite.aclose()

@@ -25,7 +25,7 @@ from ..errors import ApiError, NotFound, Unauthorized, Unprocessable
 from ..leases import LeaseService
 from ..models import CueStatus
 from ..routes.common import admit_anonymous, caller_with
-from ..routes.forms import FormGuard, read_form
+from ..routes.forms import MAX_FORM_BYTES, FormGuard, read_form
 from ..services.accounts import AccountService, Caller
 from ..services.cues import CueService
 from ..services.executions import ExecutionService
@@ -33,6 +33,7 @@ from ..store import AlertFilters, DashboardStore
 from .edit_form import edit_body, fire_body, first
 from .health import CATEGORY_LABELS, HEALTH_LABELS
 from .render import Assets, Templates
+from .snapshots import served_versions
 from .views import ALERT_TYPES, ALERTS_PER_PAGE, CueListQuery, Views
 
 __all__ = ["SESSION_COOKIE", "dashboard_routes"]
@@ -86,6 +87,7 @@ def dashboard_routes(
     templates = Templates(assets)
     views = Views(cues, executions, alerts, leases, reads, clock, settings)
     secure_cookie = (settings.public_url or "").lower().startswith("https://")
+    payload_form = max(settings.max_body_bytes, MAX_FORM_BYTES)
 
     async def signed_in(request: Request) -> Caller | None:
         """The user of the request's session cookie, counted against its rate window;
@@ -128,18 +130,24 @@ def dashboard_routes(
                 # The live script asks "changed since?": nothing committed means 204,
                 # and the version is read before the page so no change is missed.
                 version = views.version()
-                if request.headers.get(LIVE_HEADER) == version:
+                if request.headers.get(LIVE_HEADER) == str(version):
                     return Response(status_code=204, headers={"Cache-Control": "no-store"})
-                request.state.live_version = version
+                # A page built from a reused (older) result carries that result's
+                # version, so the next poll fetches the page again.
+                served: list[int] = [version]
+                served_versions.set(served)
+                request.state.live_version = lambda: str(min(served))
                 response = await view(request, caller)
             except ApiError as exc:
                 return error_page(exc, caller)
-            response.headers[LIVE_HEADER] = version
+            response.headers[LIVE_HEADER] = str(min(served))
             return response
 
         return endpoint
 
-    def action(handler: Action, max_fields: int = 40) -> Callable[[Request], Awaitable[Response]]:
+    def action(
+        handler: Action, max_fields: int = 40, max_bytes: int = MAX_FORM_BYTES
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             caller = None
             try:
@@ -149,7 +157,7 @@ def dashboard_routes(
                 caller = await signed_in(request)
                 if caller is None:
                     return to_login(request)
-                form = await read_form(request, max_fields=max_fields)
+                form = await read_form(request, max_bytes, max_fields)
                 forms.check_post(
                     request, first(form, "csrf"), "dashboard", caller.session_hash or ""
                 )
@@ -168,7 +176,7 @@ def dashboard_routes(
             csrf=forms.token("dashboard", caller.session_hash or ""),
             section=section,
             notice=notice,
-            live_version=request.state.live_version,
+            live_version=request.state.live_version(),
             categories=CATEGORY_LABELS,
             **context,
         )
@@ -207,7 +215,7 @@ def dashboard_routes(
                 caller = await caller_with(request, accounts, f"Bearer {credential}")
             except Unauthorized:
                 return login_page(request, "That key (or session token) is not valid.", 401)
-            session = await accounts.open_session(caller.user)
+            session = await accounts.open_session(caller.user, settings.dashboard_session_s)
         except ApiError as exc:
             return error_page(exc, None)
         target = first(form, "next")
@@ -217,7 +225,7 @@ def dashboard_routes(
         response.set_cookie(
             SESSION_COOKIE,
             session.token,
-            max_age=settings.session_ttl_s,
+            max_age=settings.dashboard_session_s,
             path="/",
             secure=secure_cookie or request.url.scheme == "https",
             httponly=True,
@@ -356,10 +364,11 @@ def dashboard_routes(
         Route("/cues", page(cue_list), methods=["GET"]),
         Route("/cues/{cue_id}", page(cue_page), methods=["GET"]),
         Route("/cues/{cue_id}/delete", page(confirm_delete), methods=["GET"]),
-        Route("/cues/{cue_id}/fire", action(fire), methods=["POST"]),
+        # The forms that carry a payload take what the API takes.
+        Route("/cues/{cue_id}/fire", action(fire, max_bytes=payload_form), methods=["POST"]),
         Route("/cues/{cue_id}/pause", action(pause), methods=["POST"]),
         Route("/cues/{cue_id}/resume", action(resume), methods=["POST"]),
-        Route("/cues/{cue_id}/edit", action(edit), methods=["POST"]),
+        Route("/cues/{cue_id}/edit", action(edit, max_bytes=payload_form), methods=["POST"]),
         Route("/cues/{cue_id}/delete", action(delete), methods=["POST"]),
         Route("/executions/{execution_id}", page(execution_page), methods=["GET"]),
         Route("/executions/{execution_id}/verify", action(verify), methods=["POST"]),

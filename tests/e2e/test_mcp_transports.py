@@ -181,3 +181,16 @@ async def test_a_wrong_key_gets_the_apis_answer(transport: str, server: LiveServ
         return
     async with connect(transport, server, wrong) as mcp:
         assert "invalid_api_key" in await fails(mcp, "cueapi_list_cues")
+
+
+async def test_the_stdio_server_says_when_the_server_is_unreachable(tmp_path: Path) -> None:
+    with LiveServer(str(tmp_path / "gone.db")) as gone:
+        url = gone.base_url  # a port nobody listens on once this server stops
+    command = StdioServerParameters(
+        command=str(CUEAPI_LITE), args=["mcp", "--url", url + "/v1", "--key", "cue_sk_x"]
+    )
+    async with Client(command) as mcp:
+        assert len((await mcp.list_tools()).tools) == len(TOOLS)
+        message = await fails(mcp, "cueapi_list_cues")
+    assert message.startswith(f"cannot reach the cueapi-lite server at {url}")
+    assert "server_unreachable" in message
