@@ -41,7 +41,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
-from .scheduler import Scheduler
+from .scheduler import Kind, Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
 from .services.devices import DeviceService
@@ -49,7 +49,7 @@ from .services.echo import EchoService
 from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
-from .store import Store
+from .store import Deadline, Store, store_for
 from .store.lock import ServerLock
 from .webhooks import AiohttpDeliverer, Deliverer
 
@@ -89,7 +89,7 @@ class CueApiLite:
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
-        self.store = Store(self.settings.db, self.settings.synchronous)
+        self.store: Store = store_for(self.settings.db, self.settings.synchronous)
         # One running instance per database file: two would both fire every cue.
         self._lock = ServerLock(self.settings.db)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
@@ -97,6 +97,7 @@ class CueApiLite:
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
         )
         self.scheduler = Scheduler(self.clock)
+        self.store.on_commit(self._committed)
         self.delivery = DeliveryService(
             self.store, self.scheduler, self.clock, self.deliverer,
             self.settings.delivery_concurrency,
@@ -157,11 +158,17 @@ class CueApiLite:
 
     # --- wiring ---------------------------------------------------------------------
 
+    def _committed(self, deadlines: list[Deadline]) -> None:
+        """Every deadline a committed transaction set goes on the heap (the one place
+        that turns committed changes into wake-ups)."""
+        push = self.scheduler.push
+        for kind, key, at_ms in deadlines:
+            push(at_ms, Kind(kind), key)
+
     def _dispatch(self, cue: Cue, executions: list[Execution]) -> None:
         """New runnable executions: webhook ones go to delivery; worker ones wait for a
         claim (a worker cue's callback is stored but never delivered to)."""
         if cue.transport == Transport.WORKER:
-            self.leases.waiting(executions)
             return
         for execution in executions:
             self.delivery.submit(DeliveryJob.of(cue, execution))

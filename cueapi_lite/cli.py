@@ -22,7 +22,7 @@ from .config import Settings
 from .cron import CronError, TimezoneError, schedule_for
 from .models import parse_instant
 from .services.accounts import AccountService
-from .store import Store
+from .store import store_for
 from .store.lock import AlreadyRunning
 
 __all__ = ["main"]
@@ -207,7 +207,7 @@ def keys_create(db: str, email: str, label: str, as_json: bool) -> None:
     from .errors import ApiError
 
     async def mint() -> Any:
-        store = Store(db)
+        store = store_for(db)
         await asyncio.to_thread(store.open)
         try:
             return await AccountService(store, SystemClock()).mint_key(email, label)
@@ -293,7 +293,7 @@ def _with_devices(db: str, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
     async def run() -> T:
-        store = Store(db)
+        store = store_for(db)
         await asyncio.to_thread(store.open)
         try:
             clock = SystemClock()

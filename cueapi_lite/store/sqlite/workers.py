@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 
 from ...models import dumps
+from ..records import WorkerRecord
 from .db import Database
 
-__all__ = ["WorkerRecord", "WorkerStore"]
-
-
-@dataclasses.dataclass(slots=True)
-class WorkerRecord:
-    worker_id: str
-    handlers: list[str]
-    registered_at_ms: int
-    last_heartbeat_ms: int
+__all__ = ["WorkerStore"]
 
 
 def _worker(row: sqlite3.Row) -> WorkerRecord:
