@@ -36,7 +36,7 @@ from .models import (
     iso,
 )
 from .scheduler import OUTBOX, Due, Kind, Scheduler
-from .store import AlertFilters, Deadline, OutboxItem, Store, Tx
+from .store import AlertFilters, CueState, Deadline, OutboxItem, Store, Tx
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
 __all__ = [
@@ -93,7 +93,7 @@ def window_deadline(cue: Cue) -> Deadline | None:
 
 
 def new_alert(
-    cue: Cue,
+    cue: CueState,
     owner_email: str | None,
     alert_type: str,
     execution_id: str | None,
@@ -135,7 +135,7 @@ def raise_alert(
     """Record an alert for the cue, queue its notifications and apply `on_failure.pause`
     (recurring cues). False when the cue is gone or the same kind of alert for it was
     raised in the last five minutes."""
-    cue = tx.cue(cue_id)
+    cue = tx.cue_state(cue_id)
     if cue is None or tx.alerted_since(cue_id, alert_type, now_ms - DEDUP_MS):
         return False
     alert, targets = new_alert(
@@ -143,7 +143,7 @@ def raise_alert(
     )
     tx.insert_alert(alert, targets)
     tx.after_commit(Deadline(Kind.NOTIFY, OUTBOX, now_ms))
-    if cue.on_failure.pause and cue.status == CueStatus.ACTIVE and cue.schedule.type != "once":
+    if cue.on_failure.pause and cue.status == CueStatus.ACTIVE and cue.schedule_type != "once":
         tx.set_cue_status(cue_id, CueStatus.ACTIVE, CueStatus.PAUSED, now_ms, stop_firing=True)
     return True
 
@@ -164,7 +164,7 @@ def check_consecutive_failures(tx: Tx, cue_id: str, execution_id: str, now_ms: i
     its `alerts.consecutive_failures`, all failed and this execution is among them: the
     one whose failure made the streak reach the threshold. A longer streak does not
     alert again until a success breaks it."""
-    cue = tx.cue(cue_id)
+    cue = tx.cue_state(cue_id)
     if cue is None:
         return False
     threshold = cue.alerts.consecutive_failures

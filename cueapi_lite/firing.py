@@ -109,7 +109,7 @@ def apply_fires(
 def insert_fire(tx: Tx, cue: Cue, execution: Execution, unclaimed_ms: int) -> bool:
     """Insert an unscheduled execution (manual fire, replay) and count it as fired on
     its cue; False when it was not inserted (its cue is gone)."""
-    if tx.cue(cue.id) is None or not tx.insert_executions([execution]):
+    if tx.cue_state(cue.id) is None or not tx.insert_executions([execution]):
         return False
     tx.count_fire(cue.id)
     _wait_for_worker(tx, execution, cue.transport, unclaimed_ms)

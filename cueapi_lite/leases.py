@@ -122,7 +122,7 @@ def claim(
     execution = tx.claim(user_id, execution_id, worker_id, now_ms, now_ms + lease_ms)
     if execution is None:
         return None
-    cue = tx.cue(execution.cue_id)
+    cue = tx.cue_state(execution.cue_id)
     if execution.outcome is None and execution.outcome_state is None and cue is not None:
         deadline_ms = now_ms + cue.delivery.outcome_deadline_seconds * 1000
         if tx.set_outcome_deadline(execution.id, deadline_ms):

@@ -8,8 +8,8 @@ store only writes what they decide.
 
 from __future__ import annotations
 
-from .models import Cue, CueStatus, TriggeredBy
-from .store import CueAfterRun, ExecutionRef, Tx
+from .models import CueStatus, TriggeredBy
+from .store import CueAfterRun, CueState, ExecutionRef, Tx
 
 __all__ = ["SCHEDULED", "after_run", "count_run", "fail_unrun_once_cue"]
 
@@ -18,13 +18,13 @@ SCHEDULED = frozenset({TriggeredBy.SCHEDULE.value, TriggeredBy.CATCH_UP.value})
 
 
 def after_run(
-    cue: Cue, triggered_by: str, succeeded: bool, run_ms: int, now_ms: int
+    cue: CueState, triggered_by: str, succeeded: bool, run_ms: int, now_ms: int
 ) -> CueAfterRun:
     """The cue's columns after one of its executions finished (`run_ms` is the
     execution's scheduled time)."""
     status, next_fire_ms = cue.status, cue.next_fire_at_ms
     if cue.status == CueStatus.ACTIVE:
-        if cue.schedule.type == "once":
+        if cue.schedule_type == "once":
             if triggered_by in SCHEDULED:
                 status = CueStatus.COMPLETED.value if succeeded else CueStatus.FAILED.value
         elif not succeeded and cue.on_failure.pause:
@@ -39,7 +39,7 @@ def after_run(
 
 def count_run(tx: Tx, ref: ExecutionRef, succeeded: bool, now_ms: int) -> str | None:
     """Count a finished execution on its cue; the cue's new status (None: cue gone)."""
-    cue = tx.cue(ref.cue_id)
+    cue = tx.cue_state(ref.cue_id)
     if cue is None:
         return None
     change = after_run(cue, ref.triggered_by, succeeded, ref.scheduled_for_ms, now_ms)
@@ -52,6 +52,6 @@ def fail_unrun_once_cue(tx: Tx, ref: ExecutionRef, now_ms: int) -> None:
     failed: it has no other occurrence."""
     if ref.triggered_by not in SCHEDULED:
         return
-    cue = tx.cue(ref.cue_id)
-    if cue is not None and cue.schedule.type == "once":
+    cue = tx.cue_state(ref.cue_id)
+    if cue is not None and cue.schedule_type == "once":
         tx.set_cue_status(cue.id, CueStatus.ACTIVE, CueStatus.FAILED, now_ms, stop_firing=False)

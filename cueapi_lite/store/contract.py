@@ -30,6 +30,7 @@ from .records import (
     AttemptResult,
     Claimable,
     CueAfterRun,
+    CueState,
     Deadline,
     DeviceCode,
     ExecutionFilters,
@@ -79,6 +80,11 @@ class Tx(Protocol):
 
     def cue(self, cue_id: str, user_id: str | None = None) -> Cue | None:
         """The cue (of `user_id`, when given), held for this transaction; None if absent."""
+        ...
+
+    def cue_state(self, cue_id: str) -> CueState | None:
+        """The columns of the cue its rules read, held for this transaction; None if
+        absent. Cheaper than `cue` (the hot path of every finished run)."""
         ...
 
     def insert_cue(self, cue: Cue, max_cues: int | None) -> bool:

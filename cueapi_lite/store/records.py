@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from ..models import Alert, Execution, Outcome, User
+from ..models import Alert, Alerts, Delivery, Execution, OnFailure, Outcome, User
 
 __all__ = [
     "LOGIN_TOKEN",
@@ -22,6 +22,7 @@ __all__ = [
     "Claimable",
     "CueAfterRun",
     "CueLimitReached",
+    "CueState",
     "Deadline",
     "DeviceCode",
     "DuplicateName",
@@ -83,6 +84,23 @@ class ExecutionRef:
     cue_id: str
     triggered_by: str
     scheduled_for_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CueState:
+    """The columns of a cue that the rules inside a transaction read."""
+
+    id: str
+    user_id: str
+    name: str
+    status: str
+    schedule_type: str
+    on_failure: OnFailure
+    alerts: Alerts
+    delivery: Delivery
+    next_fire_at_ms: int | None
+    last_run_ms: int | None
+    watch_from_ms: int | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -24,17 +24,19 @@ from ...models import (
     Verification,
     dumps,
 )
-from ..records import KeyRecord
+from ..records import CueState, KeyRecord
 
 __all__ = [
     "CUE_COLUMNS",
     "CUE_INSERT",
+    "CUE_STATE_COLUMNS",
     "EXECUTION_COLUMNS",
     "EXECUTION_INSERT",
     "KEY_COLUMNS",
     "alert_from_row",
     "cue_from_row",
     "cue_options",
+    "cue_state_from_row",
     "execution_from_row",
     "execution_params",
     "key_from_row",
@@ -120,6 +122,24 @@ def cue_from_row(row: sqlite3.Row) -> Cue:
         updated_at_ms=updated_at_ms,
         watch_from_ms=watch_from_ms,
     )
+
+
+CUE_STATE_COLUMNS = (
+    "id, user_id, name, status, schedule_type, on_failure, alerts, delivery,"
+    " next_fire_at_ms, last_run_ms, watch_from_ms"
+)
+
+
+def cue_state_from_row(row: sqlite3.Row) -> CueState:
+    """A CueState from a row of `SELECT {CUE_STATE_COLUMNS}`."""
+    (
+        id_, user_id, name, status, schedule_type, on_failure, alerts, delivery,
+        next_fire_at_ms, last_run_ms, watch_from_ms,
+    ) = row  # fmt: skip
+    return CueState(
+        id_, user_id, name, status, schedule_type, _on_failure(on_failure), _alerts(alerts),
+        _delivery(delivery), next_fire_at_ms, last_run_ms, watch_from_ms,
+    )  # fmt: skip
 
 
 def cue_options(cue: Cue) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ from ..records import (
     AttemptResult,
     CueAfterRun,
     CueLimitReached,
+    CueState,
     Deadline,
     DuplicateName,
     ExecutionRef,
@@ -25,9 +26,11 @@ from ..records import (
 from .rows import (
     CUE_COLUMNS,
     CUE_INSERT,
+    CUE_STATE_COLUMNS,
     EXECUTION_INSERT,
     cue_from_row,
     cue_options,
+    cue_state_from_row,
     execution_from_row,
     execution_params,
 )
@@ -35,6 +38,7 @@ from .rows import (
 __all__ = ["SqliteTx"]
 
 _CUE = f"SELECT {CUE_COLUMNS} FROM cues WHERE id = ?"  # noqa: S608
+_CUE_STATE = f"SELECT {CUE_STATE_COLUMNS} FROM cues WHERE id = ?"  # noqa: S608
 _CUE_UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
@@ -73,6 +77,10 @@ class SqliteTx:
         else:
             row = self.conn.execute(_CUE + " AND user_id = ?", (cue_id, user_id)).fetchone()
         return None if row is None else cue_from_row(row)
+
+    def cue_state(self, cue_id: str) -> CueState | None:
+        row = self.conn.execute(_CUE_STATE, (cue_id,)).fetchone()
+        return None if row is None else cue_state_from_row(row)
 
     def insert_cue(self, cue: Cue, max_cues: int | None) -> bool:
         if max_cues is not None:
