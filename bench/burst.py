@@ -4,21 +4,44 @@ Measures the time from the instant until every execution is acknowledged by the 
 and its `success` is durable in SQLite, and the executions per second that implies.
 Target: the 10,000 done in <= 3 s.
 
-    python bench/burst.py [--cues 10000] [--cron]   (--cron: `* * * * *` cues, else once)
+    python bench/burst.py [--cues 10000] [--cron] [--log text|json] [--no-metrics]
+                          [--scrape SECONDS]
+
+`--cron`: `* * * * *` cues, else once. `--log`: log at INFO as `serve` does (to a file);
+without it nothing is logged. `--no-metrics`: the server without /metrics. `--scrape`:
+read /metrics every SECONDS during the burst, as Prometheus would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from common import create_many, receiver_process, run, server
 
 
-async def measure(cues: int, cron: bool, url: str) -> None:
-    async with server() as (lite, key):
+async def scraper(lite: Any, every_s: float) -> None:
+    """Read /metrics in-process every `every_s` seconds; prints how many scrapes ran."""
+    scrapes = 0
+    try:
+        async with lite.client() as client:
+            while True:
+                await asyncio.sleep(every_s)
+                response = await client.get("/metrics")
+                assert response.status_code == 200
+                scrapes += 1
+    finally:
+        print(f"{scrapes} scrapes of /metrics during the run")
+
+
+async def measure(cues: int, cron: bool, url: str, metrics: bool, scrape_s: float) -> None:
+    async with server(metrics=metrics) as (lite, key):
         if cron:
             schedule = {"type": "recurring", "cron": "* * * * *"}
         else:
@@ -35,6 +58,7 @@ async def measure(cues: int, cron: bool, url: str) -> None:
         assert due_ms is not None
         print(f"{cues} cues created; due in {(due_ms - time.time() * 1000) / 1000:.1f}s")
         batches, operations = lite.store.db.writer.batches, lite.store.db.writer.operations
+        scraping = asyncio.create_task(scraper(lite, scrape_s)) if scrape_s else None
         while True:
             await asyncio.sleep(0.05)
             row = lite.store.db.fetchone(
@@ -43,6 +67,10 @@ async def measure(cues: int, cron: bool, url: str) -> None:
             assert row is not None
             if row[0] >= cues:
                 break
+        if scraping is not None:
+            scraping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scraping
         seconds = (row[1] - due_ms) / 1000
         writes = lite.store.db.writer.operations - operations
         commits = lite.store.db.writer.batches - batches
@@ -55,9 +83,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cues", type=int, default=10_000)
     parser.add_argument("--cron", action="store_true", help="`* * * * *` cues instead of once")
+    parser.add_argument("--log", choices=["text", "json"], help="log at INFO, as serve does")
+    parser.add_argument("--no-metrics", action="store_true", help="serve without /metrics")
+    parser.add_argument("--scrape", type=float, default=0.0, help="scrape /metrics every S s")
     args = parser.parse_args()
-    with receiver_process() as url:
-        run(measure(args.cues, args.cron, url))
+    with tempfile.TemporaryDirectory() as folder, receiver_process() as url:
+        if args.log:
+            from cueapi_lite.logs import configure
+
+            log = Path(folder) / "serve.log"
+            configure("info", args.log, log.open("w"))
+        run(measure(args.cues, args.cron, url, not args.no_metrics, args.scrape))
+        if args.log:
+            print(f"{sum(1 for _ in log.open())} log lines")
 
 
 if __name__ == "__main__":

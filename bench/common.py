@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -26,12 +29,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def receiver_process() -> Iterator[str]:
-    """A webhook receiver in its own process; yields its URL."""
+def receiver_process(secret: str | None = None) -> Iterator[str]:
+    """A webhook receiver in its own process; yields its URL. With `secret` it verifies
+    every signature and records arrivals (see receiver.py)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "receiver.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
+        [sys.executable, str(HERE / "receiver.py"), str(port), *([secret] if secret else [])],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
@@ -56,6 +61,69 @@ async def create_many(lite: CueApiLite, key: NewKey, bodies: list[dict[str, Any]
     """Create cues through the cue service, 500 at a time (group commit)."""
     for start in range(0, len(bodies), 500):
         await asyncio.gather(*(lite.cues.create(key.user, b) for b in bodies[start : start + 500]))
+
+
+def machine() -> str:
+    """CPU model, cores, Python: printed by every benchmark with its figures."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+class ServerProcess:
+    """A `cueapi-lite serve` process on a free port with its own database.
+
+    `pythonpath` runs the server from another checkout of the package (to measure two
+    versions side by side); the per-key rate limit is off unless `env` sets it.
+    """
+
+    def __init__(self, db: Path, pythonpath: str | None = None, **env: str) -> None:
+        environment = dict(os.environ, CUEAPI_LITE_RATE_LIMIT_PER_MINUTE="0", **env)
+        if pythonpath:
+            environment["PYTHONPATH"] = pythonpath
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cueapi_lite", "serve", "--port", "0", "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        banner = ""
+        while not banner.endswith("to stop.\n"):
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server did not start:\n{banner}")
+            banner += line
+        base = re.search(r"listening on (\S+)", banner)
+        key = re.search(r"API key:\s+(\S+)", banner)
+        secret = re.search(r"webhook secret:\s+(\S+)", banner)
+        assert base, banner
+        assert key, banner
+        assert secret, banner
+        self.base, self.key, self.secret = base.group(1), key.group(1), secret.group(1)
+        self.pid = self.process.pid
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@contextlib.contextmanager
+def server_process(pythonpath: str | None = None, **env: str) -> Iterator[ServerProcess]:
+    with tempfile.TemporaryDirectory() as folder:
+        process = ServerProcess(Path(folder) / "bench.db", pythonpath, **env)
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -37,6 +37,7 @@ from .models import (
 )
 from .scheduler import OUTBOX, Due, Kind, Scheduler
 from .store import AlertFilters, CueState, Deadline, OutboxItem, Store, Tx
+from .telemetry import Telemetry
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
 __all__ = [
@@ -247,8 +248,13 @@ class AlertService:
         deliverer: Deliverer,
         policy: CallbackPolicy,
         mailer: Mailer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
+        # The newest alert already logged (an alerts rowid): alerts are raised inside the
+        # transactions that detect them, and each is logged once when the outbox wakes.
+        self._seen_alert = 0
         self.scheduler = scheduler
         self.clock = clock
         self.deliverer = deliverer
@@ -262,6 +268,7 @@ class AlertService:
 
     async def load(self) -> None:
         """At start: re-arm outcome deadlines, missed-window checks and unsent alerts."""
+        self._seen_alert = await self.store.history.newest_alert()
         for execution_id, deadline_ms in await self.store.outcomes.open_deadlines():
             self.scheduler.push(deadline_ms, Kind.OUTCOME_DEADLINE, execution_id)
         for cue in await self.store.cues.recurring_active():
@@ -293,11 +300,13 @@ class AlertService:
 
     async def _deadlines_due(self, entries: list[Due], now_ms: int) -> None:
         for due_ms, execution_id in entries:
-            await self.store.transact(
+            expired = await self.store.transact(
                 partial(
                     expire_outcome, execution_id=execution_id, deadline_ms=due_ms, now_ms=now_ms
                 )
             )
+            if expired:
+                self.telemetry.outcome(execution_id, "unknown", "no outcome by its deadline")
 
     async def _windows_due(self, entries: list[Due], now_ms: int) -> None:
         cues = await self.store.cues.get_many(sorted({key for _, key in entries}))
@@ -312,6 +321,7 @@ class AlertService:
             await self.store.transact(partial(missed_window, cue=cue, now_ms=now_ms))
 
     async def _outbox_due(self, entries: list[Due], now_ms: int) -> None:
+        await self._log_new_alerts()
         items = await self.store.alerts.outbox_due(now_ms, SEND_BATCH)
         secrets = await self.store.users.secrets_for(sorted({i.alert.user_id for i in items}))
         await asyncio.gather(*(self._send(item, secrets.get(item.alert.user_id)) for item in items))
@@ -359,15 +369,22 @@ class AlertService:
         if not 200 <= response.status < 300:
             raise DeliveryFailed(f"alert webhook returned {response.status}")
 
+    async def _log_new_alerts(self) -> None:
+        raised, self._seen_alert = await self.store.history.alerts_after(self._seen_alert)
+        for alert in raised:
+            self.telemetry.alert_raised(alert)
+
     async def _done(self, item: OutboxItem, status: str, error: str | None) -> None:
+        self.telemetry.alert_sent(item.alert, item.channel, status, error)
         await self.store.alerts.outbox_done(item.id, status, error, None, self.clock.now_ms())
 
     async def _retry(self, item: OutboxItem, error: str) -> None:
         now_ms = self.clock.now_ms()
         attempts = item.attempts + 1
         if attempts >= MAX_SEND_ATTEMPTS:
-            log.warning("alert %s via %s failed for good: %s", item.alert.id, item.channel, error)
+            self.telemetry.alert_sent(item.alert, item.channel, "failed", error)
             await self.store.alerts.outbox_done(item.id, "failed", error, None, now_ms)
             return
         wait_ms = RETRY_MINUTES[min(attempts, len(RETRY_MINUTES)) - 1] * 60_000
+        self.telemetry.alert_sent(item.alert, item.channel, "retrying", error, now_ms + wait_ms)
         await self.store.alerts.outbox_done(item.id, "pending", error, now_ms + wait_ms, now_ms)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
@@ -29,8 +31,9 @@ from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
+from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
-from .ratelimit import RateLimitHeaders
+from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
 from .routes.billing import billing_routes
@@ -41,6 +44,7 @@ from .routes.executions import execution_routes
 from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
+from .routing import IndexedRouter
 from .scheduler import Kind, Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
@@ -51,6 +55,7 @@ from .services.limits import LimitService
 from .services.support import SupportService
 from .store import Deadline, Store, store_for
 from .store.lock import ServerLock
+from .telemetry import Telemetry
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -92,6 +97,9 @@ class CueApiLite:
         self.store: Store = store_for(self.settings.db, self.settings.synchronous)
         # One running instance per database file: two would both fire every cue.
         self._lock = ServerLock(self.settings.db)
+        self.telemetry = Telemetry()
+        if self.settings.metrics:
+            self.store.on_batch(self.telemetry.committed)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
         self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
@@ -100,16 +108,22 @@ class CueApiLite:
         self.store.on_commit(self._committed)
         self.delivery = DeliveryService(
             self.store, self.scheduler, self.clock, self.deliverer,
-            self.settings.delivery_concurrency,
+            self.settings.delivery_concurrency, self.telemetry,
         )  # fmt: skip
-        self.firing = Firing(self.store, self.scheduler, self.clock, self.settings, self._dispatch)
+        self.firing = Firing(
+            self.store, self.scheduler, self.clock, self.settings, self._dispatch, self.telemetry
+        )
         self.leases = LeaseService(
             self.store, self.scheduler, self.clock, self.settings.lease_s,
-            self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s,
+            self.settings.worker_timeout_s, self.settings.unclaimed_expiry_s, self.telemetry,
         )  # fmt: skip
         self.alerts = AlertService(
             self.store, self.scheduler, self.clock, self.deliverer, self.policy,
-            mailer or smtp_mailer(self.settings),
+            mailer or smtp_mailer(self.settings), self.telemetry,
+        )  # fmt: skip
+        self.retention = Retention(
+            self.store, self.scheduler, self.clock, self.settings.history_retention_days,
+            self.telemetry,
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(
@@ -123,7 +137,7 @@ class CueApiLite:
             self.alerts, limits=self.limits,
         )  # fmt: skip
         self.executions = ExecutionService(
-            self.store, self.clock, self.alerts, self.firing, self.limits
+            self.store, self.clock, self.alerts, self.firing, self.limits, self.telemetry
         )
         self.devices = DeviceService(
             self.store, self.clock, self.settings, self.accounts,
@@ -133,9 +147,17 @@ class CueApiLite:
         self.echoes = EchoService(self.store, self.clock)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
+        self.http_stats = HttpStats()
+        self.metrics = MetricsCollector(
+            self.telemetry, self.http_stats, self.store.location, self._metrics_state
+        )
+        operations: list[Route] = []
+        if self.settings.metrics:
+            operations = metrics_routes(self.metrics, self.settings.metrics_token)
         self.asgi = Starlette(
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
+                *operations,
                 *cue_routes(self.cues, self.accounts),
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
@@ -149,12 +171,14 @@ class CueApiLite:
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                Middleware(RateLimitHeaders),
+                *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
             ],
             exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
-        self.asgi.router.redirect_slashes = False
+        self.asgi.router = IndexedRouter(
+            self.asgi.router.routes, lifespan=self._lifespan, redirect_slashes=False
+        )
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -178,6 +202,7 @@ class CueApiLite:
         await self.firing.load()
         await self.leases.load()
         await self.alerts.load()
+        self.retention.load()
 
     async def _clock_changed(self, reason: str, gap_ms: int, now_ms: int) -> None:
         """The host slept or the clock moved (seen at a wake-up). Forward: everything now
@@ -191,6 +216,14 @@ class CueApiLite:
         self.scheduler.clear()
         await self._plan()
         await self.delivery.plan_retries()
+
+    def _metrics_state(self) -> dict[str, Any]:
+        return {
+            "heap": len(self.scheduler),
+            "next_due_ms": self.scheduler.next_due_ms(),
+            "in_flight": self.delivery.in_flight,
+            "queued": self.delivery.queued,
+        }
 
     def _checks(self) -> dict[str, bool]:
         loop_alive = self._loop_task is not None and not self._loop_task.done()
@@ -235,6 +268,21 @@ class CueApiLite:
         await asyncio.to_thread(self.store.close)
         self._lock.release()
         self.started = False
+
+    async def open_offline(self) -> None:
+        """Open the database for an admin command (import): the server lock is held, so
+        no server runs on the file meanwhile, and nothing is scheduled or delivered.
+        Raises `AlreadyRunning` when a server runs on it."""
+        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def close_offline(self) -> None:
+        await asyncio.to_thread(self.store.close)
+        self._lock.release()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -1,16 +1,17 @@
-"""The `cueapi-lite` command: serve, keys, device, explain."""
+"""The `cueapi-lite` command: serve, keys, device, explain; the operations commands
+(doctor, backup, restore, export, import, service) live in `cli_ops`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -20,8 +21,9 @@ from . import __version__
 from .app import CueApiLite
 from .config import Settings
 from .cron import CronError, TimezoneError, schedule_for
+from .logs import FORMATS, configure
 from .models import parse_instant
-from .services.accounts import AccountService
+from .services.accounts import AccountService, NewKey
 from .store import store_for
 from .store.lock import AlreadyRunning
 
@@ -79,23 +81,29 @@ def _bind(host: str, port: int) -> socket.socket:
 @click.option(
     "--db",
     envvar="CUEAPI_LITE_DB",
-    default="./cueapi-lite.db",
-    show_default=True,
-    help="SQLite database file, created on first start (env CUEAPI_LITE_DB).",
+    default=None,
+    help="SQLite database file, created on first start (env CUEAPI_LITE_DB; default in the"
+    " user data directory, printed at start).",
 )
-def serve(host: str, port: int, db: str) -> None:
+@click.option(
+    "--log-format",
+    envvar="CUEAPI_LITE_LOG_FORMAT",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Log lines on stderr as text (default) or one JSON object per line"
+    " (env CUEAPI_LITE_LOG_FORMAT).",
+)
+def serve(host: str, port: int, db: str | None, log_format: str | None) -> None:
     """Run the API server, the scheduler and webhook delivery in one process.
 
     On the first start it creates the database and a first user, and prints that user's
-    API key and webhook secret once.
+    email, API key and webhook secret once.
     """
     try:
-        settings = Settings.from_env(host=host, port=port, db=db)
+        settings = Settings.from_env(host=host, port=port, db=db, log_format=log_format)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure(settings.log_level, settings.log_format)
     sock = _bind(settings.host, settings.port)
     settings = settings.replace(port=sock.getsockname()[1])
 
@@ -111,17 +119,14 @@ def serve(host: str, port: int, db: str) -> None:
                 lite.asgi,
                 lifespan="off",
                 log_level=settings.log_level,
+                log_config=None,  # logging is configured above, in the chosen format
                 access_log=settings.access_log,
                 http="httptools",
                 server_header=False,
             )
             server = _Server(
                 config,
-                on_started=lambda: _banner(
-                    settings,
-                    first.api_key if first else None,
-                    first.user.webhook_secret if first else None,
-                ),
+                on_started=lambda: _banner(settings, first),
             )
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -156,23 +161,24 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def _banner(settings: Settings, api_key: str | None, secret: str | None) -> None:
+def _banner(settings: Settings, first: NewKey | None) -> None:
     base = settings.base_url
     lines = [
         f"cueapi-lite {__version__} listening on {base}",
-        f"  database:        {settings.db}",
+        f"  database:        {Path(settings.db).absolute()}",
         f"  SDK and worker:  base_url / api_base = {base}",
         f"  cueapi CLI:      CUEAPI_API_BASE={base}/v1",
     ]
-    if api_key and secret:
+    if first is not None:
         lines += [
             "",
             "First start: a user was created. These are shown only once:",
-            f"  API key:         {api_key}",
-            f"  webhook secret:  {secret}",
+            f"  email:           {first.user.email}",
+            f"  API key:         {first.api_key}",
+            f"  webhook secret:  {first.user.webhook_secret}",
         ]
     else:
-        lines += ["  new key:         cueapi-lite keys create --db DB --email EMAIL"]
+        lines += ["  new key:         cueapi-lite keys create --email EMAIL"]
     lines += [
         "  cueapi login:    approve at the URL it prints, or with"
         " cueapi-lite device approve CODE --email EMAIL",
@@ -187,24 +193,47 @@ def keys() -> None:
     """Manage API keys."""
 
 
-@keys.command("create")
-@click.option(
+def existing_db(db: str | None, *, create: bool = False, offer_create: bool = False) -> str:
+    """The database file an admin command works on: the server's (default path or
+    `--db`). A missing file is an error unless `create`: a typo or another working
+    directory must not silently make a second, empty database."""
+    try:
+        path = Settings.from_env(db=db).db
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not create and not Path(path).is_file():
+        raise click.ClickException(
+            f"no database at {path}. The server creates it on its first start"
+            " (cueapi-lite serve); give the server's file with --db FILE"
+            + (", or pass --create to start a new one" if offer_create else "")
+        )
+    return path
+
+
+DB_OPTION = click.option(
     "--db",
     envvar="CUEAPI_LITE_DB",
-    default="./cueapi-lite.db",
-    show_default=True,
-    help="SQLite database file (env CUEAPI_LITE_DB).",
+    default=None,
+    help="The server's SQLite database file (env CUEAPI_LITE_DB; default in the user data"
+    " directory).",
 )
+
+
+@keys.command("create")
+@DB_OPTION
+@click.option("--create", is_flag=True, help="Create the database file if it does not exist.")
 @click.option("--email", required=True, help="The user's email; the user is created if new.")
 @click.option("--label", default="cli", show_default=True, help="A name for the key.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def keys_create(db: str, email: str, label: str, as_json: bool) -> None:
+def keys_create(db: str | None, create: bool, email: str, label: str, as_json: bool) -> None:
     """Mint a new API key for a user (creating the user if needed).
 
     Prints the key, shown only this once, and the user's webhook secret.
     """
     from .clock import SystemClock
     from .errors import ApiError
+
+    db = existing_db(db, create=create, offer_create=True)
 
     async def mint() -> Any:
         store = store_for(db)
@@ -271,22 +300,14 @@ def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bo
         click.echo(f"{row['local']}  ({row['utc']}){note}")
 
 
-_DB_OPTION = click.option(
-    "--db",
-    envvar="CUEAPI_LITE_DB",
-    default="./cueapi-lite.db",
-    show_default=True,
-    help="SQLite database file, the server's (env CUEAPI_LITE_DB).",
-)
-
-
-def _with_devices(db: str, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+def _with_devices(db: str | None, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     """Run `work(DeviceService)` on the database file; the server may be running (WAL)."""
     from .clock import SystemClock
     from .errors import ApiError
     from .mailer import LogMailer
     from .services.devices import DeviceService
 
+    db = existing_db(db)
     try:
         settings = Settings.from_env(db=db)
     except ValueError as exc:
@@ -316,8 +337,8 @@ def device() -> None:
 @device.command("approve")
 @click.argument("code")
 @click.option("--email", required=True, help="Log in as this user; created if new.")
-@_DB_OPTION
-def device_approve(code: str, email: str, db: str) -> None:
+@DB_OPTION
+def device_approve(code: str, email: str, db: str | None) -> None:
     """Approve the waiting login with CODE for the user with EMAIL.
 
     Works on the server's database file while the server runs. The login finishes at its
@@ -332,9 +353,9 @@ def device_approve(code: str, email: str, db: str) -> None:
 
 
 @device.command("list")
-@_DB_OPTION
+@DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def device_list(db: str, as_json: bool) -> None:
+def device_list(db: str | None, as_json: bool) -> None:
     """Show the logins waiting for approval (and approved ones not yet picked up)."""
     from .models import iso
 
@@ -364,3 +385,13 @@ def device_list(db: str, as_json: bool) -> None:
             f"{row['code']}  {row['status']}{who}  from {row['requested_from'] or '?'}"
             f"  expires {row['expires_at']}"
         )
+
+
+def _add_operations() -> None:
+    from .cli_ops import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_operations()

@@ -9,12 +9,32 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "default_db_path"]
 
 MIB = 1024 * 1024
+
+
+def default_db_path(platform: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The database file when none is given: in the user's data directory, so every
+    command finds the server's file from any working directory. Linux and other Unix:
+    `$XDG_DATA_HOME/cueapi-lite/` (default `~/.local/share/cueapi-lite/`); macOS:
+    `~/Library/Application Support/cueapi-lite/`; Windows: `%LOCALAPPDATA%/cueapi-lite/`."""
+    platform = platform or sys.platform
+    env = os.environ if environ is None else environ
+    home = Path(env.get("HOME") or Path.home())
+    if platform == "darwin":
+        base = home / "Library" / "Application Support"
+    elif platform.startswith("win"):
+        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    else:
+        xdg = env.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+    return str(base / "cueapi-lite" / "cueapi-lite.db")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,7 +43,8 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    db: str = "./cueapi-lite.db"
+    # The SQLite file; by default in the user's data directory (`default_db_path`).
+    db: str = dataclasses.field(default_factory=default_db_path)
     # URL that people and clients use to reach this server (device-login pages, output);
     # derived from host and port when unset.
     public_url: str | None = None
@@ -56,8 +77,18 @@ class Settings:
     smtp_starttls: bool = False
     max_body_bytes: int = 2 * MIB
     max_payload_bytes: int = 1 * MIB
+    # Logs go to stderr: `log_level` (debug, info, warning, error), `log_format` (text
+    # or json, one object per line) and uvicorn's access log (off: it halves throughput).
     log_level: str = "info"
+    log_format: str = "text"
     access_log: bool = False
+    # Prometheus /metrics: served to loopback clients; with a token set, to any client
+    # that sends it as a bearer token (and only to those).
+    metrics: bool = True
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    # Finished executions, alerts and expired login codes older than this many days are
+    # pruned (hourly, in small batches); 0 keeps everything.
+    history_retention_days: int = 90
     # --- accounts, logins and limits -------------------------------------------------
     # `auto`: POST /v1/auth/register is open when the server listens on loopback only
     # (anyone who can reach it is on this machine); `on` / `off` decide it explicitly.
@@ -100,6 +131,14 @@ class Settings:
             raise ValueError("auto_approve_email must be an email address")
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise ValueError("admin_token must be at least 16 characters (it approves logins)")
+        if self.log_format not in {"text", "json"}:
+            raise ValueError("log_format must be 'text' or 'json'")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("log_level must be debug, info, warning, error or critical")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ValueError("metrics_token must be at least 16 characters")
+        if self.history_retention_days < 0:
+            raise ValueError("history_retention_days must be 0 (keep everything) or more")
         if not self.plan or len(self.plan) > 50:
             raise ValueError("plan must be a name of 1 to 50 characters")
 

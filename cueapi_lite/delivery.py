@@ -22,6 +22,7 @@ from .outcomes import outcome_from_response, outcome_state
 from .runs import count_run
 from .scheduler import Due, Kind, Scheduler
 from .store import AttemptResult, Deadline, Finished, Store, Tx
+from .telemetry import Telemetry, stopwatch
 from .webhooks import (
     RESERVED_HEADERS,
     USER_AGENT,
@@ -115,8 +116,10 @@ class DeliveryService:
         clock: Clock,
         deliverer: Deliverer,
         concurrency: int = 64,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.deliverer = deliverer
@@ -150,6 +153,14 @@ class DeliveryService:
         while self._queue.qsize() or self._in_flight:
             self._idle.clear()
             await self._idle.wait()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     @property
     def busy(self) -> bool:
@@ -269,6 +280,7 @@ class DeliveryService:
         if attempt is None:
             return  # deleted, or another attempt got there first
         secret = await self._secret(job.user_id)
+        started = stopwatch()
         if secret is None or not job.callback.url:
             result = self._failed(job, attempt, None, "Cue has no callback URL or owner")
         else:
@@ -279,8 +291,14 @@ class DeliveryService:
                 result = self._failed(job, attempt, None, str(exc))
             else:
                 result = self._answered(job, attempt, response.status, response.body)
+        self.telemetry.attempted(
+            job.execution_id, job.cue_name, job.callback.url, attempt, job.retry.max_attempts,
+            result.http_status, stopwatch() - started, result.error_message, result.retry_at_ms,
+        )  # fmt: skip
         now_ms = self.clock.now_ms()
-        await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
+        finished = await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
+        if finished is not None and result.outcome_state is not None:
+            self.telemetry.outcome(job.execution_id, result.outcome_state, "webhook answer")
 
     def _answered(self, job: DeliveryJob, attempt: int, status: int, raw: bytes) -> AttemptResult:
         excerpt = raw.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS] or None

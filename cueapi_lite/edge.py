@@ -5,6 +5,11 @@
 * A body larger than the limit is refused with 413 before the route reads it.
 * Any exception that escapes a route becomes the JSON error envelope; an unexpected one is
   logged and answered with 500 `internal_error`, never with internals.
+* A counted request's answer gets its `X-RateLimit-*` headers (the auth check leaves the
+  `RateState` in the scope).
+
+Pure ASGI, one layer: the send wrapper is the only per-request allocation, and a request
+that declares no body gets no receive wrapper.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, InternalError, RequestTooLarge, render
+from .ratelimit import SCOPE_KEY, RateState
 
 __all__ = ["Edge"]
 
@@ -41,10 +47,11 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = _SLASHES.sub("/", scope["path"])
-        if len(path) > 1 and path.endswith("/"):
-            path = path.rstrip("/") or "/"
-        if path != scope["path"]:
+        path = scope["path"]
+        if "//" in path or (len(path) > 1 and path.endswith("/")):
+            path = _SLASHES.sub("/", path)
+            if len(path) > 1 and path.endswith("/"):
+                path = path.rstrip("/") or "/"
             scope = dict(scope, path=path, raw_path=path.encode())
         started = False
 
@@ -52,13 +59,18 @@ class Edge:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                state = scope.get(SCOPE_KEY)
+                if isinstance(state, RateState):
+                    message = {**message, "headers": [*message["headers"], *state.raw_headers()]}
             await send(message)
 
         try:
-            length = _content_length(scope)
+            length, chunked = _body_headers(scope)
             if length is not None and length > self.max_body_bytes:
                 raise RequestTooLarge(f"Request body is larger than {self.max_body_bytes:,} bytes")
-            await self.app(scope, self._limited(receive), watch_send)
+            if length or chunked:
+                receive = self._limited(receive)
+            await self.app(scope, receive, watch_send)
         except ApiError as exc:
             if not started:
                 await send_error(send, exc)
@@ -84,11 +96,17 @@ class Edge:
         return limited
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or unreadable) and whether the body
+    comes in chunks (or any other way that has no declared length)."""
+    length: int | None = None
+    chunked = False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                chunked = True  # unreadable: count what arrives
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked

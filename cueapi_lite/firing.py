@@ -41,6 +41,7 @@ from .models import (
 )
 from .scheduler import Due, Kind, Scheduler
 from .store import Deadline, FirePlan, Store, Tx
+from .telemetry import Telemetry
 
 __all__ = ["Firing", "apply_fires", "fire_deadline", "insert_fire", "next_fire_ms"]
 
@@ -124,8 +125,10 @@ class Firing:
         clock: Clock,
         settings: Settings,
         dispatch: Dispatch,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.settings = settings
@@ -188,6 +191,7 @@ class Firing:
             if execution.status == ExecutionStatus.PENDING:
                 runnable.setdefault(execution.cue_id, []).append(execution)
         for cue_id, executions in runnable.items():
+            self.telemetry.fired(by_id[cue_id], executions, now_ms)
             self.dispatch(by_id[cue_id], executions)
 
     async def _within_budget(
@@ -206,6 +210,7 @@ class Firing:
                 kept.append(plan)
                 continue
             executions = [self._over_limit(e) for e in plan.executions]
+            self.telemetry.held_back(plan.cue_id, runs, MissedReason.EXECUTION_LIMIT.value)
             # A `once` cue whose only run was held back will never run.
             new_status = CueStatus.FAILED.value if plan.new_next_ms is None else plan.new_status
             kept.append(dataclasses.replace(plan, executions=executions, new_status=new_status))
@@ -265,8 +270,12 @@ class Firing:
                 + f"earlier occurrences since {iso(unrecorded_since)} were also missed"
                 + f" ({reason.value}) but are not listed one by one (max_missed_per_cue)"
             )
-        if missed:
-            log.info("cue %s: %d occurrence(s) missed (%s)", cue.id, len(missed), reason.value)
+        if late:
+            span = (
+                f"from {iso(late[0])} to {iso(late[-1])}" if len(late) > 1 else f"at {iso(late[0])}"
+            )
+            ran_late = sum(1 for _at, by in run if by == TriggeredBy.CATCH_UP.value)
+            self.telemetry.caught_up(cue, reason.value, len(missed), ran_late, span)
         # A `once` cue whose only occurrence was skipped will never run: say so.
         new_status = CueStatus.FAILED.value if new_next is None and not run else None
         return FirePlan(cue.id, first, new_next, executions, new_status)

@@ -23,6 +23,7 @@ from .refusals import refused
 from .runs import count_run, fail_unrun_once_cue
 from .scheduler import Due, Kind, Scheduler
 from .store import Claimable, Deadline, ExecutionRef, LeaseCheck, Refusal, Store, Tx, WorkerRecord
+from .telemetry import Telemetry
 
 __all__ = [
     "LeaseService",
@@ -189,8 +190,10 @@ class LeaseService:
         lease_s: int = 900,
         worker_timeout_s: int = 180,
         unclaimed_expiry_s: int = 900,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.scheduler = scheduler
         self.clock = clock
         self.lease_ms = lease_s * 1000
@@ -230,6 +233,7 @@ class LeaseService:
                 " worker-transport execution",
                 "execution_not_claimable",
             )
+        self.telemetry.claimed(execution, worker_id)
         return execution
 
     async def claim_next(self, user: User, body: dict[str, Any]) -> Execution:
@@ -241,6 +245,7 @@ class LeaseService:
         )
         if execution is None:
             raise Conflict("No executions available for claiming", "no_claimable_executions")
+        self.telemetry.claimed(execution, worker_id)
         return execution
 
     async def heartbeat(self, user: User, execution_id: str, worker_id: str | None) -> Execution:
@@ -313,16 +318,17 @@ class LeaseService:
             if status is None:
                 self.scheduler.push(now_ms + 1000, Kind.LEASE, execution_id)  # look again
                 continue
-            log.info("lease of execution %s expired: now %s", execution_id, status)
+            self.telemetry.lease_expired(execution_id, status)
 
     async def _unclaimed_due(self, entries: list[Due], now_ms: int) -> None:
         since_ms = now_ms - self.unclaimed_expiry_ms
         for _due_ms, execution_id in entries:
-            await self.store.transact(
+            if await self.store.transact(
                 partial(
                     expire_unclaimed,
                     execution_id=execution_id,
                     now_ms=now_ms,
                     waiting_since_ms=since_ms,
                 )
-            )
+            ):
+                self.telemetry.unclaimed(execution_id)

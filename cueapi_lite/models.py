@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 __all__ = [
     "DEFAULT_ALERTS",
     "DEFAULT_DELIVERY",
@@ -40,7 +42,10 @@ __all__ = [
     "Verification",
     "alert_json",
     "cue_json",
+    "cue_raw",
+    "cue_raw_with",
     "dumps",
+    "encode",
     "epoch_ms",
     "execution_json",
     "iso",
@@ -217,6 +222,9 @@ class Cue:
     updated_at_ms: int
     # Start of the window in which the cue must succeed (the missed_window alert).
     watch_from_ms: int | None = None
+    # The record's rendered JSON, kept on first render (`cue_raw`). Not an init field, so
+    # `dataclasses.replace` never carries a rendering over to a changed cue.
+    rendered: bytes | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -372,8 +380,38 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+# API answers are encoded with msgspec: 8-9x faster than the standard library on a page of
+# cues, as fast as orjson, and it encodes integers of any size as `json` does (orjson
+# refuses those beyond 64 bits). Same keys, types and strings; no spaces between tokens.
+_encoder = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    """An API answer as UTF-8 JSON; `msgspec.Raw` values are pasted in as they are."""
+    return _encoder.encode(value)
+
+
+def cue_raw(cue: Cue) -> msgspec.Raw:
+    """`cue_json` encoded, computed once per record: the store hands out one shared
+    record per unchanged row, so a page of unchanged cues costs no rendering."""
+    rendered = cue.rendered
+    if rendered is None:
+        rendered = cue.rendered = _encoder.encode(cue_json(cue))
+    return msgspec.Raw(rendered)
+
+
+def cue_raw_with(cue: Cue, extra: dict[str, Any]) -> msgspec.Raw:
+    """The cue's JSON object with `extra`'s keys appended (E3 adds recent executions)."""
+    rendered = cue_raw(cue)
+    tail = _encoder.encode(extra)
+    if len(tail) <= 2:
+        return rendered
+    return msgspec.Raw(bytes(rendered)[:-1] + b"," + tail[1:])
+
+
 def cue_json(cue: Cue) -> dict[str, Any]:
     """The complete Cue object (§6.1): nothing the SDK's strict model needs is null."""
+    on_failure, delivery, alerts = cue.on_failure, cue.delivery, cue.alerts
     return {
         "id": cue.id,
         "name": cue.name,
@@ -396,11 +434,21 @@ def cue_json(cue: Cue) -> dict[str, Any]:
             "max_attempts": cue.retry.max_attempts,
             "backoff_minutes": list(cue.retry.backoff_minutes),
         },
-        "on_failure": dataclasses.asdict(cue.on_failure),
-        "delivery": dataclasses.asdict(cue.delivery),
-        "alerts": dataclasses.asdict(cue.alerts),
+        "on_failure": {
+            "email": on_failure.email,
+            "webhook": on_failure.webhook,
+            "pause": on_failure.pause,
+        },
+        "delivery": {
+            "timeout_seconds": delivery.timeout_seconds,
+            "outcome_deadline_seconds": delivery.outcome_deadline_seconds,
+        },
+        "alerts": {
+            "consecutive_failures": alerts.consecutive_failures,
+            "missed_window_multiplier": alerts.missed_window_multiplier,
+        },
         "catch_up": cue.catch_up,
-        "verification": dataclasses.asdict(cue.verification),
+        "verification": {"mode": cue.verification.mode},
         "next_run": iso(cue.next_fire_at_ms) if cue.status == CueStatus.ACTIVE else None,
         "last_run": iso(cue.last_run_ms),
         "run_count": cue.run_count,

@@ -4,7 +4,7 @@ A `SlidingWindow` counts each identity's requests (an API key, a session, a clie
 address) in one-second buckets over the last `window_s` seconds: exact to the second,
 O(1) per request, at most `window_s` buckets per identity. Over the limit it raises 429
 with an integer `Retry-After` (the SDK and the worker call `int()` on it, H11).
-`RateLimitHeaders` adds `X-RateLimit-*` to answers of requests that were counted.
+The edge adds `X-RateLimit-*` to answers of requests that were counted.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from .clock import Clock
 from .config import Settings
 from .errors import TooManyRequests
 
-__all__ = ["SCOPE_KEY", "RateLimitHeaders", "RateLimits", "RateState", "SlidingWindow"]
+__all__ = ["SCOPE_KEY", "RateLimits", "RateState", "SlidingWindow"]
 
 SCOPE_KEY = "cueapi_lite.rate"
 # Identities kept at most; idle ones are dropped first (bounds memory against a flood
@@ -45,6 +43,13 @@ class RateState:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset_s),
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(self.reset_s).encode()),
+        ]
 
 
 class _Window:
@@ -118,25 +123,3 @@ class RateLimits:
     def __init__(self, clock: Clock, settings: Settings) -> None:
         self.per_caller = SlidingWindow(clock, settings.rate_limit_per_minute)
         self.per_address = SlidingWindow(clock, settings.ip_rate_limit_per_minute)
-
-
-class RateLimitHeaders:
-    """ASGI middleware: adds the `X-RateLimit-*` headers of the request's counted
-    `RateState`, which the route's auth check left in the scope under SCOPE_KEY."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            state = scope.get(SCOPE_KEY)
-            if message["type"] == "http.response.start" and isinstance(state, RateState):
-                extra = [(k.lower().encode(), v.encode()) for k, v in state.headers().items()]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

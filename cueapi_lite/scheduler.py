@@ -46,6 +46,7 @@ class Kind(StrEnum):
     UNCLAIMED = "unclaimed"
     MISSED_WINDOW = "missed_window"
     NOTIFY = "notify"
+    RETENTION = "retention"
 
 
 class Scheduler:

@@ -22,7 +22,9 @@ def invoke(*args: str) -> click.testing.Result:
 
 def test_keys_create_prints_one_json_object_and_stores_only_a_hash(tmp_path: Path) -> None:
     db = tmp_path / "keys.db"
-    result = invoke("keys", "create", "--db", str(db), "--email", "ops@example.com", "--json")
+    result = invoke(
+        "keys", "create", "--create", "--db", str(db), "--email", "ops@example.com", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data) == {"email", "api_key", "webhook_secret"}
@@ -41,7 +43,9 @@ def test_keys_create_prints_one_json_object_and_stores_only_a_hash(tmp_path: Pat
 def test_keys_create_reuses_the_user_and_its_secret(tmp_path: Path) -> None:
     db = str(tmp_path / "keys.db")
     first = json.loads(
-        invoke("keys", "create", "--db", db, "--email", "a@example.com", "--json").output
+        invoke(
+            "keys", "create", "--create", "--db", db, "--email", "a@example.com", "--json"
+        ).output
     )
     second = json.loads(
         invoke("keys", "create", "--db", db, "--email", "A@example.com", "--json").output
@@ -51,10 +55,50 @@ def test_keys_create_reuses_the_user_and_its_secret(tmp_path: Path) -> None:
 
 
 def test_keys_create_refuses_a_bad_email(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["keys", "create", "--db", str(tmp_path / "k.db"),
+    result = CliRunner().invoke(main, ["keys", "create", "--create", "--db", str(tmp_path / "k.db"),
                                        "--email", "not-an-email"])  # fmt: skip
     assert result.exit_code == 1
     assert "Not a valid email" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "--email", "a@example.com"],
+        ["device", "approve", "ABCD-EFGH", "--email", "a@example.com"],
+        ["device", "list"],
+        ["export", "--email", "a@example.com"],
+        ["backup", "copy.db"],
+    ],
+)
+def test_admin_commands_refuse_to_make_a_second_empty_database(
+    args: list[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "elsewhere" / "cueapi-lite.db"
+    result = CliRunner().invoke(main, [*args, "--db", str(missing)])
+    assert result.exit_code == 1
+    assert f"no database at {missing}" in result.output
+    assert not missing.exists()
+    assert not missing.parent.exists()
+
+
+def test_keys_create_finds_the_default_database_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("CUEAPI_LITE_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    created = invoke("keys", "create", "--create", "--email", "a@example.com", "--json")
+    assert created.exit_code == 0, created.output
+    expected = tmp_path / "data" / "cueapi-lite" / "cueapi-lite.db"
+    assert expected.is_file()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    again = invoke("keys", "create", "--email", "b@example.com", "--json")
+    assert again.exit_code == 0, again.output
+    conn = sqlite3.connect(expected)
+    assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 2
+    assert not list((tmp_path / "other").iterdir())
 
 
 def test_explain_flags_a_dst_gap_in_json() -> None:

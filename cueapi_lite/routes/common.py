@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..errors import BadRequest, Unprocessable
-from ..models import User
+from ..models import User, encode
 from ..ratelimit import SCOPE_KEY, RateState
 from ..services.accounts import AccountService, Caller
 
@@ -37,9 +37,26 @@ MAX_LIMIT = 100
 _HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
+class JsonResponse(Response):
+    """An encoded JSON answer; its headers are built directly (the same two Starlette
+    would add: content-length, content-type)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None):
+        self.status_code = status
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        if headers:
+            self.raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return JsonResponse(encode(data), status, headers)
 
 
 def no_content() -> Response:
@@ -100,7 +117,7 @@ def client_address(request: Request) -> str:
 
 def _keep_rate(request: Request, state: RateState | None) -> None:
     if state is not None:
-        request.scope[SCOPE_KEY] = state  # RateLimitHeaders adds X-RateLimit-* from it
+        request.scope[SCOPE_KEY] = state  # the edge adds X-RateLimit-* from it
 
 
 def rate_state(request: Request) -> RateState | None:

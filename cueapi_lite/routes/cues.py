@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import cue_json, execution_json, started_json
+from ..models import cue_raw, cue_raw_with, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
 from .common import json_body, no_content, ok, page, query, user_of
@@ -18,33 +18,36 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
     async def create(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue = await cues.create(user, await json_body(request))
-        return ok(cue_json(cue), 201)
+        return ok(cue_raw(cue), 201)
 
     async def list_cues(request: Request) -> Response:
         user = await user_of(request, accounts)
         limit, offset = page(request)
         found, total = await cues.page(user, query(request, "status"), limit, offset)
         return ok(
-            {"cues": [cue_json(c) for c in found], "total": total, "limit": limit, "offset": offset}
+            {"cues": [cue_raw(c) for c in found], "total": total, "limit": limit, "offset": offset}
         )
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        data = cue_json(cue)
-        data.update(
-            executions=[execution_json(e) for e in executions],
-            execution_total=total,
-            execution_limit=RECENT_EXECUTIONS,
-            execution_offset=0,
+        return ok(
+            cue_raw_with(
+                cue,
+                {
+                    "executions": [execution_json(e) for e in executions],
+                    "execution_total": total,
+                    "execution_limit": RECENT_EXECUTIONS,
+                    "execution_offset": 0,
+                },
+            )
         )
-        return ok(data)
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)
         body = await json_body(request)
         cue = await cues.update(user, request.path_params["cue_id"], body)
-        return ok(cue_json(cue))
+        return ok(cue_raw(cue))
 
     async def delete(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -25,7 +25,14 @@ from ..credentials import (
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..models import User
 from ..ratelimit import RateLimits, RateState
-from ..store import KeyLimitReached, KeyRecord, LastActiveKey, Preferences, Store
+from ..store import (
+    KeyLimitReached,
+    KeyRecord,
+    LastActiveKey,
+    Preferences,
+    SessionMatch,
+    Store,
+)
 
 __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
 
@@ -38,6 +45,11 @@ MAX_ACTIVE_KEYS = 500
 KEY_RECORD_KEPT_MS = 30 * 86_400_000
 # last_used_at is written at most this often per key (not a write per request).
 TOUCH_EVERY_MS = 60_000
+# A verified credential is trusted this long without reading it again. Every change made
+# through this process (revoke, rotate, regenerate, refresh, a new webhook secret) drops
+# it at once; the time bounds how long another process's change can go unseen.
+VERIFIED_FOR_MS = 5_000
+MAX_VERIFIED = 10_000
 # (old token hash, new session hash, now, expiry) -> the user id, or None
 TokenSwap = Callable[[str, str, int, int], Awaitable[str | None]]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -60,6 +72,13 @@ class NewSession:
     token: str
     user: User
     expires_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Verified:
+    caller: Caller
+    until_ms: int  # trusted until then
+    session_expires_at_ms: int | None  # a session still ends on time
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,6 +147,7 @@ class AccountService:
         # The delivery service caches webhook secrets per user; rotation must reach it.
         self.on_secret_changed = on_secret_changed
         self._touched_ms: dict[str, int] = {}
+        self._verified: dict[str, _Verified] = {}  # by token hash
 
     # --- who is calling -------------------------------------------------------------
 
@@ -140,8 +160,17 @@ class AccountService:
         if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
             raise Unauthorized("Invalid API key")
         token_hash = hash_token(token)
+        now_ms = self.clock.now_ms()
+        known = self._verified.get(token_hash)
+        if known is not None and now_ms < known.until_ms:
+            ends_ms = known.session_expires_at_ms
+            if ends_ms is None or now_ms < ends_ms:
+                caller = known.caller
+                if caller.key_id is not None:
+                    await self._touch(caller.key_id)
+                return caller
         if token.startswith(SESSION_TOKEN_PREFIX):
-            return await self._session_caller(token_hash)
+            return self._session_caller(token_hash, await self.store.tokens.session(token_hash))
         match = await self.store.users.by_key_hash(token_hash)
         if match is None:
             raise Unauthorized("Invalid API key")
@@ -149,18 +178,43 @@ class AccountService:
             raise Unauthorized("This API key was rotated; use the new key", "key_rotated")
         if match.status != "active":
             raise Unauthorized("This API key was revoked")
+        caller = Caller(match.user, match.key_id, match.prefix)
+        self._remember(token_hash, caller, None)
         await self._touch(match.key_id)
-        return Caller(match.user, match.key_id, match.prefix)
+        return caller
 
-    async def _session_caller(self, token_hash: str) -> Caller:
-        session = await self.store.tokens.session(token_hash)
+    def _session_caller(self, token_hash: str, session: SessionMatch | None) -> Caller:
         if session is None:
             raise Unauthorized("Invalid session token")
         if session.retired:
             raise Unauthorized("This session was refreshed; use the new session token")
         if session.expires_at_ms <= self.clock.now_ms():
             raise Unauthorized("Session expired: log in again", "session_expired")
-        return Caller(session.user, None, None, token_hash)
+        caller = Caller(session.user, None, None, token_hash)
+        self._remember(token_hash, caller, session.expires_at_ms)
+        return caller
+
+    def _remember(self, token_hash: str, caller: Caller, session_ends_ms: int | None) -> None:
+        # Called right after the read, with no await in between: a change that commits
+        # later drops this entry (see `_forget`).
+        if len(self._verified) >= MAX_VERIFIED:
+            del self._verified[next(iter(self._verified))]
+        until_ms = self.clock.now_ms() + VERIFIED_FOR_MS
+        self._verified[token_hash] = _Verified(caller, until_ms, session_ends_ms)
+
+    def _forget(
+        self, *, key_id: str | None = None, user_id: str | None = None, session: str | None = None
+    ) -> None:
+        """Drop the verified credentials a change affects: a key, a user's credentials
+        (their record holds the webhook secret), or a session."""
+        if session is not None:
+            self._verified.pop(session, None)
+        for token_hash, known in list(self._verified.items()):
+            caller = known.caller
+            if (key_id is not None and caller.key_id == key_id) or (
+                user_id is not None and caller.user.id == user_id
+            ):
+                del self._verified[token_hash]
 
     async def authenticate(self, authorization: str | None) -> User:
         """The user behind an `Authorization` header, or 401 (not rate-counted)."""
@@ -284,10 +338,14 @@ class AccountService:
                 "api_key_required",
             )
         api_key = new_api_key()
-        record = await self.store.users.rotate_key(
-            caller.user.id, caller.key_id, api_key, hash_token(api_key), self.clock.now_ms(),
-            self._purge_before_ms(),
-        )  # fmt: skip
+        self._forget(key_id=caller.key_id)
+        try:
+            record = await self.store.users.rotate_key(
+                caller.user.id, caller.key_id, api_key, hash_token(api_key),
+                self.clock.now_ms(), self._purge_before_ms(),
+            )  # fmt: skip
+        finally:  # and again: a request may have verified the key while this committed
+            self._forget(key_id=caller.key_id)
         if record is None:  # rotated or revoked by a concurrent request
             raise Unauthorized("This API key was rotated; use the new key", "key_rotated")
         return api_key, record
@@ -320,6 +378,7 @@ class AccountService:
 
     async def revoke_key(self, user: User, key_id: str) -> KeyRecord:
         """E26: the key stops authenticating at once; its record stays listed 30 days."""
+        self._forget(key_id=key_id)
         try:
             record = await self.store.users.revoke_key(
                 user.id, key_id, self.clock.now_ms(), self._purge_before_ms()
@@ -329,6 +388,8 @@ class AccountService:
                 "This is your only active key: create another before revoking it",
                 "last_active_key",
             ) from None
+        finally:
+            self._forget(key_id=key_id)
         if record is None:
             raise key_not_found()
         return record
@@ -340,6 +401,7 @@ class AccountService:
         check_confirmation(confirmation)
         secret = new_webhook_secret()
         await self.store.users.set_webhook_secret(user.id, secret)
+        self._forget(user_id=user.id)
         if self.on_secret_changed is not None:
             self.on_secret_changed(user.id)
         return secret
@@ -360,7 +422,11 @@ class AccountService:
                 "Refreshing needs a session token (POST /v1/auth/session), not an API key",
                 "invalid_token",
             )
-        return await self._new_session(caller.session_hash, self.store.tokens.refresh)
+        self._forget(session=caller.session_hash)
+        try:
+            return await self._new_session(caller.session_hash, self.store.tokens.refresh)
+        finally:
+            self._forget(session=caller.session_hash)
 
     async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -104,7 +105,7 @@ class CueService:
         if cue.transport == Transport.WORKER:
             # Said once, in the create answer: a worker cue with no live worker will
             # never be claimed (CONTRACT E1).
-            cue.warning = await self.leases.no_worker_warning(user)
+            cue = dataclasses.replace(cue, warning=await self.leases.no_worker_warning(user))
         return cue
 
     async def page(

@@ -36,6 +36,7 @@ from ..outcomes import (
 )
 from ..refusals import refused
 from ..store import EvidenceRejected, ExecutionFilters, Refusal, Store
+from ..telemetry import Telemetry
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]
@@ -58,9 +59,11 @@ class ExecutionService:
         alerts: AlertService,
         firing: Firing,
         limits: LimitService | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
         self.alerts = alerts
         self.firing = firing
         self.limits = limits
@@ -104,6 +107,7 @@ class ExecutionService:
         )
         if refusal is not None:
             raise refused(refusal)
+        self.telemetry.outcome(execution_id, state, "reported")
         return execution, state
 
     async def verify(

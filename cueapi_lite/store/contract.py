@@ -53,6 +53,7 @@ __all__ = [
     "CueStore",
     "DeviceStore",
     "ExecutionStore",
+    "HistoryStore",
     "OutcomeStore",
     "Store",
     "SupportStore",
@@ -575,6 +576,29 @@ class UsageStore(Protocol):
         ...
 
 
+class HistoryStore(Protocol):
+    async def prune(self, cutoff_ms: int, batch: int) -> dict[str, int]:
+        """Delete at most `batch` rows of each kind of history older than `cutoff_ms`:
+        finished executions (scheduled and last changed before it), alerts raised before
+        it (their outbox rows go with them), login codes and tokens that expired before
+        it. Returns the rows deleted per table; a count equal to `batch` means more may
+        be left."""
+        ...
+
+    async def vacuum(self, max_pages: int = 20_000) -> int:
+        """Give free space back to the file system, up to `max_pages` pages; how many
+        (0 where the database reclaims space by itself)."""
+        ...
+
+    async def newest_alert(self) -> int:
+        """A position after every alert raised so far (for `alerts_after`)."""
+        ...
+
+    async def alerts_after(self, rowid: int) -> tuple[list[Alert], int]:
+        """Alerts raised after position `rowid` (oldest first), and the new position."""
+        ...
+
+
 class Store(Protocol):
     """One database: the resource stores (reads and single-statement writes), and
     `transact` for everything that needs a rule between its reads and writes."""
@@ -601,6 +625,8 @@ class Store(Protocol):
     def support(self) -> SupportStore: ...
     @property
     def usage(self) -> UsageStore: ...
+    @property
+    def history(self) -> HistoryStore: ...
 
     def open(self) -> None:
         """Connect, create the schema or apply pending migrations (each recorded with
@@ -614,11 +640,21 @@ class Store(Protocol):
         ...
 
     def healthy(self) -> bool:
-        """Whether the database answers a trivial query now."""
+        """Whether the store is open and able to write (cheap: `/status` asks often)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives: a file path, or a URL without its password."""
         ...
 
     def on_commit(self, listener: Callable[[list[Deadline]], None]) -> None:
         """Call `listener` with the deadlines of every committed transaction."""
+        ...
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        """Call `listener(operations, seconds)` after each commit, on the thread that
+        committed (for metrics: how many writes one commit carried, how long it took)."""
         ...
 
     async def transact(self, work: Callable[[Tx], T]) -> T:

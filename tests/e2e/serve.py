@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -25,6 +26,11 @@ class ServeProcess:
             env=env,
         )
         self.banner = self._read_banner()
+        # The server logs every fire and delivery: keep reading, so a full pipe never
+        # blocks it, and keep the lines for tests that look at the log.
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         match = re.search(r"listening on (http://\S+)", self.banner)
         assert match, self.banner
         self.base_url = match.group(1)
@@ -47,6 +53,21 @@ class ServeProcess:
                 return "".join(lines)
         raise AssertionError("serve did not start:\n" + "".join(lines))
 
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+
+    def wait_for_log(self, text: str, timeout_s: float = 20.0) -> str:
+        """The first log line containing `text` (waits for the server to write it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.log):
+                if text in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no log line with {text!r}:\n" + "".join(self.log))
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, like a power cut of the process."""
         self.process.send_signal(signal.SIGKILL)
@@ -60,6 +81,7 @@ class ServeProcess:
         return code
 
     def _close(self) -> None:
+        self._reader.join(10)  # the pipe ends with the process
         if self.process.stdout is not None:
             self.process.stdout.close()
 

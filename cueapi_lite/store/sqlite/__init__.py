@@ -19,6 +19,7 @@ from .cues import CueStore
 from .db import Database
 from .devices import DeviceStore
 from .executions import ExecutionStore
+from .history import HistoryStore
 from .outcomes import OutcomeStore
 from .sessions import TokenStore
 from .support import SupportStore
@@ -49,6 +50,7 @@ class SqliteStore:
         self.devices = DeviceStore(self.db)
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
         self._listeners: list[Listener] = []
 
     def open(self) -> None:
@@ -62,8 +64,15 @@ class SqliteStore:
         rows = self.db.fetchall("SELECT name FROM migrations ORDER BY applied_at_ms, name")
         return [str(row[0]) for row in rows]
 
+    @property
+    def location(self) -> str:
+        return self.db.path
+
     def on_commit(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        self.db.writer.on_commit = listener
 
     async def transact(self, work: Callable[[Tx], T]) -> T:
         # `work` runs on the writer thread, inside the group-commit batch, in its own
@@ -89,7 +98,8 @@ class SqliteStore:
                 " AND outcome_deadline_ms IS NOT NULL",
                 "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
                 " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ? WHERE status = 'active'",
+                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+                " WHERE status = 'active'",
                 "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
                 " WHERE status = 'pending'",
             ):
@@ -98,8 +108,5 @@ class SqliteStore:
         await self.db.write(op)
 
     def healthy(self) -> bool:
-        try:
-            self.db.fetchone("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Open, with its writer running (checked on every `/status`: no query)."""
+        return self.db.healthy()

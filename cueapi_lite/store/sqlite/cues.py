@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 
 from ...models import Cue, CueStatus
 from .db import Database
@@ -10,16 +12,65 @@ from .rows import CUE_COLUMNS, cue_from_row
 
 __all__ = ["CueStore"]
 
-_BY_ID = f"SELECT {CUE_COLUMNS} FROM cues WHERE id = ? AND user_id = ?"  # noqa: S608
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A bounded map that forgets the least recently used entry first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
 
 
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Where recent pages ended, by (user, status, version of that set, offset).
+        self._cursors: _Recent[tuple[Any, ...], tuple[int, int]] = _Recent(1024)
+        # Records read recently, by (id, version): a row whose version has not moved is
+        # unchanged, so its record (and its rendering, `models.cue_raw`) is reused and
+        # the row is not read again. Records are never mutated (see models).
+        self._records: _Recent[tuple[str, int], Cue] = _Recent(4096)
+
+    def _cues(self, keys: list[tuple[str, int]]) -> list[Cue]:
+        """The records for these (id, version) pairs, read from the database only for
+        the pairs not seen before. Call inside `db.snapshot()`, after reading the pairs."""
+        missing = [
+            cue_id for cue_id, version in keys if self._records.get((cue_id, version)) is None
+        ]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            sql = f"SELECT {CUE_COLUMNS}, version FROM cues WHERE id IN ({marks})"  # noqa: S608
+            for row in self.db.fetchall(sql, missing):
+                self._records.put((row[0], row[-1]), cue_from_row(row))
+        found = []
+        for key in keys:
+            cue = self._records.get(key)
+            assert cue is not None  # read above, in the same snapshot
+            found.append(cue)
+        return found
 
     async def get(self, user_id: str, cue_id: str) -> Cue | None:
-        row = self.db.fetchone(_BY_ID, (cue_id, user_id))
-        return cue_from_row(row) if row else None
+        with self.db.snapshot():
+            row = self.db.fetchone(
+                "SELECT id, version FROM cues WHERE id = ? AND user_id = ?", (cue_id, user_id)
+            )
+            return self._cues([(row[0], row[1])])[0] if row else None
 
     async def get_many(self, cue_ids: list[str]) -> list[Cue]:
         """Cues by id across users (for the scheduler); unknown ids are left out."""
@@ -34,18 +85,57 @@ class CueStore:
     async def page(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Cue], int]:
-        """One page of the user's cues, newest first, and the total that match."""
-        where, params = "user_id = ?", [user_id]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(status)
-        total_row = self.db.fetchone(f"SELECT COUNT(*) FROM cues WHERE {where}", params)  # noqa: S608
-        rows = self.db.fetchall(
-            f"SELECT {CUE_COLUMNS} FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC"  # noqa: S608
-            " LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [cue_from_row(row) for row in rows], int(total_row[0]) if total_row else 0
+        """One page of the user's cues, newest first, and the total that match.
+
+        The total comes from `cue_counts`. A page after the first resumes from where the
+        previous page ended (a keyset on `(created_at_ms, rowid)`) when the user's cues of
+        that status have not changed since: paging through costs the same at any depth.
+        Otherwise the page's first row is found by skipping `offset` entries of the index.
+        """
+        with self.db.snapshot():
+            total, version = self._total(user_id, status)
+            if offset >= total:
+                return [], total
+            where, params = "user_id = ?", list[Any]([user_id])
+            if status is not None:
+                where += " AND status = ?"
+                params.append(status)
+            after = self._cursors.get((user_id, status, version, offset)) if offset else None
+            if offset and after is None:
+                boundary = self.db.fetchone(
+                    f"SELECT created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
+                    " ORDER BY created_at_ms DESC, rowid DESC LIMIT 1 OFFSET ?",
+                    [*params, offset - 1],
+                )
+                if boundary is None:
+                    return [], total
+                after = (boundary[0], boundary[1])
+                self._cursors.put((user_id, status, version, offset), after)
+            if after is not None:
+                where += " AND (created_at_ms, rowid) < (?, ?)"
+                params.extend(after)
+            rows = self.db.fetchall(
+                f"SELECT id, version, created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
+                " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+                [*params, limit],
+            )
+            found = self._cues([(row[0], row[1]) for row in rows])
+        if len(rows) == limit:
+            last = rows[-1]
+            self._cursors.put((user_id, status, version, offset + limit), (last[2], last[3]))
+        return found, total
+
+    def _total(self, user_id: str, status: str | None) -> tuple[int, int]:
+        """How many of the user's cues have this status (any, for None), and a number
+        that moves whenever that set changes."""
+        total = version = 0
+        for row_status, cues, changes in self.db.fetchall(
+            "SELECT status, cues, changes FROM cue_counts WHERE user_id = ?", (user_id,)
+        ):
+            if status is None or row_status == status:
+                total += cues
+                version += changes
+        return total, version
 
     async def delete(self, user_id: str, cue_id: str) -> bool:
         """Delete the cue and (by cascade) its executions; False if it was not there."""

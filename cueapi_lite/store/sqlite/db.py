@@ -15,11 +15,13 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .migrations import migrate
+from .vacuum import use_incremental_vacuum
 
 __all__ = ["Database", "Writer", "connect"]
 
@@ -38,6 +40,9 @@ def connect(path: str, synchronous: str = "NORMAL") -> sqlite3.Connection:
         raise ValueError("cueapi-lite needs a real database file (WAL does not work in memory)")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
     conn.row_factory = sqlite3.Row
+    # Before WAL: switching to WAL writes the header, and auto_vacuum can only be chosen
+    # for a file without one (an existing file keeps its mode; see vacuum.py).
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA busy_timeout=5000")
@@ -63,6 +68,8 @@ class Writer:
         self._error: BaseException | None = None
         self.batches = 0
         self.operations = 0
+        # Called on the writer thread after each batch with (operations, seconds).
+        self.on_commit: Callable[[int, float], None] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="cueapi-lite-writer", daemon=True)
@@ -79,6 +86,10 @@ class Writer:
         self._queue.put((op, future, loop, savepoint))
         return await future
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
@@ -88,6 +99,7 @@ class Writer:
     def _main(self) -> None:
         try:
             conn = connect(self._path, self._synchronous)
+            use_incremental_vacuum(conn)
             migrate(conn)
         except BaseException as exc:
             self._error = exc
@@ -118,6 +130,7 @@ class Writer:
 
     def _commit(self, conn: sqlite3.Connection, batch: Sequence[Any]) -> None:
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, future, loop, savepoint in batch:
@@ -142,6 +155,8 @@ class Writer:
             outcomes = [((future, loop), None, exc) for _op, future, loop, _sp in batch]
         self.batches += 1
         self.operations += len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch), time.perf_counter() - started)
         by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
         for (future, loop), result, error in outcomes:
             by_loop.setdefault(loop, []).append((future, result, error))
@@ -180,11 +195,24 @@ class Database:
             self._read.close()
             self._read = None
 
+    def healthy(self) -> bool:
+        return self._read is not None and self.writer.alive
+
     @property
     def read(self) -> sqlite3.Connection:
         if self._read is None:
             raise RuntimeError("database is not open")
         return self._read
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (a WAL read transaction): a total and
+        the page it belongs to agree. Synchronous inside, so nothing interleaves."""
+        self.read.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.read.execute("COMMIT")
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.read.execute(sql, params).fetchone()

@@ -35,21 +35,54 @@ class ExecutionStore:
     async def page(
         self, user_id: str, filters: ExecutionFilters, limit: int, offset: int
     ) -> tuple[list[Execution], int]:
-        """A page of the user's executions, newest occurrence first, and the total."""
+        """A page of the user's executions, newest occurrence first, and the total.
+
+        With no filter the total comes from `execution_counts`. A cue's executions are
+        read on the cue's index once the cue is known to be the user's (its executions
+        are the user's too). A page after the first skips `offset` entries of the index
+        to find its first row, then reads only the page's rows.
+        """
         where, params = ["user_id = ?"], [user_id]
-        for column in ("cue_id", "status", "outcome_state", "triggered_by"):
-            value = getattr(filters, column)
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        clause = " AND ".join(where)
-        total = self.db.fetchone(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)  # noqa: S608
-        rows = self.db.fetchall(
-            f"SELECT * FROM executions WHERE {clause}"  # noqa: S608
-            " ORDER BY scheduled_for_ms DESC, created_at_ms DESC, rowid DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [execution_from_row(row) for row in rows], int(total[0]) if total else 0
+        with self.db.snapshot():
+            if filters.cue_id is not None:
+                owned = self.db.fetchone(
+                    "SELECT 1 FROM cues WHERE id = ? AND user_id = ?", (filters.cue_id, user_id)
+                )
+                if owned is None:
+                    return [], 0
+                where, params = ["cue_id = ?"], [filters.cue_id]
+            for column in ("status", "outcome_state", "triggered_by"):
+                value = getattr(filters, column)
+                if value is not None:
+                    where.append(f"{column} = ?")
+                    params.append(value)
+            clause = " AND ".join(where)
+            if len(where) == 1 and filters.cue_id is None:
+                row = self.db.fetchone(
+                    "SELECT COALESCE(SUM(stored), 0) FROM execution_counts WHERE user_id = ?",
+                    (user_id,),
+                )
+            else:
+                row = self.db.fetchone(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)  # noqa: S608
+            total = int(row[0]) if row else 0
+            if offset >= total:
+                return [], total
+            order = " ORDER BY scheduled_for_ms DESC, created_at_ms DESC, rowid DESC"
+            if offset:
+                after = self.db.fetchone(
+                    f"SELECT scheduled_for_ms, created_at_ms, rowid FROM executions"  # noqa: S608
+                    f" WHERE {clause}{order} LIMIT 1 OFFSET ?",
+                    [*params, offset - 1],
+                )
+                if after is None:
+                    return [], total
+                clause += " AND (scheduled_for_ms, created_at_ms, rowid) < (?, ?, ?)"
+                params = [*params, *after]
+            rows = self.db.fetchall(
+                f"SELECT * FROM executions WHERE {clause}{order} LIMIT ?",  # noqa: S608
+                [*params, limit],
+            )
+        return [execution_from_row(row) for row in rows], total
 
     async def open_webhook_executions(self) -> list[Execution]:
         """Webhook executions that still have delivery work (startup resume)."""

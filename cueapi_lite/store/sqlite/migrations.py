@@ -223,6 +223,102 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE executions ADD COLUMN verification_reason TEXT;
         """,
     ),
+    (
+        "0005_counters_and_page_indexes",
+        """
+        -- Counts the API shows (E2 and E7 totals, E19 and E40 usage) are kept by the
+        -- database as rows change, so reading them costs one lookup whatever the data size,
+        -- and no write path can forget them. `changes` moves with every change to a user's
+        -- cues of that status: a page cursor is valid while it has not moved.
+        CREATE TABLE cue_counts (
+            user_id  TEXT NOT NULL,
+            status   TEXT NOT NULL,
+            cues     INTEGER NOT NULL,
+            changes  INTEGER NOT NULL,
+            PRIMARY KEY (user_id, status)
+        ) WITHOUT ROWID;
+        INSERT INTO cue_counts (user_id, status, cues, changes)
+            SELECT user_id, status, COUNT(*), 0 FROM cues GROUP BY user_id, status;
+
+        CREATE TRIGGER cue_counts_insert AFTER INSERT ON cues BEGIN
+            INSERT INTO cue_counts (user_id, status, cues, changes)
+                VALUES (new.user_id, new.status, 1, 1)
+                ON CONFLICT (user_id, status)
+                DO UPDATE SET cues = cues + 1, changes = changes + 1;
+        END;
+        CREATE TRIGGER cue_counts_delete AFTER DELETE ON cues BEGIN
+            UPDATE cue_counts SET cues = cues - 1, changes = changes + 1
+                WHERE user_id = old.user_id AND status = old.status;
+        END;
+        CREATE TRIGGER cue_counts_status AFTER UPDATE OF status ON cues
+            WHEN old.status IS NOT new.status BEGIN
+            UPDATE cue_counts SET cues = cues - 1, changes = changes + 1
+                WHERE user_id = old.user_id AND status = old.status;
+            INSERT INTO cue_counts (user_id, status, cues, changes)
+                VALUES (new.user_id, new.status, 1, 1)
+                ON CONFLICT (user_id, status)
+                DO UPDATE SET cues = cues + 1, changes = changes + 1;
+        END;
+
+        -- Executions per user and UTC calendar month of `scheduled_for`: `stored` is the
+        -- rows there are (deleting a cue deletes its history), `counted` what the monthly
+        -- usage counts: every execution made that was not missed. Deleting a cue does not
+        -- give its runs back.
+        CREATE TABLE execution_counts (
+            user_id   TEXT NOT NULL,
+            month_ms  INTEGER NOT NULL,
+            stored    INTEGER NOT NULL,
+            counted   INTEGER NOT NULL,
+            PRIMARY KEY (user_id, month_ms)
+        ) WITHOUT ROWID;
+        INSERT INTO execution_counts (user_id, month_ms, stored, counted)
+            SELECT user_id,
+                   CAST(strftime('%s', scheduled_for_ms / 1000, 'unixepoch', 'start of month')
+                        AS INTEGER) * 1000,
+                   COUNT(*), SUM(status != 'missed')
+            FROM executions GROUP BY 1, 2;
+
+        CREATE TRIGGER execution_counts_insert AFTER INSERT ON executions BEGIN
+            INSERT INTO execution_counts (user_id, month_ms, stored, counted)
+                VALUES (new.user_id,
+                        CAST(strftime('%s', new.scheduled_for_ms / 1000, 'unixepoch',
+                                      'start of month') AS INTEGER) * 1000,
+                        1, new.status != 'missed')
+                ON CONFLICT (user_id, month_ms)
+                DO UPDATE SET stored = stored + 1, counted = counted + excluded.counted;
+        END;
+        CREATE TRIGGER execution_counts_delete AFTER DELETE ON executions BEGIN
+            UPDATE execution_counts SET stored = stored - 1
+                WHERE user_id = old.user_id
+                AND month_ms = CAST(strftime('%s', old.scheduled_for_ms / 1000, 'unixepoch',
+                                             'start of month') AS INTEGER) * 1000;
+        END;
+        CREATE TRIGGER execution_counts_missed AFTER UPDATE OF status ON executions
+            WHEN (old.status = 'missed') IS NOT (new.status = 'missed') BEGIN
+            UPDATE execution_counts
+                SET counted = counted + CASE WHEN new.status = 'missed' THEN -1 ELSE 1 END
+                WHERE user_id = new.user_id
+                AND month_ms = CAST(strftime('%s', new.scheduled_for_ms / 1000, 'unixepoch',
+                                             'start of month') AS INTEGER) * 1000;
+        END;
+
+        -- Every change to a cue's row moves its version: an unchanged version is an
+        -- unchanged row, so a record (and its rendering) can be reused without reading it.
+        ALTER TABLE cues ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
+        -- Page indexes whose order is the lists' order read backwards, ties broken by
+        -- rowid (newest first), so a page never sorts and a keyset can resume anywhere.
+        DROP INDEX cues_user_created;
+        CREATE INDEX cues_user_page ON cues(user_id, created_at_ms);
+        CREATE INDEX cues_user_status_page ON cues(user_id, status, created_at_ms);
+        DROP INDEX executions_user;
+        CREATE INDEX executions_user_page
+            ON executions(user_id, scheduled_for_ms, created_at_ms);
+        DROP INDEX executions_cue;
+        CREATE INDEX executions_cue_page
+            ON executions(cue_id, scheduled_for_ms, created_at_ms);
+        """,
+    ),
 ]
 
 
@@ -255,6 +351,16 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 def _statements(sql: str) -> list[str]:
     # executescript() would commit the open transaction first; run statements one by one
-    # so a migration and its record commit together.
+    # so a migration and its record commit together. A trigger's body holds `;` too:
+    # pieces are joined until SQLite calls the statement complete.
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    statements, pending = [], ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip())
+    return statements

@@ -90,13 +90,14 @@ def _verification(text: str) -> Verification:
 
 
 def cue_from_row(row: sqlite3.Row) -> Cue:
-    """A Cue from a row of `SELECT {CUE_COLUMNS}` (positional: the hot path of a burst)."""
+    """A Cue from a row of `SELECT {CUE_COLUMNS}` (positional: the hot path of a burst);
+    columns after these are ignored."""
     (
         id_, user_id, name, description, status, transport, schedule_type, cron, at_ms,
         timezone, callback, payload, retry, on_failure, delivery, alerts, catch_up,
         verification, next_fire_at_ms, last_run_ms, run_count, fired_count, warning,
         created_at_ms, updated_at_ms, watch_from_ms,
-    ) = row  # fmt: skip
+    ) = tuple(row)[:26]  # fmt: skip
     return Cue(
         id=id_,
         user_id=user_id,

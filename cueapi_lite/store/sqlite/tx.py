@@ -43,7 +43,7 @@ _CUE_UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
     " catch_up=?, verification=?, next_fire_at_ms=?, warning=?, updated_at_ms=?,"
-    " watch_from_ms=? WHERE id=? AND user_id=?"
+    " watch_from_ms=?, version = version + 1 WHERE id=? AND user_id=?"
 )
 _CLAIMABLE = (
     "SELECT e.id FROM executions e"
@@ -85,7 +85,8 @@ class SqliteTx:
     def insert_cue(self, cue: Cue, max_cues: int | None) -> bool:
         if max_cues is not None:
             (counted,) = self.conn.execute(
-                "SELECT COUNT(*) FROM cues WHERE user_id = ? AND status IN ('active', 'paused')",
+                "SELECT COALESCE(SUM(cues), 0) FROM cue_counts"
+                " WHERE user_id = ? AND status IN ('active', 'paused')",
                 (cue.user_id,),
             ).fetchone()
             if counted >= max_cues:
@@ -121,7 +122,8 @@ class SqliteTx:
 
     def count_run(self, cue_id: str, change: CueAfterRun, now_ms: int) -> None:
         self.conn.execute(
-            "UPDATE cues SET run_count = run_count + 1, last_run_ms = ?, watch_from_ms = ?,"
+            "UPDATE cues SET run_count = run_count + 1, version = version + 1, last_run_ms = ?,"
+            " watch_from_ms = ?,"
             " status = ?, next_fire_at_ms = ?, updated_at_ms = ? WHERE id = ?",
             (
                 change.last_run_ms, change.watch_from_ms, change.status,
@@ -133,7 +135,7 @@ class SqliteTx:
         self, cue_id: str, expected: str, status: str, now_ms: int, stop_firing: bool
     ) -> bool:
         cursor = self.conn.execute(
-            "UPDATE cues SET status = ?, updated_at_ms = ?,"
+            "UPDATE cues SET status = ?, updated_at_ms = ?, version = version + 1,"
             " next_fire_at_ms = CASE WHEN ? THEN NULL ELSE next_fire_at_ms END"
             " WHERE id = ? AND status = ?",
             (status, now_ms, stop_firing, cue_id, expected),
@@ -142,7 +144,8 @@ class SqliteTx:
 
     def restart_watch(self, cue_id: str, expected_ms: int | None, now_ms: int) -> bool:
         cursor = self.conn.execute(
-            "UPDATE cues SET watch_from_ms = ? WHERE id = ? AND status = 'active'"
+            "UPDATE cues SET watch_from_ms = ?, version = version + 1"
+            " WHERE id = ? AND status = 'active'"
             " AND watch_from_ms IS ?",
             (now_ms, cue_id, expected_ms),
         )
@@ -151,6 +154,7 @@ class SqliteTx:
     def apply_fire(self, plan: FirePlan, fired: int, now_ms: int) -> bool:
         cursor = self.conn.execute(
             "UPDATE cues SET next_fire_at_ms = ?, fired_count = fired_count + ?,"
+            " version = version + 1,"
             " status = COALESCE(?, status), updated_at_ms = ?"
             " WHERE id = ? AND status = 'active' AND next_fire_at_ms = ?",
             (plan.new_next_ms, fired, plan.new_status, now_ms, plan.cue_id, plan.expected_next_ms),
@@ -158,7 +162,10 @@ class SqliteTx:
         return cursor.rowcount == 1
 
     def count_fire(self, cue_id: str) -> None:
-        self.conn.execute("UPDATE cues SET fired_count = fired_count + 1 WHERE id = ?", (cue_id,))
+        self.conn.execute(
+            "UPDATE cues SET fired_count = fired_count + 1, version = version + 1 WHERE id = ?",
+            (cue_id,),
+        )
 
     # --- executions -----------------------------------------------------------------
 

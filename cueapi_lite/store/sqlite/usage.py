@@ -1,9 +1,9 @@
-"""Read-only counts behind usage and plan limits (E19, E40, CONTRACT §2.4).
+"""Read-only counts behind usage, plan limits and list totals (E19, E40, CONTRACT §2.4).
 
-An execution counts towards a month when its `scheduled_for` falls in that month and it
-was not `missed` (a missed occurrence never ran). The counts use the existing
-`executions_user (user_id, scheduled_for_ms)` index, so the hot write path carries no
-extra index or counter.
+The counts are kept by the database itself (migration 0005's triggers) as cues and
+executions are written, so each read is a primary-key lookup however much data there is.
+An execution counts towards the month of its `scheduled_for` when it was not `missed` (a
+missed occurrence never ran); deleting a cue does not give its runs back.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from .db import Database
 
 __all__ = ["UsageStore"]
 
-_COUNTED = "status != 'missed'"
-
 
 class UsageStore:
     def __init__(self, db: Database) -> None:
@@ -21,34 +19,34 @@ class UsageStore:
 
     async def cues_by_status(self, user_id: str) -> dict[str, int]:
         rows = self.db.fetchall(
-            "SELECT status, COUNT(*) FROM cues WHERE user_id = ? GROUP BY status", (user_id,)
+            "SELECT status, cues FROM cue_counts WHERE user_id = ? AND cues > 0", (user_id,)
         )
         return {str(row[0]): int(row[1]) for row in rows}
 
     async def executions(self, user_ids: list[str], start_ms: int, end_ms: int) -> dict[str, int]:
-        """Counted executions per user with `start_ms <= scheduled_for < end_ms` (users
-        with none are left out)."""
+        """Counted executions per user in the months starting in `start_ms <= m < end_ms`
+        (`start_ms` is a month's start; users with none are left out)."""
         found: dict[str, int] = {}
         for first in range(0, len(user_ids), 500):
             chunk = user_ids[first : first + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.fetchall(
-                f"SELECT user_id, COUNT(*) FROM executions WHERE user_id IN ({marks})"  # noqa: S608
-                f" AND scheduled_for_ms >= ? AND scheduled_for_ms < ? AND {_COUNTED}"
+                "SELECT user_id, SUM(counted) FROM execution_counts"  # noqa: S608
+                f" WHERE user_id IN ({marks}) AND month_ms >= ? AND month_ms < ?"
                 " GROUP BY user_id",
                 [*chunk, start_ms, end_ms],
             )
-            found.update({str(row[0]): int(row[1]) for row in rows})
+            found.update({str(row[0]): int(row[1]) for row in rows if row[1]})
         return found
 
     async def nth_execution_ms(
         self, user_id: str, start_ms: int, end_ms: int, n: int
     ) -> int | None:
         """`scheduled_for` of the user's n-th counted execution (1-based) in the range:
-        when a limit of n was reached. None when there are fewer than n."""
+        when a limit of n was reached. None when there are fewer than n stored."""
         row = self.db.fetchone(
-            "SELECT scheduled_for_ms FROM executions WHERE user_id = ?"  # noqa: S608
-            f" AND scheduled_for_ms >= ? AND scheduled_for_ms < ? AND {_COUNTED}"
+            "SELECT scheduled_for_ms FROM executions WHERE user_id = ?"
+            " AND scheduled_for_ms >= ? AND scheduled_for_ms < ? AND status != 'missed'"
             " ORDER BY scheduled_for_ms LIMIT 1 OFFSET ?",
             (user_id, start_ms, end_ms, n - 1),
         )

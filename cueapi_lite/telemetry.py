@@ -1,0 +1,270 @@
+"""What happened, said once: each domain event becomes a log line and a metric sample.
+
+The domain calls one method per event (a fire, a delivery attempt, a retry, an outcome,
+an alert, a claim, a lease expiry, a catch-up decision); this module writes the line a
+person reads in the log and bumps the plain counters `/metrics` reads at scrape time. It
+decides nothing. On the burst path it stays cheap: a counter bump, and a log line only
+when its level is enabled (the arguments are formatted by logging, lazily).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from .models import Alert, Cue, Execution, iso
+
+__all__ = ["Histogram", "Telemetry", "stopwatch"]
+
+fire_log = logging.getLogger("cueapi_lite.firing")
+delivery_log = logging.getLogger("cueapi_lite.delivery")
+outcome_log = logging.getLogger("cueapi_lite.outcomes")
+alert_log = logging.getLogger("cueapi_lite.alerts")
+lease_log = logging.getLogger("cueapi_lite.leases")
+retention_log = logging.getLogger("cueapi_lite.retention")
+
+# Seconds. Lateness: a healthy fire is a few milliseconds late; catch-up runs are hours.
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 60, 3600)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+BATCH_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 2000)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
+
+
+def stopwatch() -> float:
+    """A point for measuring how long something took (logs and metrics only: durations
+    are never used to decide anything, so tests on a manual clock are unaffected)."""
+    return time.perf_counter()
+
+
+class Histogram:
+    """A Prometheus-style histogram kept as plain numbers: `observe` is a bisect and two
+    additions, cheap enough for every execution of a burst."""
+
+    __slots__ = ("buckets", "count", "counts", "sum")
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = tuple(buckets)
+        self.counts = [0] * (len(self.buckets) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """`(le, count)` pairs, cumulative, ending with `+Inf`."""
+        total, out = 0, []
+        for bound, count in zip([*map(str, self.buckets), "+Inf"], self.counts, strict=True):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+def _host(url: str | None) -> str:
+    try:
+        return urlsplit(url or "").hostname or "-"
+    except ValueError:
+        return "-"
+
+
+class Telemetry:
+    """Counters and histograms of one instance, and the log line of each event."""
+
+    def __init__(self) -> None:
+        self.fires: Counter[str] = Counter()  # by triggered_by
+        self.missed: Counter[str] = Counter()  # by missed_reason
+        self.fire_lateness = Histogram(LATENESS_BUCKETS)
+        self.attempts: Counter[str] = Counter()  # by result: delivered, http_error, error
+        self.delivery_duration = Histogram(DURATION_BUCKETS)
+        self.retries_scheduled = 0
+        self.outcomes: Counter[str] = Counter()  # by outcome state
+        self.claims = 0
+        self.lease_expiries: Counter[str] = Counter()  # by what became of the execution
+        self.alerts: Counter[str] = Counter()  # by alert type
+        self.alert_sends: Counter[tuple[str, str]] = Counter()  # (channel, result)
+        self.pruned: Counter[str] = Counter()  # rows removed by retention, by table
+        self.writer_batch = Histogram(BATCH_BUCKETS)
+        self.writer_commit = Histogram(COMMIT_BUCKETS)
+
+    # --- firing -----------------------------------------------------------------------
+
+    def fired(self, cue: Cue, executions: Sequence[Execution], now_ms: int) -> None:
+        """Executions that will run were written for `cue` (scheduled or catch-up)."""
+        info = fire_log.isEnabledFor(logging.INFO)
+        for execution in executions:
+            late_ms = max(0, now_ms - execution.scheduled_for_ms)
+            self.fires[execution.triggered_by] += 1
+            self.fire_lateness.observe(late_ms / 1000)
+            if info:
+                fire_log.info(
+                    "fire: cue %s (%s) execution %s scheduled for %s, %d ms late (%s)",
+                    cue.name, cue.id, execution.id, iso(execution.scheduled_for_ms), late_ms,
+                    execution.triggered_by,
+                    extra={"event": "fire", "cue_id": cue.id, "execution_id": execution.id,
+                           "late_ms": late_ms, "triggered_by": execution.triggered_by},
+                )  # fmt: skip
+
+    def caught_up(self, cue: Cue, reason: str, missed: int, runs: int, span: str) -> None:
+        """The catch-up decision for occurrences of `cue` that were missed."""
+        self.missed[reason] += missed
+        if fire_log.isEnabledFor(logging.WARNING):
+            fire_log.warning(
+                "catch-up: cue %s (%s) missed %d occurrence(s) %s (%s); catch_up=%s: %s",
+                cue.name, cue.id, missed + runs, span, reason, cue.catch_up,
+                f"runs {runs}, records {missed} as missed" if runs else
+                f"records all {missed} as missed",
+                extra={"event": "catch_up", "cue_id": cue.id, "reason": reason,
+                       "missed": missed, "runs": runs, "catch_up": str(cue.catch_up)},
+            )  # fmt: skip
+
+    def held_back(self, cue_id: str, count: int, reason: str) -> None:
+        """Runs recorded as missed for a rule (the monthly execution limit)."""
+        self.missed[reason] += count
+        fire_log.warning(
+            "cue %s: %d run(s) not started (%s), recorded as missed", cue_id, count, reason,
+            extra={"event": "missed", "cue_id": cue_id, "reason": reason, "count": count},
+        )  # fmt: skip
+
+    # --- delivery ---------------------------------------------------------------------
+
+    def attempted(
+        self,
+        execution_id: str,
+        cue_name: str,
+        url: str | None,
+        attempt: int,
+        max_attempts: int,
+        status: int | None,
+        seconds: float,
+        error: str | None,
+        retry_at_ms: int | None,
+    ) -> None:
+        """One webhook attempt ended: delivered (2xx), answered otherwise, or no answer."""
+        self.delivery_duration.observe(seconds)
+        if error is None:
+            self.attempts["delivered"] += 1
+            if delivery_log.isEnabledFor(logging.INFO):
+                delivery_log.info(
+                    "delivery: execution %s (cue %s) attempt %d of %d to %s: %s in %.1f ms",
+                    execution_id, cue_name, attempt, max_attempts, _host(url), status,
+                    seconds * 1000,
+                    extra={"event": "delivery_attempt", "execution_id": execution_id,
+                           "host": _host(url), "attempt": attempt, "max_attempts": max_attempts,
+                           "status": status, "duration_ms": round(seconds * 1000, 1)},
+                )  # fmt: skip
+            return
+        self.attempts["http_error" if status is not None else "error"] += 1
+        if retry_at_ms is not None:
+            self.retries_scheduled += 1
+        if delivery_log.isEnabledFor(logging.WARNING):
+            then = (
+                f"retry {attempt + 1} of {max_attempts} at {iso(retry_at_ms)}"
+                if retry_at_ms is not None
+                else "no attempts left: execution failed"
+            )
+            delivery_log.warning(
+                "delivery failed: execution %s (cue %s) attempt %d of %d to %s: %s in %.1f ms;"
+                " %s",
+                execution_id, cue_name, attempt, max_attempts, _host(url), error,
+                seconds * 1000, then,
+                extra={"event": "delivery_attempt", "execution_id": execution_id,
+                       "host": _host(url), "attempt": attempt, "max_attempts": max_attempts,
+                       "status": status, "error": error, "duration_ms": round(seconds * 1000, 1),
+                       "retry_at": iso(retry_at_ms) if retry_at_ms is not None else None},
+            )  # fmt: skip
+
+    def outcome(self, execution_id: str, state: str | None, source: str) -> None:
+        """An outcome was recorded (from the webhook's answer, a report, or a deadline)."""
+        label = state or "recorded"
+        self.outcomes[label] += 1
+        failed = label in {"reported_failure", "verification_failed", "unknown"}
+        level = logging.WARNING if failed else logging.INFO
+        if outcome_log.isEnabledFor(level):
+            outcome_log.log(
+                level, "outcome: execution %s %s (%s)", execution_id, label, source,
+                extra={"event": "outcome", "execution_id": execution_id,
+                       "outcome_state": label, "source": source},
+            )  # fmt: skip
+
+    # --- workers ----------------------------------------------------------------------
+
+    def claimed(self, execution: Execution, worker_id: str) -> None:
+        self.claims += 1
+        if lease_log.isEnabledFor(logging.INFO):
+            lease_log.info(
+                "claim: execution %s by worker %s, lease until %s",
+                execution.id, worker_id, iso(execution.lease_expires_at_ms),
+                extra={"event": "claim", "execution_id": execution.id, "worker_id": worker_id},
+            )  # fmt: skip
+
+    def lease_expired(self, execution_id: str, status: str) -> None:
+        self.lease_expiries[status] += 1
+        lease_log.warning(
+            "lease expired: execution %s, its worker went silent; now %s",
+            execution_id, status,
+            extra={"event": "lease_expired", "execution_id": execution_id, "status": status},
+        )  # fmt: skip
+
+    def unclaimed(self, execution_id: str) -> None:
+        self.missed["unclaimed"] += 1
+        lease_log.warning(
+            "unclaimed: execution %s was not claimed by any worker in time; recorded as missed",
+            execution_id,
+            extra={"event": "missed", "execution_id": execution_id, "reason": "unclaimed"},
+        )  # fmt: skip
+
+    # --- alerts -----------------------------------------------------------------------
+
+    def alert_raised(self, alert: Alert) -> None:
+        self.alerts[alert.alert_type] += 1
+        alert_log.warning(
+            "alert: %s (%s) for cue %s: %s",
+            alert.alert_type, alert.severity, alert.metadata.get("cue_name", alert.cue_id),
+            alert.message,
+            extra={"event": "alert", "alert_id": alert.id, "alert_type": alert.alert_type,
+                   "cue_id": alert.cue_id, "execution_id": alert.execution_id},
+        )  # fmt: skip
+
+    def alert_sent(
+        self,
+        alert: Alert,
+        channel: str,
+        result: str,
+        error: str | None,
+        retry_at_ms: int | None = None,
+    ) -> None:
+        """A notification ended `sent`, `skipped`, `retrying` (at `retry_at_ms`) or
+        `failed` (for good)."""
+        self.alert_sends[(channel, result)] += 1
+        level = logging.INFO if result in {"sent", "skipped"} else logging.WARNING
+        then = f", retry at {iso(retry_at_ms)}" if retry_at_ms is not None else ""
+        alert_log.log(
+            level, "alert %s via %s: %s%s%s", alert.id, channel, result,
+            f" ({error})" if error else "", then,
+            extra={"event": "alert_send", "alert_id": alert.id, "channel": channel,
+                   "result": result, "error": error},
+        )  # fmt: skip
+
+    # --- the database -----------------------------------------------------------------
+
+    def committed(self, operations: int, seconds: float) -> None:
+        """The writer committed one batch (called on the writer thread)."""
+        self.writer_batch.observe(operations)
+        self.writer_commit.observe(seconds)
+
+    def pruned_history(self, counts: dict[str, int], cutoff_ms: int) -> None:
+        for table, count in counts.items():
+            self.pruned[table] += count
+        if any(counts.values()):
+            retention_log.info(
+                "retention: removed history older than %s: %s",
+                iso(cutoff_ms),
+                ", ".join(f"{count} {table}" for table, count in counts.items() if count),
+                extra={"event": "retention", **{f"pruned_{t}": c for t, c in counts.items()}},
+            )
