@@ -56,6 +56,7 @@ from .services.support import SupportService
 from .store import Deadline, Store, store_for
 from .store.lock import ServerLock
 from .telemetry import Telemetry
+from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
 
 __all__ = ["CueApiLite"]
@@ -127,8 +128,9 @@ class CueApiLite:
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
         self.accounts = AccountService(
-            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed
-        )
+            self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed,
+            policy=self.policy,
+        )  # fmt: skip
         self.limits = LimitService(self.store, self.clock, self.settings)
         if self.limits.execution_limit is not None:
             self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
@@ -168,6 +170,17 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                # The dashboard, at / (its paths never start with /v1).
+                *dashboard_routes(
+                    self.cues,
+                    self.executions,
+                    self.alerts,
+                    self.leases,
+                    self.accounts,
+                    self.store.dashboard,
+                    self.clock,
+                    self.settings,
+                ),
             ],
             middleware=[
                 Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
@@ -250,6 +263,7 @@ class CueApiLite:
             raise
         self.started = True
         now_ms = self.clock.now_ms()
+        self.firing.started_ms = now_ms
         await self._plan()
         await self.delivery.resume(now_ms)
         self.delivery.start()

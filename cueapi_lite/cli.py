@@ -20,7 +20,7 @@ import uvicorn
 from . import __version__
 from .app import CueApiLite
 from .config import Settings
-from .cron import CronError, TimezoneError, schedule_for
+from .cron import CronError, TimezoneError, check_expression, check_zone_name, schedule_for
 from .logs import FORMATS, configure
 from .models import parse_instant
 from .services.accounts import AccountService, NewKey
@@ -272,7 +272,7 @@ def keys_create(db: str | None, create: bool, email: str, label: str, as_json: b
 def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bool) -> None:
     """Show when CRON fires next in a zone, flagging fires that DST moved."""
     try:
-        schedule = schedule_for(cron, timezone)
+        schedule = schedule_for(check_expression(cron), check_zone_name(timezone))
         after_ms = (
             parse_instant(start, schedule.zone) - 1
             if start

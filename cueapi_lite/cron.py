@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import croniter
 
@@ -30,6 +30,8 @@ __all__ = [
     "CronSchedule",
     "Occurrence",
     "TimezoneError",
+    "check_expression",
+    "check_zone_name",
     "load_zone",
     "schedule_for",
 ]
@@ -58,6 +60,116 @@ class CronError(ValueError):
 
 class TimezoneError(ValueError):
     """The name is not an IANA time zone."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for low + i
+
+    def number(self, text: str) -> int:
+        """One value of this field: a number or (month, day of week) a name."""
+        lowered = text.lower()
+        if lowered in self.names:
+            return self.low + self.names.index(lowered)
+        if not text.isascii() or not text.isdigit() or len(text) > 9:
+            kinds = "a number" if not self.names else f"a number or a name ({self.names[0]}"
+            kinds += f"-{self.names[-1]})" if self.names else ""
+            raise CronError(f"{self.name} {text!r} is not {kinds}")
+        value = int(text)
+        if not self.low <= value <= self.high:
+            raise CronError(f"{self.name} {value} is out of range {self.low}\u2013{self.high}")
+        return value
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS = (
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day-of-month", 1, 31),
+    _Field("month", 1, 12, _MONTHS),
+    _Field("day-of-week", 0, 7, _DAYS),  # 7 is Sunday too
+)
+
+
+def _check_item(field: _Field, item: str) -> None:
+    if not item:
+        raise CronError(f"{field.name} has an empty list item (two commas, or a trailing one)")
+    base, slash, step_text = item.partition("/")
+    if slash:
+        span = field.high - field.low
+        if not step_text.isascii() or not step_text.isdigit() or len(step_text) > 9:
+            raise CronError(f"{field.name} step {step_text!r} is not a number")
+        step = int(step_text)
+        if not 1 <= step <= span:
+            raise CronError(f"{field.name} step {step} is out of range 1\u2013{span}")
+    if base in ("*", "?"):
+        return
+    start_text, dash, end_text = base.partition("-")
+    start = field.number(start_text)
+    if dash:
+        end = field.number(end_text)
+        if start > end:
+            raise CronError(
+                f"{field.name} range {base} is reversed: {start_text} comes after {end_text}"
+            )
+
+
+def check_expression(expression: str) -> str:
+    """The normalised expression if every field is valid; otherwise a CronError that
+    names the field and says why (`hour 25 is out of range 0\u201323`).
+
+    The rule for new schedules. Stored schedules are read with `schedule_for` alone,
+    so an expression accepted by an older, laxer check still fires.
+    """
+    if not isinstance(expression, str):
+        raise CronError("Cron expression must be a string")
+    text = " ".join(expression.split())
+    text = ALIASES.get(text.lower(), text)
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise CronError("Cron expression is too long")
+    parts = text.split(" ")
+    if len(parts) != 5:
+        raise CronError(
+            f"Invalid cron expression {expression[:80]!r}: expected 5 fields "
+            f"(minute hour day-of-month month day-of-week), got {len(parts)}"
+        )
+    for field, part in zip(_FIELDS, parts, strict=True):
+        for item in part.split(","):
+            try:
+                _check_item(field, item)
+            except CronError as exc:
+                raise CronError(f"Invalid cron expression {text!r}: {exc}") from None
+    return _normalise(text)
+
+
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    # The IANA names, without the files that are not zones (`localtime` is whatever
+    # this host is set to; `Factory` is a placeholder) and without the `posix/` and
+    # `right/` copies (`right/` counts leap seconds, which no client expects).
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
+def check_zone_name(name: object) -> str:
+    """`name` if it is a canonical IANA zone name; raises TimezoneError otherwise."""
+    if not isinstance(name, str) or name not in _zone_names():
+        shown = name[:64] if isinstance(name, str) else name
+        raise TimezoneError(
+            f"Unknown timezone: {shown!r}; use an IANA zone name such as 'Europe/Berlin' or 'UTC'"
+        )
+    load_zone(name)
+    return name
 
 
 @lru_cache(maxsize=512)

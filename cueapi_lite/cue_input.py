@@ -17,7 +17,14 @@ import re
 from typing import Any
 
 from .callbacks import CallbackPolicy, CallbackRefused
-from .cron import CronError, TimezoneError, load_zone, schedule_for
+from .cron import (
+    CronError,
+    TimezoneError,
+    check_expression,
+    check_zone_name,
+    load_zone,
+    schedule_for,
+)
 from .errors import BadRequest, Unprocessable
 from .models import (
     DEFAULT_ALERTS,
@@ -41,7 +48,14 @@ from .models import (
 )
 from .webhooks import RESERVED_HEADERS
 
-__all__ = ["AT_GRACE_MS", "CueInput", "apply_update", "new_cue", "read_cue_body"]
+__all__ = [
+    "AT_GRACE_MS",
+    "CueInput",
+    "apply_update",
+    "check_payload",
+    "new_cue",
+    "read_cue_body",
+]
 
 # An `at` this far in the past still fires at once: clients create cues "at now" (H20).
 AT_GRACE_MS = 60_000
@@ -129,7 +143,7 @@ def read_cue_body(body: dict[str, Any], max_payload_bytes: int) -> CueInput:
     if body.get("callback") is not None:
         values["callback"] = _object(body["callback"], "callback")
     if body.get("payload") is not None:
-        values["payload"] = _payload(body["payload"], max_payload_bytes)
+        values["payload"] = check_payload(body["payload"], max_payload_bytes)
     for field in ("retry", "on_failure", "delivery", "alerts", "verification"):
         if body.get(field) is not None:
             values[field] = _object(body[field], field)
@@ -162,14 +176,18 @@ def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _payload(value: Any, max_bytes: int) -> dict[str, Any]:
+def check_payload(value: Any, max_bytes: int, field: str = "payload") -> dict[str, Any]:
+    """The one payload check, wherever a payload enters (a cue's `payload`, a fire's
+    `payload_override` and the payload it makes): a JSON object of at most
+    `max_bytes` as compact UTF-8 JSON (400 `invalid_payload_size`)."""
     if not isinstance(value, dict):
-        raise invalid("payload", "must be a JSON object")
+        raise invalid(field, "must be a JSON object")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > max_bytes:
         raise BadRequest(
-            f"Payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
+            f"{field}: payload is {size:,} bytes; the limit is {max_bytes:,} bytes",
             "invalid_payload_size",
+            details=[{"field": field, "message": f"must be at most {max_bytes:,} bytes as JSON"}],
         )
     return value
 
@@ -182,12 +200,18 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     timezone = raw.get("timezone")
     if timezone is None:
         timezone = current.timezone if current else "UTC"
-    if not isinstance(timezone, str):
+    elif not isinstance(timezone, str):
         raise invalid("schedule.timezone", "must be a string")
     try:
+        if "timezone" in raw:  # a stored zone stays usable even if the rule got stricter
+            check_zone_name(timezone)
         zone = load_zone(timezone)
     except TimezoneError as exc:
-        raise Unprocessable(str(exc), "invalid_timezone") from None
+        raise Unprocessable(
+            str(exc),
+            "invalid_timezone",
+            details=[{"field": "schedule.timezone", "message": str(exc)}],
+        ) from None
     kind = raw.get("type")
     if kind is None:
         kind = "recurring" if raw.get("cron") else "once" if raw.get("at") else None
@@ -200,9 +224,15 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
         if not isinstance(cron, str) or not cron.strip():
             raise BadRequest("A recurring schedule needs a cron expression", "invalid_schedule")
         try:
+            if "cron" in raw:
+                cron = check_expression(cron)
             cron = schedule_for(cron, timezone).expression
         except CronError as exc:
-            raise BadRequest(str(exc), "invalid_schedule") from None
+            raise BadRequest(
+                str(exc),
+                "invalid_schedule",
+                details=[{"field": "schedule.cron", "message": str(exc)}],
+            ) from None
         return Schedule("recurring", cron, None, timezone)
     if "at" in raw:
         at = raw["at"]
@@ -210,9 +240,12 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
             raise BadRequest("schedule.at must be an ISO 8601 date-time", "invalid_schedule")
         try:
             at_ms = parse_instant(at, zone)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError) as exc:
             raise BadRequest(
-                f"schedule.at is not an ISO 8601 date-time: {at[:64]!r}", "invalid_schedule"
+                f"schedule.at is not an ISO 8601 date-time in the years 0001-9999 (UTC):"
+                f" {at[:64]!r} ({exc})",
+                "invalid_schedule",
+                details=[{"field": "schedule.at", "message": str(exc)}],
             ) from None
         if at_ms < now_ms - AT_GRACE_MS:
             raise BadRequest("schedule.at is in the past", "invalid_schedule")
@@ -231,10 +264,7 @@ def _callback(
         return base
     url = raw.get("url", base.url)
     if url is not None:
-        try:
-            url = policy.check(url)
-        except CallbackRefused as exc:
-            raise BadRequest(str(exc), "invalid_callback_url") from None
+        url = _checked_url(url, "callback.url", policy)
     method = raw.get("method")
     if method is None:
         method = base.method
@@ -243,6 +273,19 @@ def _callback(
     headers = raw.get("headers")
     headers = base.headers if headers is None else _headers(headers)
     return Callback(url, method.upper(), headers)
+
+
+def _checked_url(url: Any, field: str, policy: CallbackPolicy) -> str:
+    """The canonical form of a URL the policy accepts: it is what gets stored and
+    what delivery connects to (400 `invalid_callback_url` naming the field)."""
+    try:
+        return policy.check(url)
+    except CallbackRefused as exc:
+        raise BadRequest(
+            f"{field}: {exc}",
+            "invalid_callback_url",
+            details=[{"field": field, "message": str(exc)}],
+        ) from None
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -280,10 +323,7 @@ def _on_failure(
         return current
     webhook = raw.get("webhook", current.webhook)
     if webhook is not None:
-        try:
-            webhook = policy.check(webhook)
-        except CallbackRefused as exc:
-            raise BadRequest(f"on_failure.webhook: {exc}", "invalid_callback_url") from None
+        webhook = _checked_url(webhook, "on_failure.webhook", policy)
     return OnFailure(
         email=_bool(raw.get("email", current.email), "on_failure.email"),
         webhook=webhook,

@@ -18,7 +18,7 @@ from typing import Any
 from .alerts import alert_on_outcome, check_consecutive_failures
 from .clock import Clock
 from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
-from .outcomes import outcome_from_response, outcome_state
+from .outcomes import UnreadableAnswer, outcome_from_response, outcome_state
 from .runs import count_run
 from .scheduler import Due, Kind, Scheduler
 from .store import AttemptResult, Deadline, Finished, Store, Tx
@@ -279,26 +279,41 @@ class DeliveryService:
         attempt = await self.store.executions.begin_attempt(job.execution_id, self.clock.now_ms())
         if attempt is None:
             return  # deleted, or another attempt got there first
-        secret = await self._secret(job.user_id)
         started = stopwatch()
-        if secret is None or not job.callback.url:
-            result = self._failed(job, attempt, None, "Cue has no callback URL or owner")
-        else:
-            request = self.build_request(job, attempt, secret)
-            try:
-                response = await self.deliverer.send(request)
-            except DeliveryFailed as exc:
-                result = self._failed(job, attempt, None, str(exc))
-            else:
-                result = self._answered(job, attempt, response.status, response.body)
+        try:
+            result = await self._deliver(job, attempt)
+        except Exception:
+            # Whatever went wrong, the attempt ends in a recorded state: a row left in
+            # `delivering` would never be retried, replayed or given a deadline.
+            log.exception("delivery attempt for execution %s crashed", job.execution_id)
+            result = self._failed(job, attempt, None, "The attempt failed inside the server")
         self.telemetry.attempted(
             job.execution_id, job.cue_name, job.callback.url, attempt, job.retry.max_attempts,
             result.http_status, stopwatch() - started, result.error_message, result.retry_at_ms,
         )  # fmt: skip
-        now_ms = self.clock.now_ms()
-        finished = await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
+        try:
+            finished = await self._finish(result)
+        except Exception:
+            log.exception("recording attempt %d of %s failed", attempt, job.execution_id)
+            result = self._without_outcome(job, result, "it could not be stored")
+            finished = await self._finish(result)
         if finished is not None and result.outcome_state is not None:
             self.telemetry.outcome(job.execution_id, result.outcome_state, "webhook answer")
+
+    async def _finish(self, result: AttemptResult) -> Finished | None:
+        now_ms = self.clock.now_ms()
+        return await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
+
+    async def _deliver(self, job: DeliveryJob, attempt: int) -> AttemptResult:
+        secret = await self._secret(job.user_id)
+        if secret is None or not job.callback.url:
+            return self._failed(job, attempt, None, "Cue has no callback URL or owner")
+        request = self.build_request(job, attempt, secret)
+        try:
+            response = await self.deliverer.send(request)
+        except DeliveryFailed as exc:
+            return self._failed(job, attempt, None, str(exc))
+        return self._answered(job, attempt, response.status, response.body)
 
     def _answered(self, job: DeliveryJob, attempt: int, status: int, raw: bytes) -> AttemptResult:
         excerpt = raw.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS] or None
@@ -308,17 +323,35 @@ class DeliveryService:
                 message += " (redirects are not followed)"
             return self._failed(job, attempt, status, message, excerpt)
         now_ms = self.clock.now_ms()
-        outcome = outcome_from_response(raw, now_ms)
+        note = None
+        try:
+            outcome = outcome_from_response(raw, now_ms)
+        except UnreadableAnswer as exc:
+            outcome, note = None, str(exc)
         return AttemptResult(
             execution_id=job.execution_id,
             attempt=attempt,
             delivered=True,
             http_status=status,
-            error_message=None,
+            error_message=note,
             response_body=excerpt,
             outcome=outcome,
             outcome_state=outcome_state(outcome, job.verification_mode) if outcome else None,
             outcome_deadline_ms=None if outcome else now_ms + job.outcome_deadline_s * 1000,
+        )
+
+    def _without_outcome(self, job: DeliveryJob, result: AttemptResult, why: str) -> AttemptResult:
+        """The same attempt with its outcome and response excerpt dropped, and why."""
+        if result.outcome is None:
+            return dataclasses.replace(result, response_body=None)
+        deadline_ms = self.clock.now_ms() + job.outcome_deadline_s * 1000
+        return dataclasses.replace(
+            result,
+            error_message=f"The receiver's answer was not recorded as an outcome: {why}",
+            response_body=None,
+            outcome=None,
+            outcome_state=None,
+            outcome_deadline_ms=deadline_ms if result.delivered else None,
         )
 
     def _failed(

@@ -1,9 +1,10 @@
 """Turning due cues into executions: scheduled fires, catch-up, and the missed ledger.
 
 A fire writes its executions and the cue's next fire instant in one transaction before
-anything is delivered (persist before acting). Occurrences more than `misfire_grace_s`
-old were missed (server down, host asleep, clock moved): each still gets a history row,
-and the cue's `catch_up` policy decides which of them run (CONTRACT §6.5):
+anything is delivered (persist before acting). Occurrences that fell due while the server
+was not running, or more than `misfire_grace_s` ago while it ran (host asleep, clock
+moved), were missed: each still gets a history row, and the cue's `catch_up` policy
+decides which of them run (CONTRACT §6.5):
 
 * `skip_missed`: none runs; all are recorded as `missed`.
 * `run_once_if_missed` (default): the most recent runs (`triggered_by: catch_up`), the
@@ -136,6 +137,9 @@ class Firing:
         # Why late occurrences were missed; the first wake-up after a start finds the ones
         # that fell due while the server was down.
         self.missed_reason = MissedReason.SERVER_DOWN
+        # When this process started: an occurrence that fell due before it (of a cue that
+        # existed then) fell due while the server was not running, however short the gap.
+        self.started_ms = 0
         # Monthly execution budgets per user; the app sets this only when a limit is
         # configured, so by default the fire path makes no limit lookup at all.
         self.budgets: Budgets | None = None
@@ -248,9 +252,14 @@ class Firing:
                 newest = [o.at_ms for o in schedule.between(start, now_ms, limit)]
                 occurrences = newest or occurrences[-1:]
             new_next = schedule.next_after(max(now_ms, occurrences[-1]))
+        # The grace is for lateness while running; downtime is never an ordinary fire.
         grace_ms = self.settings.misfire_grace_s * 1000
-        late = [at for at in occurrences if now_ms - at > grace_ms]
-        on_time = [at for at in occurrences if now_ms - at <= grace_ms]
+        down_until_ms = self.started_ms if cue.created_at_ms < self.started_ms else 0
+        # Occurrences are oldest first, so the missed ones are a prefix.
+        split = sum(1 for at in occurrences if now_ms - at > grace_ms or at < down_until_ms)
+        late, on_time = occurrences[:split], occurrences[split:]
+        if any(at < down_until_ms for at in late):
+            reason = MissedReason.SERVER_DOWN
         run: list[tuple[int, str]] = [(at, TriggeredBy.SCHEDULE.value) for at in on_time]
         missed: list[int] = []
         if late:

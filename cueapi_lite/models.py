@@ -342,9 +342,15 @@ def new_execution_id() -> str:
 
 
 def iso(at_ms: int | None) -> str | None:
-    """UTC ISO 8601 with `+00:00`, as the clients expect (CONTRACT §3.2, H13)."""
+    """UTC ISO 8601 with `+00:00`, as the clients expect (CONTRACT §3.2, H13).
+
+    Every instant renders: one outside the years 1-9999 (which the API never accepts,
+    but an old row might hold) shows as the nearest instant ISO 8601 can write, so a
+    single row can never make a whole list unreadable.
+    """
     if at_ms is None:
         return None
+    at_ms = min(max(at_ms, MIN_INSTANT_MS), MAX_INSTANT_MS)
     seconds, millis = divmod(at_ms, 1000)
     moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
     return moment.isoformat()
@@ -354,17 +360,26 @@ def parse_instant(text: str, zone: ZoneInfo | Any) -> int:
     """Epoch ms for an ISO 8601 string; a naive value is read in `zone` (CONTRACT §3.1).
 
     Accepts `Z`, numeric offsets, no offset, 0-6 fraction digits and `T` or a space.
-    Raises ValueError for anything else.
+    Raises ValueError for anything else, and for an instant outside the years 1-9999 in
+    UTC (`9999-12-31T23:00:00-12:00` is in the year 10000 there, so it cannot be shown).
     """
     if not isinstance(text, str) or not 10 <= len(text) <= 40:
         raise ValueError("not an ISO 8601 date-time")
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return epoch_ms(moment)
+    at_ms = epoch_ms(moment)
+    if not MIN_INSTANT_MS <= at_ms <= MAX_INSTANT_MS:
+        raise ValueError("the instant is outside the years 0001-9999 in UTC")
+    return at_ms
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The instants ISO 8601 in UTC can write: the API accepts and renders only these.
+MIN_INSTANT_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+MAX_INSTANT_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+)
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from .alerts import alert_on_outcome
 from .errors import Unprocessable
+from .json_input import JsonInputError, decode_json_body
 from .models import (
     TERMINAL_STATUSES,
     Execution,
@@ -30,6 +31,7 @@ from .store import ExecutionRef, Refusal, Tx
 
 __all__ = [
     "EVIDENCE_LIMITS",
+    "UnreadableAnswer",
     "add_evidence",
     "mark_verification_pending",
     "merged_evidence",
@@ -56,6 +58,15 @@ MAX_METADATA_BYTES = 10 * 1024
 MAX_ARTIFACTS = 100
 MAX_ARTIFACTS_BYTES = 64 * 1024
 RESPONSE_BODY_LIMIT = 64 * 1024
+
+
+class UnreadableAnswer(ValueError):
+    """A receiver's 2xx answer that cannot be stored as an outcome; the attempt is still
+    delivered, and the note says why no outcome was recorded."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        where = f" ({field})" if field else ""
+        super().__init__(f"The receiver's answer was not recorded as an outcome: {reason}{where}")
 
 
 def compact_size(value: Any) -> int:
@@ -132,15 +143,17 @@ def outcome_from_response(raw: bytes, now_ms: int) -> Outcome | None:
 
     A JSON object with a boolean `success`, or the SDK README's `{"outcome": "success"}`
     / `"failure"` (CONTRACT H27). Invalid evidence fields are dropped, never fatal.
+    Raises `UnreadableAnswer` for a body that mentions an outcome but is not JSON this
+    server can store (NaN, `1e400`, deep nesting, lone surrogates, broken JSON).
     """
     if not raw or len(raw) > RESPONSE_BODY_LIMIT:
         return None
     if b'"success"' not in raw and b'"outcome"' not in raw:
         return None  # cheap exit for the common `{}` / `OK` answers
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        body = decode_json_body(raw)
+    except JsonInputError as exc:
+        raise UnreadableAnswer(exc.field, exc.reason) from None
     if not isinstance(body, dict):
         return None
     success = body.get("success")

@@ -124,14 +124,16 @@ class AiohttpDeliverer:
 
     async def send(self, request: WebhookRequest) -> WebhookResponse:
         try:
-            self._policy.check(request.url)  # IP literals never reach the resolver
+            # Connect to the canonical URL the policy decided on: the HTTP client must
+            # find nothing left to normalise, and IP literals never reach the resolver.
+            url = self._policy.check(request.url)
         except CallbackRefused as exc:
             raise DeliveryFailed(str(exc)) from None
         session = self._open()
         try:
             async with session.request(
                 request.method,
-                request.url,
+                url,
                 data=request.body,
                 headers=request.headers,
                 allow_redirects=False,

@@ -25,7 +25,7 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
     ("method", "path", "content", "status", "code"),
     [
         ("GET", "/v1/nothing-here", None, 404, "not_found"),
-        ("GET", "/", None, 404, "not_found"),
+        ("GET", "/nothing-here", None, 404, "not_found"),
         ("PUT", "/v1/cues", None, 405, "method_not_allowed"),
         ("DELETE", "/v1/executions", None, 405, "method_not_allowed"),
         ("POST", "/v1/cues", b"{not json", 400, "invalid_json"),

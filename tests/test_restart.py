@@ -96,19 +96,50 @@ async def test_occurrences_missed_while_down_follow_the_catch_up_policy(
     assert len(deliverer.requests) == len(ran)
 
 
-async def test_a_fire_due_just_before_a_quick_restart_is_an_ordinary_fire(
-    lite: CueApiLite, user: Any, restart: Restart, clock: ManualClock, deliverer: FakeDeliverer
-) -> None:
+@pytest.mark.parametrize(
+    ("policy", "status", "triggered_by", "missed_reason"),
+    [
+        ("run_once_if_missed", "success", "catch_up", None),
+        ("replay_all_missed", "success", "catch_up", None),
+        ("skip_missed", "missed", "schedule", "catch_up_skipped"),
+    ],
+)
+async def test_an_occurrence_due_during_a_quick_restart_was_missed_whatever_the_grace(
+    lite: CueApiLite, user: Any, restart: Restart, clock: ManualClock,
+    deliverer: FakeDeliverer, policy: str, status: str, triggered_by: str,
+    missed_reason: str | None,
+) -> None:  # fmt: skip
+    """Down for 5 s across 09:00 (well inside MISFIRE_GRACE_S): the server was not
+    running when it fell due, so the cue's catch_up policy decides; skip_missed never
+    delivers it."""
     async with lite.client(user.api_key) as api:
-        cue = await create_hourly(api)
+        cue = await create_hourly(api, catch_up=policy)
+    clock.advance(3600 - 30 - 2)  # 08:59:58
+    await lite.settle()
     await lite.aclose()
-    clock.advance(3600 - 30 + 5)  # restarted 5 s after 09:00 was due
+    clock.advance(7)  # restarted at 09:00:05
     app = await restart()
     await app.settle()
     async with app.client(user.api_key) as api:
         [execution] = await all_executions(api, cue["id"])
-    assert execution["triggered_by"] == "schedule"
-    assert execution["status"] == "success"
+    assert execution["scheduled_for"] == "2026-06-01T09:00:00+00:00"
+    assert (execution["status"], execution["triggered_by"]) == (status, triggered_by)
+    assert execution["missed_reason"] == missed_reason
+    if missed_reason:
+        assert "server was not running" in execution["error_message"]
+    assert len(deliverer.requests) == (0 if policy == "skip_missed" else 1)
+
+
+async def test_lateness_while_running_within_the_grace_is_an_ordinary_fire(
+    lite: CueApiLite, user: Any, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    async with lite.client(user.api_key) as api:
+        cue = await create_hourly(api, catch_up="skip_missed")
+        clock.advance(3600 - 30 + 45)  # the wake-up came 45 s late, the server running
+        await lite.settle()
+        [execution] = await all_executions(api, cue["id"])
+    assert (execution["status"], execution["triggered_by"]) == ("success", "schedule")
+    assert len(deliverer.requests) == 1
 
 
 async def test_pending_deliveries_resume_after_a_restart(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..config import Settings
-from ..errors import BadRequest, Unprocessable
+from ..errors import Unprocessable
+from ..json_input import decode_json_body
 from ..models import User, encode
 from ..ratelimit import SCOPE_KEY, RateState
 from ..services.accounts import AccountService, Caller
@@ -20,8 +20,10 @@ from ..services.accounts import AccountService, Caller
 __all__ = [
     "admit_anonymous",
     "caller_of",
+    "caller_with",
     "client_address",
     "host_is_ours",
+    "int_param",
     "json_body",
     "no_content",
     "ok",
@@ -34,6 +36,8 @@ __all__ = [
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000_000  # more rows than one user can hold; keeps SQL integers small
+_INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 _HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
@@ -63,19 +67,12 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object; empty means `{}` (CONTRACT §4.4), whatever the type."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", "invalid_json") from None
+    data = decode_json_body(raw)
     if not isinstance(data, dict):
         raise Unprocessable("Request body must be a JSON object")
     return data
@@ -90,24 +87,29 @@ def query(request: Request, name: str, max_chars: int = 255) -> str | None:
     return value
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in `low..high` (422 naming it otherwise): every integer
+    that reaches SQL is bounded, so none can overflow a 64-bit column."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise Unprocessable(f"{name}: must be an integer", details=[
-            {"field": name, "message": "must be an integer"}]) from None  # fmt: skip
+    if not _INTEGER.match(raw):
+        raise _bad_param(name, "must be an integer")
+    value = int(raw)
+    if not low <= value <= high:
+        raise _bad_param(name, f"must be between {low:,} and {high:,}")
+    return value
+
+
+def _bad_param(name: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{name}: {message}", details=[{"field": name, "message": message}])
 
 
 def page(request: Request) -> tuple[int, int]:
-    """`limit` (default 20, clamped to 1..100) and `offset` (>= 0) from the query."""
-    limit = min(max(_int_param(request, "limit", DEFAULT_LIMIT), 1), MAX_LIMIT)
-    offset = _int_param(request, "offset", 0)
-    if offset < 0:
-        raise Unprocessable("offset: must be 0 or more")
-    return limit, offset
+    """`limit` (default 20, clamped to 1..100) and `offset` (0..MAX_OFFSET) from the query."""
+    limit = int_param(request, "limit", DEFAULT_LIMIT, -MAX_OFFSET, MAX_OFFSET)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
+    return min(max(limit, 1), MAX_LIMIT), offset
 
 
 def client_address(request: Request) -> str:
@@ -127,9 +129,15 @@ def rate_state(request: Request) -> RateState | None:
 
 async def caller_of(request: Request, accounts: AccountService) -> Caller:
     """Authenticate the request (401) and count it against its key's window (429)."""
-    caller, state = await accounts.admit(
-        request.headers.get("authorization"), client_address(request)
-    )
+    return await caller_with(request, accounts, request.headers.get("authorization"))
+
+
+async def caller_with(
+    request: Request, accounts: AccountService, authorization: str | None
+) -> Caller:
+    """`caller_of` for a credential the request carries elsewhere (the dashboard's
+    session cookie), given as an `Authorization` value."""
+    caller, state = await accounts.admit(authorization, client_address(request))
     _keep_rate(request, state)
     return caller
 

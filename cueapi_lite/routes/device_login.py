@@ -9,18 +9,13 @@ Who may approve for which email is decided by `DeviceService.approve_with_creden
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from urllib.parse import parse_qs, urlsplit
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..clock import Clock
 from ..config import Settings
-from ..errors import ApiError, BadRequest, Forbidden, RequestTooLarge
+from ..errors import ApiError
 from ..pages import (
     SECURITY_HEADERS,
     approval_page,
@@ -30,11 +25,10 @@ from ..pages import (
 )
 from ..services.accounts import AccountService
 from ..services.devices import DEVICE_CODE_TTL_S, DeviceService
-from .common import admit_anonymous, host_is_ours, json_body, ok, public_base
+from .common import admit_anonymous, json_body, ok, public_base
+from .forms import FormGuard, read_form
 
 __all__ = ["device_login_routes"]
-
-MAX_FORM_BYTES = 16 * 1024
 
 
 def _html(content: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -51,56 +45,24 @@ def _error_page(exc: ApiError) -> Response:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A urlencoded browser form (first value of each field), small and cross-site-free."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise BadRequest("Send the form from the approval page", "invalid_form")
-    raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
-        raise RequestTooLarge("Form too large")
-    try:
-        fields = parse_qs(raw.decode("utf-8"), max_num_fields=20, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("Malformed form", "invalid_form") from None
+    """The approval forms' fields (first value of each)."""
+    fields = await read_form(request)
     return {name: values[0] for name, values in fields.items() if values}
 
 
 def device_login_routes(
     devices: DeviceService, accounts: AccountService, settings: Settings, clock: Clock
 ) -> list[Route]:
-    # Signs the form tokens of this process's pages (a restart means reloading a page).
-    form_key = secrets.token_bytes(32)
+    forms = FormGuard(settings)
 
     def form_token(purpose: str, code: str) -> str:
-        return hmac.new(form_key, f"{purpose}:{code.upper()}".encode(), hashlib.sha256).hexdigest()
-
-    def own_origins(request: Request) -> set[str]:
-        """Origins a form of ours is posted from: as reached, and as published (a TLS
-        proxy in front makes the two differ)."""
-        origins = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
-        if settings.public_url:
-            published = urlsplit(settings.public_url)
-            origins.add(f"{published.scheme}://{published.netloc}")
-        return origins
+        return forms.token(purpose, code.upper())
 
     def guard(request: Request, form: dict[str, str] | None = None, purpose: str = "") -> None:
         admit_anonymous(request, accounts)
-        if not host_is_ours(request, settings):
-            raise Forbidden(
-                f"Open this page at {settings.public_url or settings.base_url}", "unknown_host"
-            )
-        if form is None:
-            return
-        origin = request.headers.get("origin")
-        if (origin is not None and origin not in own_origins(request)) or (
-            request.headers.get("sec-fetch-site", "same-origin") == "cross-site"
-        ):
-            raise Forbidden("Cross-site form posts are refused", "cross_site_request")
-        given = form.get("csrf", "")
-        if not hmac.compare_digest(given, form_token(purpose, form.get("code", ""))):
-            raise Forbidden(
-                "This form has expired: reload the page and try again", "invalid_form_token"
-            )
+        forms.check_host(request)
+        if form is not None:
+            forms.check_post(request, form.get("csrf", ""), purpose, form.get("code", "").upper())
 
     # --- the clients' calls -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..callbacks import CallbackPolicy, CallbackRefused
 from ..clock import Clock
 from ..config import Settings
 from ..credentials import (
@@ -39,7 +40,6 @@ __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
 MAX_TOKEN_CHARS = 512
 MAX_EMAIL_CHARS = 254
 MAX_LABEL_CHARS = 100
-MAX_URL_CHARS = 2048
 MAX_ACTIVE_KEYS = 500
 # Rotated and revoked keys stay listed this long ("soft-delete, 30d grace").
 KEY_RECORD_KEPT_MS = 30 * 86_400_000
@@ -139,10 +139,13 @@ class AccountService:
         clock: Clock,
         settings: Settings | None = None,
         on_secret_changed: Callable[[str], None] | None = None,
+        policy: CallbackPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or Settings()
+        # The alert webhook URL is a callback like any other: same policy, same form.
+        self.policy = policy or CallbackPolicy(self.settings.callback_policy)
         self.rate = RateLimits(clock, self.settings)
         # The delivery service caches webhook secrets per user; rotation must reach it.
         self.on_secret_changed = on_secret_changed
@@ -300,15 +303,14 @@ class AccountService:
         changes: dict[str, Any] = {}
         if "alert_webhook_url" in body:
             url = body["alert_webhook_url"]
-            if url is not None and (
-                not isinstance(url, str)
-                or not re.match(r"^https?://[^\s/]+", url)
-                or len(url) > MAX_URL_CHARS
-            ):
-                raise Unprocessable(
-                    "alert_webhook_url: must be an http(s) URL of at most 2048 characters, or null",
-                    details=[{"field": "alert_webhook_url", "message": "must be a URL or null"}],
-                )
+            if url is not None:
+                try:
+                    url = self.policy.check(url)
+                except CallbackRefused as exc:
+                    raise Unprocessable(
+                        f"alert_webhook_url: {exc}",
+                        details=[{"field": "alert_webhook_url", "message": str(exc)}],
+                    ) from None
             changes["alert_webhook_url"] = url
         if "email_alerts" in body:
             if not isinstance(body["email_alerts"], bool):
@@ -427,6 +429,25 @@ class AccountService:
             return await self._new_session(caller.session_hash, self.store.tokens.refresh)
         finally:
             self._forget(session=caller.session_hash)
+
+    async def open_session(self, user: User) -> NewSession:
+        """A session for a user who has just authenticated another way (the dashboard's
+        login with an API key): the same session tokens, the same lifetime."""
+        token = new_session_token()
+        now_ms = self.clock.now_ms()
+        expires_ms = now_ms + self.settings.session_ttl_s * 1000
+        await self.store.tokens.issue(hash_token(token), user.id, now_ms, expires_ms)
+        return NewSession(token, user, expires_ms)
+
+    async def close_session(self, caller: Caller) -> None:
+        """Log out: the caller's session stops working (an API key is left alone)."""
+        if caller.session_hash is not None:
+            self._forget(session=caller.session_hash)
+            try:
+                await self.store.tokens.retire(caller.session_hash, self.clock.now_ms())
+            finally:
+                # A request verified while the retire was being written must not linger.
+                self._forget(session=caller.session_hash)
 
     async def _new_session(self, old_hash: str, swap: TokenSwap) -> NewSession:
         token = new_session_token()

@@ -10,7 +10,7 @@ from ..alerts import AlertService, window_deadline
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..cue_input import apply_update, new_cue, read_cue_body
+from ..cue_input import apply_update, check_payload, new_cue, read_cue_body
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing, fire_deadline
 from ..leases import LeaseService
@@ -152,8 +152,9 @@ class CueService:
         """Run the cue now, whatever its status (E6)."""
         override = body.get("payload_override")
         strategy = body.get("merge_strategy", "merge")
-        if override is not None and not isinstance(override, dict):
-            raise Unprocessable("payload_override: must be a JSON object")
+        limit = self.settings.max_payload_bytes
+        if override is not None:
+            check_payload(override, limit, "payload_override")
         if strategy not in ("merge", "replace"):
             raise Unprocessable("merge_strategy: must be 'merge' or 'replace'")
         cue = await self.store.cues.get(user.id, cue_id)
@@ -164,6 +165,7 @@ class CueService:
         payload = cue.payload
         if override is not None:
             payload = dict(override) if strategy == "replace" else {**cue.payload, **override}
+            check_payload(payload, limit, "payload_override")  # the merge can grow it
         now_ms = self.clock.now_ms()
         execution = new_execution(cue, now_ms, TriggeredBy.MANUAL_FIRE.value, now_ms, payload)
         if not await self.firing.fire_now(cue, execution):

@@ -82,7 +82,7 @@ class SupportService:
             )
 
     async def get(self, user: User, ticket_id: str) -> Ticket:
-        if not ticket_id.isdigit() or len(ticket_id) > 18:
+        if not (ticket_id.isascii() and ticket_id.isdigit()) or len(ticket_id) > 18:
             raise ticket_not_found()
         ticket = await self.store.support.get(user.id, int(ticket_id))
         if ticket is None:

@@ -7,7 +7,7 @@ a cursor or SQL.
 
 from __future__ import annotations
 
-from .contract import Store, Tx
+from .contract import DashboardStore, Store, Tx
 from .records import (
     LOGIN_TOKEN,
     SESSION_TOKEN,
@@ -15,6 +15,7 @@ from .records import (
     AttemptResult,
     Claimable,
     CueAfterRun,
+    CueHealthRow,
     CueLimitReached,
     CueState,
     Deadline,
@@ -32,7 +33,9 @@ from .records import (
     LeaseCheck,
     NewCredentials,
     OutboxItem,
+    OutcomeCount,
     Preferences,
+    RecentExecution,
     Refusal,
     SessionMatch,
     Ticket,
@@ -47,8 +50,10 @@ __all__ = [
     "AttemptResult",
     "Claimable",
     "CueAfterRun",
+    "CueHealthRow",
     "CueLimitReached",
     "CueState",
+    "DashboardStore",
     "Deadline",
     "DeviceCode",
     "DuplicateName",
@@ -64,7 +69,9 @@ __all__ = [
     "LeaseCheck",
     "NewCredentials",
     "OutboxItem",
+    "OutcomeCount",
     "Preferences",
+    "RecentExecution",
     "Refusal",
     "SessionMatch",
     "Store",

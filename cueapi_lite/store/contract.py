@@ -30,6 +30,7 @@ from .records import (
     AttemptResult,
     Claimable,
     CueAfterRun,
+    CueHealthRow,
     CueState,
     Deadline,
     DeviceCode,
@@ -40,7 +41,9 @@ from .records import (
     KeyRecord,
     LeaseCheck,
     OutboxItem,
+    OutcomeCount,
     Preferences,
+    RecentExecution,
     Refusal,
     SessionMatch,
     Ticket,
@@ -51,6 +54,7 @@ __all__ = [
     "AlertStore",
     "ClaimStore",
     "CueStore",
+    "DashboardStore",
     "DeviceStore",
     "ExecutionStore",
     "HistoryStore",
@@ -384,6 +388,15 @@ class TokenStore(Protocol):
         old session is unknown, expired or already refreshed."""
         ...
 
+    async def issue(self, session_hash: str, user_id: str, now_ms: int, expires_at_ms: int) -> None:
+        """A new session for a user who proved who they are (a dashboard login)."""
+        ...
+
+    async def retire(self, session_hash: str, now_ms: int) -> None:
+        """End a session (a logout): it stops authenticating at once. Unknown or already
+        retired sessions are left as they are."""
+        ...
+
 
 class DeviceStore(Protocol):
     async def get(self, code: str) -> DeviceCode | None: ...
@@ -599,6 +612,47 @@ class HistoryStore(Protocol):
         ...
 
 
+class DashboardStore(Protocol):
+    """Reads the dashboard needs that the API has no call for (rows only: what a state
+    means is decided in `web/health.py`)."""
+
+    def data_version(self) -> int:
+        """A number that changes whenever anything commits (a cheap "changed?" check)."""
+        ...
+
+    async def cue_health(
+        self, user_id: str, transport: str | None = None, name_contains: str | None = None
+    ) -> list[CueHealthRow]:
+        """Every cue of the user (newest first) with its newest finished execution's
+        status and outcome state; optionally of one transport, or whose name contains
+        `name_contains` (case-insensitive)."""
+        ...
+
+    async def cues(self, user_id: str, cue_ids: list[str]) -> list[Cue]:
+        """The user's cues with these ids, in the order given (unknown ids left out)."""
+        ...
+
+    async def recent_executions(
+        self, cue_ids: list[str], per_cue: int
+    ) -> dict[str, list[RecentExecution]]:
+        """The newest `per_cue` executions of each cue, newest first."""
+        ...
+
+    async def outcome_counts(
+        self, user_id: str, start_ms: int, end_ms: int, bucket_ms: int
+    ) -> list[OutcomeCount]:
+        """Executions scheduled in [start_ms, end_ms), counted per time bucket (0 is the
+        oldest), status and outcome state."""
+        ...
+
+    async def recent_problems(
+        self, user_id: str, since_ms: int, limit: int
+    ) -> list[RecentExecution]:
+        """The user's newest failed, missed, unknown or unverified executions scheduled
+        since `since_ms`, with their cue's name."""
+        ...
+
+
 class Store(Protocol):
     """One database: the resource stores (reads and single-statement writes), and
     `transact` for everything that needs a rule between its reads and writes."""
@@ -627,6 +681,8 @@ class Store(Protocol):
     def usage(self) -> UsageStore: ...
     @property
     def history(self) -> HistoryStore: ...
+    @property
+    def dashboard(self) -> DashboardStore: ...
 
     def open(self) -> None:
         """Connect, create the schema or apply pending migrations (each recorded with

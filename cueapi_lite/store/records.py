@@ -21,6 +21,7 @@ __all__ = [
     "AttemptResult",
     "Claimable",
     "CueAfterRun",
+    "CueHealthRow",
     "CueLimitReached",
     "CueState",
     "Deadline",
@@ -38,7 +39,9 @@ __all__ = [
     "LeaseCheck",
     "NewCredentials",
     "OutboxItem",
+    "OutcomeCount",
     "Preferences",
+    "RecentExecution",
     "Refusal",
     "SessionMatch",
     "Ticket",
@@ -317,3 +320,37 @@ class WorkerRecord:
     handlers: list[str]
     registered_at_ms: int
     last_heartbeat_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CueHealthRow:
+    """A cue's status and the state of its newest finished execution (if any)."""
+
+    id: str
+    status: str
+    last_status: str | None
+    last_outcome_state: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecentExecution:
+    id: str
+    cue_id: str
+    status: str
+    outcome_state: str | None
+    missed_reason: str | None
+    scheduled_for_ms: int
+    started_at_ms: int | None
+    delivered_at_ms: int | None
+    attempts: int
+    http_status: int | None
+    triggered_by: str
+    cue_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    bucket: int
+    status: str
+    outcome_state: str | None
+    count: int

@@ -16,6 +16,7 @@ from ..records import Deadline
 from .alerts import AlertStore
 from .claims import ClaimStore
 from .cues import CueStore
+from .dashboard import DashboardStore
 from .db import Database
 from .devices import DeviceStore
 from .executions import ExecutionStore
@@ -51,6 +52,7 @@ class SqliteStore:
         self.support = SupportStore(self.db)
         self.usage = UsageStore(self.db)
         self.history = HistoryStore(self.db)
+        self.dashboard = DashboardStore(self.db)
         self._listeners: list[Listener] = []
 
     def open(self) -> None:

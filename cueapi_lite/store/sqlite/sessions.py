@@ -60,6 +60,23 @@ class TokenStore:
         old session is unknown, expired or already refreshed."""
         return await self._swap(old_hash, SESSION, new_hash, now_ms, expires_at_ms)
 
+    async def issue(self, session_hash: str, user_id: str, now_ms: int, expires_at_ms: int) -> None:
+        """A new session for a user who proved who they are (a dashboard login)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            SqliteTx(conn).insert_token(session_hash, SESSION, user_id, now_ms, expires_at_ms)
+
+        await self.db.write(op)
+
+    async def retire(self, session_hash: str, now_ms: int) -> None:
+        """End a session (a logout): it stops authenticating at once. Unknown or already
+        retired sessions are left as they are."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            _use(conn, session_hash, SESSION, now_ms)
+
+        await self.db.write(op, savepoint=False)
+
     async def _swap(
         self, old_hash: str, kind: str, new_hash: str, now_ms: int, expires_at_ms: int
     ) -> str | None:
