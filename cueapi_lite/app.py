@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -53,11 +53,14 @@ from .services.echo import EchoService
 from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
-from .store import Deadline, Store, store_for
+from .store import Deadline, Store, is_postgres, store_for
 from .store.lock import ServerLock
 from .telemetry import Telemetry
 from .web import dashboard_routes
 from .webhooks import AiohttpDeliverer, Deliverer
+
+if TYPE_CHECKING:
+    from .store.postgres.lock import PgServerLock
 
 __all__ = ["CueApiLite"]
 
@@ -96,8 +99,12 @@ class CueApiLite:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store_for(self.settings.db, self.settings.synchronous)
-        # One running instance per database file: two would both fire every cue.
-        self._lock = ServerLock(self.settings.db)
+        # One running instance per database: two would both plan every deadline.
+        self._lock: ServerLock | PgServerLock = ServerLock(self.settings.db)
+        if is_postgres(self.settings.db):
+            from .store.postgres.lock import PgServerLock
+
+            self._lock = PgServerLock(self.settings.db)
         self.telemetry = Telemetry()
         if self.settings.metrics:
             self.store.on_batch(self.telemetry.committed)
@@ -151,7 +158,7 @@ class CueApiLite:
         self.started = False
         self.http_stats = HttpStats()
         self.metrics = MetricsCollector(
-            self.telemetry, self.http_stats, self.store.location, self._metrics_state
+            self.telemetry, self.http_stats, self.settings.db, self._metrics_state
         )
         operations: list[Route] = []
         if self.settings.metrics:

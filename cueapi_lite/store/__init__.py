@@ -79,12 +79,26 @@ __all__ = [
     "TicketLimitReached",
     "Tx",
     "WorkerRecord",
+    "is_postgres",
     "store_for",
 ]
 
 
+def is_postgres(db: str) -> bool:
+    """Whether a `db` setting names a PostgreSQL database (else it is a SQLite file)."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
 def store_for(db: str, synchronous: str = "NORMAL") -> Store:
-    """The store for a `db` setting: a SQLite file path (PostgreSQL URLs come later)."""
+    """The store for a `db` setting: a `postgresql://` URL, or a SQLite file path."""
+    if is_postgres(db):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise RuntimeError(
+                "a postgresql:// database needs psycopg: pip install 'cueapi-lite[postgresql]'"
+            ) from exc
+        return PostgresStore(db)
     from .sqlite import SqliteStore
 
     return SqliteStore(db, synchronous)

@@ -9,7 +9,7 @@ import pytest
 
 from cueapi_lite.store import Store, store_for
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -18,8 +18,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_setting(backend: str, tmp_path: Path) -> str:
+def db_setting(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A `db` setting naming an empty database of the backend."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_databases").new())
     return str(tmp_path / "contract.db")
 
 

@@ -43,6 +43,7 @@ from cueapi_lite.store import (
     Tx,
     store_for,
 )
+from cueapi_lite.store.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
 from cueapi_lite.store.sqlite.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -93,12 +94,13 @@ async def execution(
 # --- migrations ---------------------------------------------------------------------
 
 
-async def test_every_migration_is_recorded_once_in_order(db_setting: str) -> None:
+async def test_every_migration_is_recorded_once_in_order(db_setting: str, backend: str) -> None:
+    expected = PG_MIGRATIONS if backend == "postgresql" else MIGRATIONS
     for _ in range(2):  # a second open applies nothing again
         opened = store_for(db_setting)
         opened.open()
         try:
-            assert opened.migrations() == [name for name, _sql in MIGRATIONS]
+            assert opened.migrations() == [name for name, _sql in expected]
         finally:
             opened.close()
 
@@ -552,3 +554,39 @@ async def test_a_device_code_is_claimed_once(store: Store) -> None:
     )
     assert claims.count(alice) == 1
     assert await store.devices.approve("WXYZ-WXYZ", alice, "cli", 3) == "missing"
+
+
+# --- the two schemas ------------------------------------------------------------------
+
+
+async def test_both_backends_have_the_same_tables_and_columns(
+    tmp_path: Any, pg_databases: Any
+) -> None:
+    import sqlite3
+
+    import psycopg
+
+    from cueapi_lite.store.sqlite import SqliteStore
+
+    lite = SqliteStore(str(tmp_path / "schema.db"))
+    lite.open()
+    lite.close()
+    conn = sqlite3.connect(tmp_path / "schema.db")
+    tables = [
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if row[0] != "sqlite_sequence"
+    ]
+    sqlite_schema = {
+        table: {row[1] for row in conn.execute(f"PRAGMA table_info({table})")} for table in tables
+    }
+    conn.close()
+    with psycopg.connect(pg_databases.new()) as pg:
+        rows = pg.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND column_name != 'rowid'"
+        ).fetchall()
+    pg_schema: dict[str, set[str]] = {}
+    for table, column in rows:
+        pg_schema.setdefault(table, set()).add(column)
+    assert pg_schema == sqlite_schema

@@ -29,10 +29,24 @@ from .usage import UsageStore
 from .users import UserStore
 from .workers import WorkerStore
 
-__all__ = ["SqliteStore"]
+__all__ = ["SHIFT_DEADLINES", "SqliteStore"]
 
 T = TypeVar("T")
 Listener = Callable[[list[Deadline]], None]
+
+# `shift_deadlines`: every relative deadline, moved by the jump (one parameter each).
+SHIFT_DEADLINES = (
+    "UPDATE executions SET next_retry_ms = next_retry_ms + ? WHERE status = 'retrying'",
+    "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"
+    " WHERE status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
+    "UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ?"
+    " WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL",
+    "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
+    " WHERE status = 'pending' AND transport = 'worker'",
+    "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
+    " WHERE status = 'active'",
+    "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ? WHERE status = 'pending'",
+)
 
 
 class SqliteStore:
@@ -91,20 +105,7 @@ class SqliteStore:
 
     async def shift_deadlines(self, delta_ms: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            for sql in (
-                "UPDATE executions SET next_retry_ms = next_retry_ms + ? WHERE status = 'retrying'",
-                "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"
-                " WHERE status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
-                "UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ?"
-                " WHERE outcome IS NULL AND outcome_state IS NULL"
-                " AND outcome_deadline_ms IS NOT NULL",
-                "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
-                " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
-                " WHERE status = 'active'",
-                "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
-                " WHERE status = 'pending'",
-            ):
+            for sql in SHIFT_DEADLINES:
                 conn.execute(sql, (delta_ms,))
 
         await self.db.write(op)

@@ -58,7 +58,7 @@ class ClaimStore:
         """The claimed execution, its cue's attempt limit and when its worker last sent
         a worker heartbeat (E34); None unless it is a claimed worker execution."""
         row = self.db.fetchone(
-            "SELECT e.*, json_extract(c.retry, '$.max_attempts') AS max_attempts,"
+            "SELECT e.*, CAST(json_extract(c.retry, '$.max_attempts') AS INTEGER) AS max_attempts,"
             " w.last_heartbeat_ms AS worker_seen_ms"
             " FROM executions e JOIN cues c ON c.id = e.cue_id"
             " LEFT JOIN workers w ON w.user_id = e.user_id AND w.worker_id = e.claimed_by_worker"

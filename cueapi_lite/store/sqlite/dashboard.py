@@ -102,6 +102,7 @@ class DashboardStore:
             one = (
                 f"SELECT * FROM (SELECT {_RECENT_COLUMNS} FROM executions e"  # noqa: S608
                 " WHERE e.cue_id = ? ORDER BY e.scheduled_for_ms DESC, e.rowid DESC LIMIT ?)"
+                " AS recent"
             )
             params: list[Any] = []
             for cue_id in chunk:

@@ -116,7 +116,8 @@ class ExecutionStore:
 
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE executions SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+                "UPDATE executions SET status = 'pending',"
+                " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
                 " error_message = 'attempt interrupted by a server restart; sending again',"
                 " updated_at_ms = ?"
                 " WHERE status = 'delivering' AND transport = 'webhook'",

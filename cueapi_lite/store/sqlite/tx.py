@@ -92,19 +92,16 @@ class SqliteTx:
             if counted >= max_cues:
                 raise CueLimitReached(counted)
         s = cue.schedule
-        try:
-            self.conn.execute(
-                CUE_INSERT,
-                (
-                    cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
-                    s.type, s.cron, s.at_ms, s.timezone, *cue_options(cue), cue.next_fire_at_ms,
-                    cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
-                    cue.created_at_ms, cue.updated_at_ms, cue.watch_from_ms,
-                ),
-            )  # fmt: skip
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        cursor = self.conn.execute(
+            CUE_INSERT + " ON CONFLICT DO NOTHING",
+            (
+                cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
+                s.type, s.cron, s.at_ms, s.timezone, *cue_options(cue), cue.next_fire_at_ms,
+                cue.last_run_ms, cue.run_count, cue.fired_count, cue.warning,
+                cue.created_at_ms, cue.updated_at_ms, cue.watch_from_ms,
+            ),
+        )  # fmt: skip
+        return cursor.rowcount == 1
 
     def update_cue(self, cue: Cue) -> None:
         s = cue.schedule
