@@ -12,7 +12,6 @@ from cueapi_lite.cli import main
 from cueapi_lite.store.lock import ServerLock
 from tests.conftest import FakeDeliverer, status, webhook_cue
 
-
 TICKET = {
     "subject": "A question about retries",
     "message": "How many times is a failing webhook retried by default?",

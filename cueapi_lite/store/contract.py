@@ -273,6 +273,23 @@ class Tx(Protocol):
         """Insert a login or session token's hash; tokens already expired are purged."""
         ...
 
+    def key(self, user_id: str, key_id: str) -> KeyRecord | None:
+        """The user's key (any status), held for this transaction; None if absent."""
+        ...
+
+    def active_keys(self, user_id: str) -> int:
+        """How many active keys the user has."""
+        ...
+
+    def revoke_key(self, key_id: str, now_ms: int) -> KeyRecord | None:
+        """`active -> revoked` at now; the key after the change, or None when it was not
+        active (revoked or rotated already)."""
+        ...
+
+    def purge_revoked_keys(self, before_ms: int) -> None:
+        """Delete rotated and revoked keys revoked before `before_ms` (of every user)."""
+        ...
+
     def claim_device_code(self, code: str, now_ms: int) -> str | None:
         """`approved` and unexpired -> `claimed` (magic link cleared); the approved user
         id, or None when the code is not approved (or expired, or claimed already)."""
@@ -338,16 +355,6 @@ class UserStore(Protocol):
     async def key(self, user_id: str, key_id: str) -> KeyRecord | None: ...
 
     async def rename_key(self, user_id: str, key_id: str, label: str) -> KeyRecord | None: ...
-
-    async def revoke_key(
-        self, user_id: str, key_id: str, now_ms: int, purge_before_ms: int
-    ) -> KeyRecord | None:
-        """active -> revoked (`revoked_at_ms` = now); it stops authenticating at once.
-
-        Returns the key (unchanged if it was already revoked or rotated), or None when the
-        user has no such key. Raises LastActiveKey, changing nothing, when it is the user's
-        only active key. Also purges keys revoked before `purge_before_ms`."""
-        ...
 
     async def rotate_key(
         self,
@@ -718,8 +725,8 @@ class Store(Protocol):
 
         If `work` raises, nothing it wrote is kept and the exception propagates. `work`
         runs on a thread of the store's choosing and must do nothing but call `tx` and
-        compute (no awaiting, no I/O of its own): it may run again only if the backend
-        says so here (neither backend re-runs it).
+        compute (no awaiting, no I/O of its own): PostgreSQL runs it again from the
+        start when it aborted the transaction to break a deadlock.
         """
         ...
 

@@ -28,6 +28,7 @@ from cueapi_lite.models import (
     new_cue_id,
     new_execution,
 )
+from cueapi_lite.services.accounts import revoke_key
 from cueapi_lite.store import (
     AlertFilters,
     AttemptResult,
@@ -505,18 +506,24 @@ async def test_a_failed_transaction_writes_nothing_and_publishes_nothing(store: 
 # --- keys, tokens and device codes ---------------------------------------------------
 
 
-async def test_the_active_key_limit_and_the_last_active_key(store: Store) -> None:
+async def test_the_active_key_limit_and_revoking_keys(store: Store) -> None:
     alice = await user(store)
     first = await store.users.add_key(alice, "cue_sk_" + "1" * 32, "h1", "one", 1, 2)
     await store.users.add_key(alice, "cue_sk_" + "2" * 32, "h2", "two", 2, 2)
     with pytest.raises(KeyLimitReached):
         await store.users.add_key(alice, "cue_sk_" + "3" * 32, "h3", "three", 3, 2)
-    revoked = await store.users.revoke_key(alice, first, 4, 0)
+    assert await tx(store, lambda t: t.active_keys(alice)) == 2
+    revoked = await tx(store, lambda t: t.revoke_key(first, 4))
     assert revoked is not None
-    assert revoked.status == "revoked"
-    [last] = [k for k in await store.users.keys(alice, 0) if k.status == "active"]
+    assert (revoked.status, revoked.revoked_at_ms) == ("revoked", 4)
+    assert await tx(store, lambda t: t.revoke_key(first, 5)) is None  # not active any more
+    assert await tx(store, lambda t: t.active_keys(alice)) == 1
+    await tx(store, lambda t: t.purge_revoked_keys(5))
+    assert await tx(store, lambda t: t.key(alice, first)) is None
+    [last] = await store.users.keys(alice, 0)
     with pytest.raises(LastActiveKey):
-        await store.users.revoke_key(alice, last.id, 5, 0)
+        await tx(store, lambda t: revoke_key(t, alice, last.id, 6, 0))
+    assert (await store.users.key(alice, last.id)).status == "active"  # type: ignore[union-attr]
 
 
 async def test_of_two_concurrent_rotations_one_wins(store: Store) -> None:

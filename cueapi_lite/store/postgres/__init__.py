@@ -3,7 +3,7 @@
 `PostgresStore(url)` implements `store.contract.Store` with the resource modules the
 SQLite backend uses (their statements are written in SQL both databases understand;
 `db.translate` rewrites the few spellings that differ) on a `PgDatabase`: write
-transactions at SERIALIZABLE on a pool, reads on their own connection.
+transactions on a pool, locking the rows their rules read; reads on their own connection.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class PostgresStore:
         self.pg.on_commit = listener
 
     async def transact(self, work: Callable[[Tx], T]) -> T:
-        # `work` may run more than once (after a serialization failure); only the
-        # deadlines of the run that committed are published.
+        # `work` may run more than once (after a deadlock); only the deadlines of the
+        # run that committed are published.
         def op(conn: Any) -> tuple[T, list[Deadline]]:
             tx = SqliteTx(cast(sqlite3.Connection, conn))
             return work(tx), tx.deadlines

@@ -4,9 +4,10 @@ share.
 
 The resource modules of `store/sqlite/` are written in SQL both databases understand;
 `translate` rewrites what differs (placeholders, `json_extract`, `IS ?`, `instr`,
-`CROSS JOIN`) once per statement. A write transaction runs at SERIALIZABLE on a thread
-of its own and is run again when PostgreSQL reports a serialization failure, so a rule
-that reads and then writes can never act on a state another node changed meanwhile.
+`CROSS JOIN`, the `/*for update*/` lock marks) once per statement. A write transaction
+runs at READ COMMITTED on a thread of its own: the rows a rule reads before it writes
+are read `FOR UPDATE`, so concurrent transactions on one row queue instead of failing;
+one that loses a deadlock is run again.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 # Write transactions in flight at once (each holds one pooled connection and a thread).
 WRITERS = 16
-# A serialization failure means another transaction won a race: run again, a bounded
-# number of times, with a short growing pause so the contenders spread out.
+# A deadlock (or serialization) failure means PostgreSQL aborted this transaction to let
+# another go on: run it again, a bounded number of times, with a short growing pause.
 MAX_RETRIES = 30
 
 _JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
@@ -48,6 +49,8 @@ def translate(sql: str) -> str:
     sql = _JSON.sub(r"(\1::jsonb ->> '\2')", sql)
     sql = sql.replace(" IS ?", " IS NOT DISTINCT FROM ?")
     sql = sql.replace("instr(", "strpos(").replace("CROSS JOIN", "JOIN")
+    sql = sql.replace("/*for update skip locked*/", "FOR UPDATE SKIP LOCKED")
+    sql = sql.replace("/*for update*/", "FOR UPDATE")
     return sql.replace("%", "%%").replace("?", "%s")
 
 
@@ -147,7 +150,6 @@ class PgDatabase:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.row_factory = _row_factory
-        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
 
     def open(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -196,8 +198,8 @@ class PgDatabase:
         return self.read.execute(translate(sql), tuple(params)).fetchall()
 
     async def write(self, op: Callable[[Any], T], savepoint: bool = True) -> T:
-        """Run `op(connection)` in one SERIALIZABLE transaction on a writer thread;
-        again (from the start) when PostgreSQL reports a serialization failure."""
+        """Run `op(connection)` in one transaction on a writer thread; again (from the
+        start) when PostgreSQL broke a deadlock by aborting it."""
         if self._executor is None:
             raise RuntimeError("database is not open")
         loop = asyncio.get_running_loop()
@@ -227,4 +229,4 @@ class PgDatabase:
             if self.on_commit is not None:
                 self.on_commit(1, time.perf_counter() - started)
             return result
-        raise RuntimeError(f"a write transaction lost {MAX_RETRIES} serialization races in a row")
+        raise RuntimeError(f"a write transaction was aborted {MAX_RETRIES} times in a row")

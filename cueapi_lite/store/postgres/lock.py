@@ -8,6 +8,7 @@ whom it found (pid, host, start time) from `pg_stat_activity`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from typing import Any
@@ -45,7 +46,11 @@ class PgServerLock:
 
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.close()  # ending the session drops the lock
+            # Unlocked before the session ends: a server started right after this one
+            # must not find the lock still held by a session the database is closing.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (_KEY,))
+            self._conn.close()
             self._conn = None
 
 

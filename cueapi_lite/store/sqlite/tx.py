@@ -22,23 +22,34 @@ from ..records import (
     ExecutionRef,
     FirePlan,
     KeyLimitReached,
+    KeyRecord,
 )
 from .rows import (
     CUE_COLUMNS,
     CUE_INSERT,
     CUE_STATE_COLUMNS,
     EXECUTION_INSERT,
+    KEY_COLUMNS,
     cue_from_row,
     cue_options,
     cue_state_from_row,
     execution_from_row,
     execution_params,
+    key_from_row,
 )
 
 __all__ = ["SqliteTx"]
 
+# `/*for update*/` marks a read whose row the transaction's rule goes on to change: a
+# comment to SQLite (its one writer already excludes everyone else), `FOR UPDATE` on
+# PostgreSQL (see store/postgres/db.py).
+LOCK = " /*for update*/"
 _CUE = f"SELECT {CUE_COLUMNS} FROM cues WHERE id = ?"  # noqa: S608
 _CUE_STATE = f"SELECT {CUE_STATE_COLUMNS} FROM cues WHERE id = ?"  # noqa: S608
+_LOCK_USER = "SELECT id FROM users WHERE id = ? /*for update*/"
+_EXECUTION = "SELECT * FROM executions WHERE id = ? /*for update*/"
+_USER_EXECUTION = "SELECT * FROM executions WHERE id = ? AND user_id = ? /*for update*/"
+_NEXT = " ORDER BY e.scheduled_for_ms, e.created_at_ms LIMIT 1 /*for update skip locked*/"
 _CUE_UPDATE = (
     "UPDATE cues SET name=?, description=?, status=?, transport=?, schedule_type=?, cron=?,"
     " at_ms=?, timezone=?, callback=?, payload=?, retry=?, on_failure=?, delivery=?, alerts=?,"
@@ -73,17 +84,19 @@ class SqliteTx:
 
     def cue(self, cue_id: str, user_id: str | None = None) -> Cue | None:
         if user_id is None:
-            row = self.conn.execute(_CUE, (cue_id,)).fetchone()
+            row = self.conn.execute(_CUE + LOCK, (cue_id,)).fetchone()
         else:
-            row = self.conn.execute(_CUE + " AND user_id = ?", (cue_id, user_id)).fetchone()
+            row = self.conn.execute(_CUE + " AND user_id = ?" + LOCK, (cue_id, user_id)).fetchone()
         return None if row is None else cue_from_row(row)
 
     def cue_state(self, cue_id: str) -> CueState | None:
-        row = self.conn.execute(_CUE_STATE, (cue_id,)).fetchone()
+        row = self.conn.execute(_CUE_STATE + LOCK, (cue_id,)).fetchone()
         return None if row is None else cue_state_from_row(row)
 
     def insert_cue(self, cue: Cue, max_cues: int | None) -> bool:
         if max_cues is not None:
+            # Creates of one user queue behind each other, so none counts past another.
+            self.conn.execute(_LOCK_USER, (cue.user_id,))
             (counted,) = self.conn.execute(
                 "SELECT COALESCE(SUM(cues), 0) FROM cue_counts"
                 " WHERE user_id = ? AND status IN ('active', 'paused')",
@@ -168,13 +181,9 @@ class SqliteTx:
 
     def execution(self, execution_id: str, user_id: str | None = None) -> Execution | None:
         if user_id is None:
-            row = self.conn.execute(
-                "SELECT * FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = self.conn.execute(_EXECUTION, (execution_id,)).fetchone()
         else:
-            row = self.conn.execute(
-                "SELECT * FROM executions WHERE id = ? AND user_id = ?", (execution_id, user_id)
-            ).fetchone()
+            row = self.conn.execute(_USER_EXECUTION, (execution_id, user_id)).fetchone()
         return None if row is None else execution_from_row(row)
 
     def insert_executions(self, executions: Sequence[Execution]) -> list[Execution]:
@@ -258,9 +267,8 @@ class SqliteTx:
         if agent is not None:
             sql += " AND json_extract(e.payload, '$.agent') = ?"
             params.append(agent)
-        row = self.conn.execute(
-            sql + " ORDER BY e.scheduled_for_ms, e.created_at_ms LIMIT 1", params
-        ).fetchone()
+        # Concurrent claims (of other nodes, too) pass over a row another one holds.
+        row = self.conn.execute(sql + _NEXT, params).fetchone()
         return None if row is None else str(row[0])
 
     def claim(
@@ -404,6 +412,7 @@ class SqliteTx:
         max_active: int | None,
     ) -> str:
         if max_active is not None:
+            self.conn.execute(_LOCK_USER, (user_id,))
             (active,) = self.conn.execute(
                 "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'",
                 (user_id,),
@@ -427,6 +436,35 @@ class SqliteTx:
             "INSERT INTO auth_tokens (token_hash, kind, user_id, created_at_ms, expires_at_ms)"
             " VALUES (?, ?, ?, ?, ?)",
             (token_hash, kind, user_id, now_ms, expires_at_ms),
+        )
+
+    def key(self, user_id: str, key_id: str) -> KeyRecord | None:
+        # The user's row first: changes to one user's keys queue behind each other.
+        self.conn.execute(_LOCK_USER, (user_id,))
+        row = self.conn.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
+            (key_id, user_id),
+        ).fetchone()
+        return None if row is None else key_from_row(row)
+
+    def active_keys(self, user_id: str) -> int:
+        self.conn.execute(_LOCK_USER, (user_id,))
+        (active,) = self.conn.execute(
+            "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'", (user_id,)
+        ).fetchone()
+        return int(active)
+
+    def revoke_key(self, key_id: str, now_ms: int) -> KeyRecord | None:
+        row = self.conn.execute(
+            "UPDATE api_keys SET status = 'revoked', revoked_at_ms = ?"  # noqa: S608
+            f" WHERE id = ? AND status = 'active' RETURNING {KEY_COLUMNS}",
+            (now_ms, key_id),
+        ).fetchone()
+        return None if row is None else key_from_row(row)
+
+    def purge_revoked_keys(self, before_ms: int) -> None:
+        self.conn.execute(
+            "DELETE FROM api_keys WHERE status != 'active' AND revoked_at_ms < ?", (before_ms,)
         )
 
     def claim_device_code(self, code: str, now_ms: int) -> str | None:

@@ -12,24 +12,12 @@ from typing import Any
 
 from ...credentials import new_user_id
 from ...models import User
-from ..records import KeyMatch, KeyRecord, LastActiveKey, Preferences
+from ..records import KeyMatch, KeyRecord, Preferences
 from .db import Database
 from .rows import KEY_COLUMNS, key_from_row, user_from_row
 from .tx import SqliteTx
 
 __all__ = ["UserStore"]
-
-
-_REVOKE = (
-    "UPDATE api_keys SET status = 'revoked', revoked_at_ms = ? WHERE id = ?"  # noqa: S608
-    f" RETURNING {KEY_COLUMNS}"
-)
-
-
-def _purge_revoked(conn: sqlite3.Connection, before_ms: int) -> None:
-    conn.execute(
-        "DELETE FROM api_keys WHERE status != 'active' AND revoked_at_ms < ?", (before_ms,)
-    )
 
 
 class UserStore:
@@ -193,40 +181,6 @@ class UserStore:
 
         return await self.db.write(op)
 
-    async def revoke_key(
-        self, user_id: str, key_id: str, now_ms: int, purge_before_ms: int
-    ) -> KeyRecord | None:
-        """active -> revoked (`revoked_at_ms` = now); it stops authenticating at once.
-
-        Returns the key (unchanged if it was already revoked or rotated), or None when the
-        user has no such key. Raises LastActiveKey, changing nothing, when it is the user's
-        only active key. Also purges keys revoked before `purge_before_ms`.
-        """
-
-        def op(conn: sqlite3.Connection) -> KeyRecord | None:
-            row = conn.execute(
-                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
-                (key_id, user_id),
-            ).fetchone()
-            if row is None:
-                return None
-            if row["status"] == "active":
-                (others,) = conn.execute(
-                    "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'"
-                    " AND id != ?",
-                    (user_id, key_id),
-                ).fetchone()
-                if others == 0:
-                    raise LastActiveKey(key_id)
-                row = conn.execute(
-                    _REVOKE,
-                    (now_ms, key_id),
-                ).fetchone()
-            _purge_revoked(conn, purge_before_ms)
-            return key_from_row(row)
-
-        return await self.db.write(op)
-
     async def rotate_key(
         self,
         user_id: str,
@@ -243,7 +197,8 @@ class UserStore:
 
         def op(conn: sqlite3.Connection) -> KeyRecord | None:
             old = conn.execute(
-                "SELECT label FROM api_keys WHERE id = ? AND user_id = ? AND status = 'active'",
+                "SELECT label FROM api_keys WHERE id = ? AND user_id = ? AND status = 'active'"
+                " /*for update*/",
                 (key_id, user_id),
             ).fetchone()
             if old is None:
@@ -256,7 +211,7 @@ class UserStore:
                 " WHERE id = ?",
                 (now_ms, new_id, key_id),
             )
-            _purge_revoked(conn, purge_before_ms)
+            SqliteTx(conn).purge_revoked_keys(purge_before_ms)
             row = conn.execute(
                 f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
                 (new_id,),
