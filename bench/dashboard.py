@@ -4,9 +4,15 @@ Rows are bulk-inserted with SQL (not over HTTP): every cue gets 100 executions s
 over the last 30 days (~33,000 in the last 24 hours), mostly successes, with failures,
 missed runs, unknown outcomes and failed verifications mixed in. Each page is then
 requested through the in-process ASGI client (no sockets), logged in with the cookie
-session; the time is the whole request (auth, queries, template).
+session; the time is the whole request (auth, queries, template), as wall time and as
+the process's CPU time (steadier on a shared machine).
 
-    python bench/dashboard.py [--cues 10000] [--per-cue 100] [--rounds 20]
+Each page is timed twice: "fresh" after a commit more than 2 s ago (every read runs),
+and "reused" with nothing committed in between (the widest reads are reused, see
+`cueapi_lite/web/snapshots.py`).
+
+    python bench/dashboard.py [--cues 10000] [--per-cue 100] [--rounds 20] [--db FILE]
+    (--db: keep the filled database in FILE, and reuse it when it exists)
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ STATES = [
 ]
 
 
-def fill(db: Path, user_id: str, cues: int, per_cue: int, now_ms: int) -> tuple[str, str]:
+def fill(db: Path, user_id: str, cues: int, per_cue: int, now_ms: int) -> None:
     rng = random.Random(7)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA synchronous=OFF")
@@ -97,10 +103,8 @@ def fill(db: Path, user_id: str, cues: int, per_cue: int, now_ms: int) -> tuple[
             rows = []
     _insert(conn, rows)
     conn.execute("COMMIT")
-    execution_id = conn.execute("SELECT id FROM executions LIMIT 1").fetchone()[0]
     conn.execute("ANALYZE")
     conn.close()
-    return cue_ids[len(cue_ids) // 2], execution_id
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
@@ -113,22 +117,53 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     )
 
 
-async def main(cues: int, per_cue: int, rounds: int) -> None:
+def _ms(times: list[float], cpu: list[float]) -> str:
+    times = sorted(times)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return f"{statistics.median(times):8.1f} {p95:8.1f} {statistics.median(cpu):8.1f}"
+
+
+async def main(cues: int, per_cue: int, rounds: int, keep: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
+        db = Path(keep) if keep else Path(tmp) / "bench.db"
         clock = ManualClock()
         settings = Settings(db=str(db), rate_limit_per_minute=0)
+        filled = db.exists()
         lite = CueApiLite(settings, clock=clock)
         await lite.start()
         key = await lite.accounts.mint_key("bench@example.com")
         await lite.aclose()
-        started = time.perf_counter()
-        cue_id, execution_id = fill(db, key.user.id, cues, per_cue, clock.now_ms())
-        print(f"inserted {cues:,} cues and {cues * per_cue:,} executions"
-              f" in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        if not filled:
+            started = time.perf_counter()
+            fill(db, key.user.id, cues, per_cue, clock.now_ms())
+            print(f"inserted {cues:,} cues and {cues * per_cue:,} executions"
+                  f" in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        with sqlite3.connect(db) as conn:
+            (cue_id,) = conn.execute("SELECT id FROM cues ORDER BY id LIMIT 1 OFFSET ?",
+                                     (cues // 2,)).fetchone()  # fmt: skip
+            (execution_id,) = conn.execute(
+                "SELECT id FROM executions WHERE cue_id = ? LIMIT 1", (cue_id,)
+            ).fetchone()
+            counted = conn.execute("SELECT (SELECT COUNT(*) FROM cues),"
+                                   " (SELECT COUNT(*) FROM executions)").fetchone()  # fmt: skip
+        print(f"database: {counted[0]:,} cues, {counted[1]:,} executions")
 
         lite = CueApiLite(settings, clock=clock)
         await lite.start()
+
+        async def commit_something() -> None:
+            # Any commit changes the data version; 2 s later nothing is reused.
+            await lite.store.db.write(
+                lambda conn: conn.execute("UPDATE users SET email = email WHERE 0")
+            )
+            await lite.store.db.write(
+                lambda conn: conn.execute(
+                    "UPDATE users SET webhook_secret = webhook_secret WHERE id = ?",
+                    (key.user.id,),
+                )
+            )
+            clock.advance(3)
+
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=lite.asgi), base_url="http://127.0.0.1:8000"
@@ -148,25 +183,27 @@ async def main(cues: int, per_cue: int, rounds: int) -> None:
                     ("alerts", "/alerts"),
                     ("workers", "/workers"),
                 ]
-                print(f"{'page':<18} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+                print(f"{'ms':<16} {'fresh p50':>9} {'p95':>8} {'cpu':>8}"
+                      f" {'reused p50':>11} {'p95':>8} {'cpu':>8}")  # fmt: skip
                 for name, path in pages:
-                    times = []
+                    fresh: tuple[list[float], list[float]] = ([], [])
+                    reused: tuple[list[float], list[float]] = ([], [])
                     for _ in range(rounds):
-                        begin = time.perf_counter()
-                        response = await web.get(path)
-                        times.append((time.perf_counter() - begin) * 1000)
-                        assert response.status_code == 200, (path, response.status_code)
-                    times.sort()
-                    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-                    print(f"{name:<18} {statistics.median(times):8.1f} {p95:8.1f}"
-                          f" {times[-1]:8.1f}")  # fmt: skip
+                        await commit_something()
+                        for times, cpu in (fresh, reused):
+                            begin, begin_cpu = time.perf_counter(), time.process_time()
+                            response = await web.get(path)
+                            times.append((time.perf_counter() - begin) * 1000)
+                            cpu.append((time.process_time() - begin_cpu) * 1000)
+                            assert response.status_code == 200, (path, response.status_code)
+                    print(f"{name:<16} {_ms(*fresh)}    {_ms(*reused)}")
                 version = (await web.get("/")).headers["x-live-version"]
                 begin = time.perf_counter()
                 for _ in range(rounds * 10):
                     unchanged = await web.get("/cues", headers={"X-Live-Version": version})
                     assert unchanged.status_code == 204
                 per_poll = (time.perf_counter() - begin) * 1000 / (rounds * 10)
-                print(f"{'live poll (204)':<18} {per_poll:8.2f}")
+                print(f"{'live poll, 204':<16} {per_poll:8.2f}")
         finally:
             await lite.aclose()
 
@@ -176,5 +213,6 @@ if __name__ == "__main__":
     parser.add_argument("--cues", type=int, default=10_000)
     parser.add_argument("--per-cue", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--db", default=None)
     args = parser.parse_args()
-    asyncio.run(main(args.cues, args.per_cue, args.rounds))
+    asyncio.run(main(args.cues, args.per_cue, args.rounds, args.db))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from cueapi_lite.testing import LiveServer
 
@@ -66,6 +66,17 @@ VALID_CUE = {
     "callback": {"url": "http://127.0.0.1:9/hook"},
     "payload": {"k": 1},
 }
+
+
+def route_table(routes: list[Any], prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Every (path, methods) the app serves, including routes inside mounted apps."""
+    table: list[tuple[str, list[str]]] = []
+    for route in routes:
+        if isinstance(route, Route):
+            table.append((prefix + route.path, sorted(route.methods or [])))
+        elif isinstance(route, Mount):
+            table += route_table(list(route.routes), prefix + route.path)
+    return table
 
 
 def body_with(field: str, value: str, nested: str | None) -> bytes:
@@ -150,10 +161,9 @@ def main() -> None:
                 fired = api.post(f"/v1/cues/{cue['id']}/fire", json={}).json()
             assert server.lite is not None
             routes = [
-                (route.path, method)
-                for route in server.lite.asgi.routes
-                if isinstance(route, Route)
-                for method in sorted(route.methods or [])
+                (path, method)
+                for path, methods in route_table(server.lite.asgi.routes)
+                for method in methods
                 if method != "HEAD"
             ]
             ids = {"cue_id": cue["id"], "execution_id": fired["id"], "ticket_id": "1"}

@@ -31,6 +31,7 @@ from .errors import ApiError, MethodNotAllowed, NotFound, render
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
+from .mcp import McpEndpoint
 from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
 from .retention import Retention
@@ -154,6 +155,7 @@ class CueApiLite:
         )  # fmt: skip
         self.support = SupportService(self.store, self.clock, self.settings)
         self.echoes = EchoService(self.store, self.clock)
+        self.mcp = McpEndpoint(self)
         self._loop_task: asyncio.Task[None] | None = None
         self.started = False
         self.http_stats = HttpStats()
@@ -177,6 +179,7 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                Route("/mcp", self.mcp),
                 # The dashboard, at / (its paths never start with /v1).
                 *dashboard_routes(
                     self.cues,
@@ -284,6 +287,7 @@ class CueApiLite:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        await self.mcp.aclose()
         await self.delivery.aclose()
         await self.deliverer.close()
         await asyncio.to_thread(self.store.close)

@@ -1,4 +1,4 @@
-"""The `cueapi-lite` command: serve, keys, device, explain; the operations commands
+"""The `cueapi-lite` command: serve, keys, device, explain, mcp; the operations commands
 (doctor, backup, restore, export, import, service) live in `cli_ops`."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 import sys
@@ -20,7 +21,14 @@ import uvicorn
 from . import __version__
 from .app import CueApiLite
 from .config import Settings
-from .cron import CronError, TimezoneError, check_expression, check_zone_name, schedule_for
+from .cron import (
+    CronError,
+    TimezoneError,
+    check_expression,
+    check_zone_name,
+    preview,
+    schedule_for,
+)
 from .logs import FORMATS, configure
 from .models import parse_instant
 from .services.accounts import AccountService, NewKey
@@ -105,6 +113,8 @@ def serve(host: str, port: int, db: str | None, log_format: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     configure(settings.log_level, settings.log_format)
+    # The MCP SDK announces each start and stop of its request handler at INFO.
+    logging.getLogger("mcp").setLevel(max(logging.WARNING, logging.getLogger().level))
     sock = _bind(settings.host, settings.port)
     settings = settings.replace(port=sock.getsockname()[1])
 
@@ -292,22 +302,30 @@ def explain(cron: str, timezone: str, start: str | None, count: int, as_json: bo
         raise click.ClickException(str(exc)) from None
     except ValueError:
         raise click.ClickException(f"--from is not an ISO 8601 date-time: {start!r}") from None
-    rows = []
-    for occurrence in schedule.between(after_ms + 1, 2**62, count):
-        moment = datetime.fromtimestamp(occurrence.at_ms / 1000, UTC)
-        rows.append(
-            {
-                "local": moment.astimezone(schedule.zone).isoformat(),
-                "utc": moment.isoformat(),
-                "note": occurrence.note,
-            }
-        )
+    rows = preview(schedule, after_ms, count)
     if as_json:
         click.echo(json.dumps(rows))
         return
     for row in rows:
         note = f"  <- {row['note']}" if row["note"] else ""
         click.echo(f"{row['local']}  ({row['utc']}){note}")
+
+
+@main.command("mcp")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The server's base URL (a trailing /v1 is ignored).",
+)
+@click.option("--key", envvar="CUEAPI_API_KEY", required=True, help="API key (env CUEAPI_API_KEY).")
+def mcp_stdio(url: str, key: str) -> None:
+    """Serve the MCP tools on stdin/stdout for desktop agents, acting on the server at
+    URL as the owner of the key."""
+    from .mcp.server import run_stdio
+
+    base_url = url.rstrip("/").removesuffix("/v1")
+    asyncio.run(run_stdio(base_url, key))
 
 
 def _with_devices(db: str | None, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:

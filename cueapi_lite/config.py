@@ -107,6 +107,8 @@ class Settings:
     monthly_execution_limit: int = 0
     plan: str = "self-hosted"
     session_ttl_s: int = 3600
+    # How long a dashboard login (its session cookie) lasts.
+    dashboard_session_s: int = 7 * 86400
     # The API document's rule for support tickets (account > 1 h old, >= 1 cue).
     support_eligibility: bool = False
 
@@ -127,6 +129,8 @@ class Settings:
                 raise ValueError(f"{name} must be 0 (no limit) or more")
         if not 60 <= self.session_ttl_s <= 30 * 86400:
             raise ValueError("session_ttl_s must be between 60 and 2592000")
+        if not 60 <= self.dashboard_session_s <= 30 * 86400:
+            raise ValueError("dashboard_session_s must be between 60 and 2592000")
         if "@" not in self.auto_approve_email:
             raise ValueError("auto_approve_email must be an email address")
         if self.admin_token is not None and len(self.admin_token) < 16:

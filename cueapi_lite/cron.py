@@ -33,6 +33,7 @@ __all__ = [
     "check_expression",
     "check_zone_name",
     "load_zone",
+    "preview",
     "schedule_for",
 ]
 
@@ -347,3 +348,19 @@ def _next_cached(schedule: CronSchedule, after_ms: int) -> Occurrence | None:
 def schedule_for(expression: str, timezone: str) -> CronSchedule:
     """A cached CronSchedule; raises CronError or TimezoneError."""
     return CronSchedule(expression, timezone)
+
+
+def preview(schedule: CronSchedule, after_ms: int, count: int) -> list[dict[str, str | None]]:
+    """The next `count` fire instants after `after_ms`, in local time and UTC, each with
+    the note of a DST gap or fold that moved it (what `explain` shows)."""
+    rows: list[dict[str, str | None]] = []
+    for occurrence in schedule.between(after_ms + 1, 2**62, count):
+        moment = datetime.fromtimestamp(occurrence.at_ms / 1000, UTC)
+        rows.append(
+            {
+                "local": moment.astimezone(schedule.zone).isoformat(),
+                "utc": moment.isoformat(),
+                "note": occurrence.note,
+            }
+        )
+    return rows

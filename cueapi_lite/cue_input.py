@@ -157,9 +157,17 @@ def read_cue_body(body: dict[str, Any], max_payload_bytes: int) -> CueInput:
 def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
     """The nested form of an MCP-style flat body (nested fields win when both appear)."""
     flat_schedule = {k: body[k] for k in ("cron", "at", "timezone") if body.get(k) is not None}
-    if not flat_schedule and not isinstance(body.get("callback"), str):
+    # The official MCP server (cueapi-mcp) sends `callback_url` and `worker: true`.
+    mcp_style = body.get("callback_url") is not None or body.get("worker") is not None
+    if not flat_schedule and not isinstance(body.get("callback"), str) and not mcp_style:
         return body
     body = dict(body)
+    if body.get("callback") is None and body.get("callback_url") is not None:
+        body["callback"] = body["callback_url"]
+    if body.get("worker") is not None and body.get("transport") is None:
+        if not isinstance(body["worker"], bool):
+            raise invalid("worker", "must be true or false")
+        body["transport"] = "worker" if body["worker"] else "webhook"
     if flat_schedule and body.get("schedule") is None:
         if "cron" in flat_schedule:
             flat_schedule["type"] = "recurring"

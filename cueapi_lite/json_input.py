@@ -25,6 +25,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _INNERMOST = re.compile(r"\[\]|\{\}")
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class JsonInputError(BadRequest):
@@ -49,27 +50,36 @@ def field_path(parts: tuple[str | int, ...]) -> str:
     return text or "body"
 
 
-class _OutOfRange(ValueError):
+class _Refused(ValueError):
     """A number the decoder refuses; the value is read again to find where it was."""
 
 
+class _Constant:
+    """`NaN` or `Infinity` where `_PLAIN` read it, so the walk can name the field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _refuse_constant(text: str) -> Any:
-    raise JsonInputError(f"{text} is not a JSON number")
+    raise _Refused(text)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400 overflows to infinity
-        raise _OutOfRange(text)
+        raise _Refused(text)
     return value
 
 
 def _bounded_int(text: str) -> int:
     if len(text) > 20:  # far beyond 64 bits; int() of thousands of digits is slow
-        raise _OutOfRange(text)
+        raise _Refused(text)
     value = int(text)
     if not MIN_INT <= value <= MAX_INT:
-        raise _OutOfRange(text)
+        raise _Refused(text)
     return value
 
 
@@ -78,7 +88,7 @@ def _bounded_int(text: str) -> int:
 _DECODER = json.JSONDecoder(
     parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
 )
-_PLAIN = json.JSONDecoder(parse_constant=_refuse_constant)
+_PLAIN = json.JSONDecoder(parse_constant=_Constant)
 
 
 def decode_json_body(raw: bytes | str) -> Any:
@@ -89,11 +99,12 @@ def decode_json_body(raw: bytes | str) -> Any:
         raise JsonInputError("the body is not UTF-8") from None
     try:
         value = _DECODER.decode(text)
-    except _OutOfRange:
+    except _Refused:
         _walk(_decode_plain(text))
         raise JsonInputError("a number is out of range") from None
     except RecursionError:
-        raise JsonInputError(f"nested more than {MAX_DEPTH} levels deep") from None
+        where = _deep_field(text)
+        raise JsonInputError(f"nested more than {MAX_DEPTH} levels deep", where) from None
     except JsonInputError:
         raise
     except ValueError as exc:
@@ -111,6 +122,28 @@ def _decode_plain(text: str) -> Any:
         return _PLAIN.decode(text)
     except (ValueError, RecursionError):  # thousands of digits, or nested too deeply
         raise JsonInputError("a number is out of range") from None
+
+
+def _deep_field(text: str) -> str | None:
+    """The top-level key under which `text` (too deep to parse) passes MAX_DEPTH.
+
+    Reads tokens only until the depth is passed: a value always follows its key, so the
+    last string read at depth 1 of an object is the key."""
+    depth, key = 0, None
+    for match in _TOKEN.finditer(text):
+        part = match.group()
+        if part in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return key if text.lstrip().startswith("{") else None
+        elif part in ("]", "}"):
+            depth -= 1
+        elif depth == 1:
+            try:
+                key = json.loads(part)[:64]
+            except ValueError:  # not reached by the parser; name no field
+                key = None
+    return None
 
 
 def _too_deep(text: str) -> bool:
@@ -145,6 +178,8 @@ def _walk(value: Any) -> None:
                 raise JsonInputError("holds a lone UTF-16 surrogate", field_path(path))
         elif isinstance(node, int | float) and not _number_fits(node):
             raise JsonInputError("the number is out of range", field_path(path))
+        elif isinstance(node, _Constant):
+            raise JsonInputError(f"{node.text} is not a JSON number", field_path(path))
 
 
 def _number_fits(number: float) -> bool:

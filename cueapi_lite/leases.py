@@ -39,6 +39,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 MAX_WORKER_ID = 255
 MAX_HANDLERS = 200
+NO_TASK_WARNING = (
+    "This worker cue has no payload.task: cueapi-worker runs the handler named by"
+    " payload.task and skips work without one, so its executions would wait unclaimed."
+    ' Add one, e.g. "payload": {"task": "sync_data"}, matching a handler in worker.yaml.'
+)
 NO_WORKER_WARNING = (
     "No active workers found: no worker has sent a heartbeat in the last {seconds} seconds."
     " Start one with `cueapi-worker start` so this cue's executions are claimed."
@@ -279,6 +284,11 @@ class LeaseService:
     async def forget_worker(self, user: User, worker_id: str) -> None:
         if not await self.store.workers.delete(user.id, worker_id):
             raise NotFound("Worker not found", "worker_not_found")
+
+    def no_task_warning(self, payload: dict[str, Any]) -> str | None:
+        """The warning for a new worker cue the official worker cannot route (H17)."""
+        task = payload.get("task")
+        return None if isinstance(task, str) and task.strip() else NO_TASK_WARNING
 
     async def no_worker_warning(self, user: User) -> str | None:
         """The warning for a new worker cue when no worker is alive (CONTRACT E1)."""

@@ -10,6 +10,7 @@ when its level is enabled (the arguments are formatted by logging, lazily).
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import time
 from collections import Counter
@@ -66,6 +67,7 @@ class Histogram:
         return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _host(url: str | None) -> str:
     try:
         return urlsplit(url or "").hostname or "-"

@@ -17,6 +17,7 @@ import httpx
 __all__ = ["TransferError", "create_body", "remote_cues"]
 
 PAGE = 100
+MOVABLE = ("active", "paused")
 MAX_REMOTE_CUES = 100_000
 TIMEOUT_S = 30.0
 # The fields of a Cue object that say what it is, not what happened to it.
@@ -70,25 +71,23 @@ def remote_cues(
         base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT_S,
         transport=transport,
     ) as client:  # fmt: skip
-        for status in ("active", "paused"):
-            offset = 0
-            while offset < MAX_REMOTE_CUES:
-                try:
-                    response = client.get(
-                        "/v1/cues", params={"status": status, "limit": PAGE, "offset": offset}
-                    )
-                except httpx.HTTPError as exc:
-                    raise TransferError(f"cannot reach {base}: {exc}") from None
-                if response.status_code != 200:
-                    raise TransferError(
-                        f"{base} answered {response.status_code} to GET /v1/cues: "
-                        f"{response.text[:300]}"
-                    )
-                try:
-                    cues = response.json()["cues"]
-                except (ValueError, KeyError, TypeError):
-                    raise TransferError(f"{base} did not answer with a list of cues") from None
-                yield from cues
-                if len(cues) < PAGE:
-                    break
-                offset += len(cues)
+        offset = 0
+        while offset < MAX_REMOTE_CUES:
+            try:
+                response = client.get("/v1/cues", params={"limit": PAGE, "offset": offset})
+            except httpx.HTTPError as exc:
+                raise TransferError(f"cannot reach {base}: {exc}") from None
+            if response.status_code != 200:
+                raise TransferError(
+                    f"{base} answered {response.status_code} to GET /v1/cues: {response.text[:300]}"
+                )
+            try:
+                cues = response.json()["cues"]
+            except (ValueError, KeyError, TypeError):
+                raise TransferError(f"{base} did not answer with a list of cues") from None
+            # Filtered here, not with `?status=`: a server that ignores the parameter
+            # must not hand over finished cues (a past `once` cannot be created again).
+            yield from (c for c in cues if isinstance(c, dict) and c.get("status") in MOVABLE)
+            if len(cues) < PAGE:
+                break
+            offset += len(cues)

@@ -17,6 +17,10 @@ from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.webhooks import DeliveryFailed, WebhookRequest, WebhookResponse
 from tests.pgcluster import HOW_TO_ENABLE, Cluster, Databases, find_bin_dir
 
+# A separate project with its own pytest.ini, run in its own process by
+# tests/e2e/test_pytest_plugin.py.
+collect_ignore = ["sample_project"]
+
 Script = Callable[[WebhookRequest], "WebhookResponse | Exception"]
 
 

@@ -219,3 +219,32 @@ def test_import_refuses_a_file_that_is_not_a_list_of_bodies(tmp_path: Path, cont
                                        "--db", db])  # fmt: skip
     assert result.exit_code == 1
     assert result.output.startswith("Error:")
+
+
+def test_remote_cues_skip_finished_ones_and_keep_paused_ones() -> None:
+    from cueapi_lite.transfer import create_body, remote_cues
+
+    listed = [
+        {"name": "on", "status": "active", "schedule": {"type": "recurring", "cron": "0 9 * * *",
+                                                          "timezone": "UTC"}},
+        {"name": "held", "status": "paused", "schedule": {"type": "once",
+                                                            "at": "2030-01-01T00:00:00Z"}},
+        {"name": "done", "status": "completed", "schedule": {"type": "once",
+                                                               "at": "2020-01-01T00:00:00Z"}},
+    ]  # fmt: skip
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        assert request.headers["authorization"] == "Bearer cue_sk_test"
+        return httpx.Response(200, json={"cues": listed, "total": 3})
+
+    cues = list(remote_cues("https://api.example.com/v1/", "cue_sk_test",
+                            transport=httpx.MockTransport(answer)))  # fmt: skip
+    assert seen == ["https://api.example.com/v1/cues?limit=100&offset=0"]
+    bodies = [create_body(cue) for cue in cues]
+    assert bodies == [
+        {"name": "on", "schedule": {"type": "recurring", "cron": "0 9 * * *", "timezone": "UTC"}},
+        {"name": "held", "status": "paused",
+         "schedule": {"type": "once", "at": "2030-01-01T00:00:00Z", "timezone": "UTC"}},
+    ]  # fmt: skip

@@ -156,3 +156,19 @@ def test_every_command_has_help_and_is_in_the_readme(path: str, command: click.C
     result = invoke(*path.split(), "--help")
     assert result.exit_code == 0
     assert f"cueapi-lite {path}" in README.read_text(), f"README does not show {path!r}"
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "message"),
+    [
+        ("0 25 * * *", "UTC", "hour 25 is out of range 0\u201323"),
+        ("*/60 * * * *", "UTC", "minute step 60 is out of range 1\u201359"),
+        ("0 9 * * *", "localtime", "Unknown timezone: 'localtime'"),
+    ],
+)
+def test_explain_refuses_what_a_cue_would_refuse_and_says_why(
+    cron: str, zone: str, message: str
+) -> None:
+    result = CliRunner().invoke(main, ["explain", cron, "--tz", zone])
+    assert result.exit_code == 1
+    assert message in result.output

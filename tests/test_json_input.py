@@ -13,8 +13,8 @@ from cueapi_lite.json_input import MAX_DEPTH, JsonInputError, decode_json_body
 @pytest.mark.parametrize(
     ("raw", "field", "reason"),
     [
-        (b'{"a": NaN}', None, "NaN is not a JSON number"),
-        (b'{"a": [1, -Infinity]}', None, "-Infinity is not a JSON number"),
+        (b'{"a": NaN}', "a", "NaN is not a JSON number"),
+        (b'{"a": [1, -Infinity]}', "a[1]", "-Infinity is not a JSON number"),
         (b'{"payload": {"n": 1e400}}', "payload.n", "the number is out of range"),
         (b'{"n": [1, -1E+400]}', "n[1]", "the number is out of range"),
         (b'{"n": 9223372036854775808}', "n", "out of range"),
@@ -25,6 +25,7 @@ from cueapi_lite.json_input import MAX_DEPTH, JsonInputError, decode_json_body
         (b'{"m": {"\\udfff": 1}}', "m", "lone UTF-16 surrogate"),
         (b'{"a": [0, "ok", "\\udc00x"]}', "a[2]", "lone UTF-16 surrogate"),
         (b"[" * 10_000 + b"]" * 10_000, None, f"nested more than {MAX_DEPTH} levels"),
+        (b'{"n": "{", "payload": ' + b"[" * 9_999 + b"]" * 9_999 + b"}", "payload", "nested"),
         (b'{"p": ' + b"[" * 200 + b"]" * 200 + b"}", "p", f"nested more than {MAX_DEPTH}"),
         (b"\xed\xa0\x80", None, "not UTF-8"),
         (b'{"a": 1,}', None, "Expecting property name"),

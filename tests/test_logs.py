@@ -154,7 +154,7 @@ async def test_a_lease_expiry_is_a_warning(
 def test_json_format_writes_one_object_per_line_with_the_event_fields() -> None:
     stream = io.StringIO()
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    handlers, level = root.handlers[:], root.level
     try:
         configure("info", "json", stream)
         logging.getLogger("cueapi_lite.delivery").warning(
@@ -162,8 +162,8 @@ def test_json_format_writes_one_object_per_line_with_the_event_fields() -> None:
         )
         logging.getLogger("cueapi_lite.delivery").debug("not shown at info")
     finally:
-        root.handlers, _ = saved[0], None
-        root.setLevel(saved[1])
+        root.handlers[:] = handlers
+        root.setLevel(level)
     [line] = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["level"] == "WARNING"
@@ -194,3 +194,44 @@ def test_log_settings_come_from_the_environment() -> None:
     assert (settings.log_format, settings.log_level, settings.access_log) == (
         "json", "warning", True,
     )  # fmt: skip
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+async def test_lines_logged_on_the_loop_are_flushed_together_after_the_callback() -> None:
+    import asyncio
+
+    from cueapi_lite.logs import LoopFlushHandler
+
+    stream = CountingStream()
+    logger = logging.getLogger("cueapi_lite.test_flush")
+    handler = LoopFlushHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for n in range(100):
+            logger.warning("line %d", n)
+        assert stream.flushes == 0  # written, not yet flushed: still in this callback
+        await asyncio.sleep(0)
+        assert stream.flushes == 1
+        assert stream.getvalue().splitlines()[-1] == "line 99"
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def test_without_a_running_loop_every_line_is_flushed_at_once() -> None:
+    from cueapi_lite.logs import LoopFlushHandler
+
+    stream = CountingStream()
+    handler = LoopFlushHandler(stream)
+    handler.emit(logging.LogRecord("x", logging.WARNING, "", 0, "stopping", None, None))
+    assert stream.flushes == 1

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 
@@ -133,6 +133,17 @@ QUERY_VALUES = st.one_of(
 # --- the server ---------------------------------------------------------------------------
 
 
+def route_table(routes: list[Any], prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Every (path, methods) the app serves, including routes inside mounted apps."""
+    table: list[tuple[str, list[str]]] = []
+    for route in routes:
+        if isinstance(route, Route):
+            table.append((prefix + route.path, sorted(route.methods or [])))
+        elif isinstance(route, Mount):
+            table += route_table(list(route.routes), prefix + route.path)
+    return table
+
+
 class Target:
     """The app in-process on an event loop of its own (Hypothesis calls are synchronous)."""
 
@@ -156,11 +167,7 @@ class Target:
             "ticket_id": "1",
             "token": "tok",
         }
-        self.routes = [
-            (route.path, sorted(route.methods or []))
-            for route in self.lite.asgi.routes
-            if isinstance(route, Route)
-        ]
+        self.routes = route_table(self.lite.asgi.routes)
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)

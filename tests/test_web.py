@@ -17,7 +17,7 @@ from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.web.views import safe_link
 
 from .conftest import FakeDeliverer, status, webhook_cue
-from .helpers import ms
+from .helpers import iso_at, ms
 
 BASE = "http://127.0.0.1:8000"
 
@@ -94,6 +94,7 @@ async def test_login_sets_a_strict_httponly_session_cookie(lite: CueApiLite, use
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
         assert "Secure" not in cookie  # plain http on loopback
+        assert "Max-Age=604800" in cookie
         assert (await client.get("/cues")).status_code == 200
     # The cookie is a session token like the API's: it works as a Bearer token too.
     token = cookie.split(";")[0].split("=", 1)[1]
@@ -116,6 +117,21 @@ async def test_cookie_is_secure_when_the_public_url_is_https(
         assert "Secure" in response.headers["set-cookie"]
     finally:
         await lite.aclose()
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "cues"])
+async def test_login_never_redirects_off_the_site(
+    lite: CueApiLite, user: NewKey, target: str
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+    ) as client:
+        form = await client.get("/login", params={"next": target})
+        assert 'name="next" value="/"' in form.text
+        response = await client.post(
+            "/login", data={"csrf": csrf_of(form.text), "api_key": user.api_key, "next": target}
+        )
+    assert response.headers["location"] == "/"
 
 
 async def test_a_wrong_key_does_not_log_in(lite: CueApiLite) -> None:
@@ -158,7 +174,9 @@ async def test_logging_out_ends_the_session(web: httpx.AsyncClient) -> None:
 async def test_an_expired_session_goes_back_to_the_login_page(
     web: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    clock.advance(3601)
+    clock.advance(3601)  # a dashboard login outlives an API session token (1 h)...
+    assert (await web.get("/")).status_code == 200
+    clock.advance(7 * 86400)  # ...and ends after DASHBOARD_SESSION_S
     assert (await web.get("/")).headers["location"] == "/login"
 
 
@@ -190,7 +208,11 @@ async def test_overview_counts_cues_executions_alerts_and_failures(
 
 
 async def test_cue_list_shows_health_schedule_in_words_and_the_strip(
-    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, deliverer: FakeDeliverer
+    lite: CueApiLite,
+    api: httpx.AsyncClient,
+    web: httpx.AsyncClient,
+    deliverer: FakeDeliverer,
+    clock: ManualClock,
 ) -> None:
     cue = await new_cue(
         api,
@@ -199,6 +221,7 @@ async def test_cue_list_shows_health_schedule_in_words_and_the_strip(
         retry={"max_attempts": 1},
     )
     await fire(lite, api, cue["id"])
+    clock.advance(60)
     deliverer.answer(status(503))
     await fire(lite, api, cue["id"])
     page = (await web.get("/cues")).text
@@ -267,6 +290,32 @@ async def test_execution_page_shows_timeline_evidence_and_a_safe_result_link(
     assert "email:7" in page
     assert "&lt;b&gt;done&lt;/b&gt;" in page  # escaped, never markup
     assert 'href="https://mail.example.com/sent?id=7&amp;x=&lt;y&gt;"' in page
+
+
+async def test_a_worker_execution_shows_its_claim_and_outcome(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    created = await api.post(
+        "/v1/cues",
+        json={"name": "sync", "transport": "worker", "payload": {"task": "sync"},
+              "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}},
+    )  # fmt: skip
+    execution_id = await fire(lite, api, created.json()["id"])
+    claimed = await api.post(f"/v1/executions/{execution_id}/claim", json={"worker_id": "mac-mini"})
+    assert claimed.status_code == 200, claimed.text
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Claimed</strong>" in page
+    assert "by worker mac-mini" in page
+    assert "<strong>Outcome reported</strong>" not in page
+    await api.post(
+        f"/v1/executions/{execution_id}/outcome",
+        json={"success": False, "error": "disk full"},
+        headers={"X-Worker-Id": "mac-mini"},
+    )
+    page = (await web.get(f"/executions/{execution_id}")).text
+    assert "<strong>Outcome reported</strong>" in page
+    assert "disk full" in page
+    assert "fill-failure" in page
 
 
 def test_only_http_links_are_made_clickable() -> None:
@@ -383,6 +432,30 @@ async def test_edit_changes_schedule_payload_retry_alerts_and_verification(
     assert stored["verification"] == {"mode": "manual"}
     assert stored["on_failure"]["email"] is False
     assert "every weekday at 07:30, Europe/Paris" in (await web.get(page)).text
+
+
+async def test_editing_a_one_time_cue_keeps_its_instant_unless_changed(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    at_ms = clock.now_ms() + 3_600_000
+    cue = await new_cue(api, name="once", schedule={"type": "once", "at": iso_at(at_ms)})
+    page = f"/cues/{cue['id']}"
+    html = (await web.get(page)).text
+    shown = re.search(r'name="at" value="([^"]+)"', html)
+    assert shown is not None
+    fields = edit_fields(at=shown.group(1), payload='{"n": 1}')
+    del fields["cron"]
+    clock.advance(7200)  # the instant has passed meanwhile: unchanged, it is kept
+    edited = await post_form(web, f"{page}/edit", page, **fields)
+    assert edited.status_code == 303, re.findall(r"role=\"alert\">(.*?)<", edited.text)
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()["schedule"]
+    assert stored == {"type": "once", "cron": None, "at": iso_at(at_ms),
+                      "timezone": "UTC"}  # fmt: skip
+    assert (await api.get(f"/v1/cues/{cue['id']}")).json()["payload"] == {"n": 1}
+    fields["at"] = "2020-01-01T00:00:00Z"
+    refused = await post_form(web, f"{page}/edit", page, **fields)
+    assert refused.status_code == 400
+    assert "in the past" in refused.text
 
 
 @pytest.mark.parametrize(
@@ -543,7 +616,7 @@ async def test_pages_count_against_the_rate_limit(tmp_path: Path, clock: ManualC
 
 
 async def test_live_poll_is_204_until_something_changes(
-    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     cue = await new_cue(api, name="brief")
     page = await web.get("/cues")
@@ -551,8 +624,18 @@ async def test_live_poll_is_204_until_something_changes(
     assert f'<meta name="live-version" content="{version}">' in page.text
     unchanged = await web.get("/cues", headers={"X-Live-Version": version})
     assert (unchanged.status_code, unchanged.content) == (204, b"")
+
     await fire(lite, api, cue["id"])
     changed = await web.get("/cues", headers={"X-Live-Version": version})
     assert changed.status_code == 200
-    assert changed.headers["x-live-version"] != version
-    assert "fill-success" in changed.text
+    assert "fill-success" in changed.text  # the strip is read afresh
+    # The health of every cue was read under 2 s ago and is reused: the page keeps the
+    # older version, so the next poll asks again...
+    assert changed.headers["x-live-version"] == version
+    clock.advance(2)
+    fresh = await web.get("/cues", headers={"X-Live-Version": version})
+    # ...and then gets everything fresh, with the new version.
+    assert fresh.headers["x-live-version"] != version
+    assert (
+        await web.get("/cues", headers={"X-Live-Version": fresh.headers["x-live-version"]})
+    ).status_code == 204

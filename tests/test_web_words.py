@@ -69,3 +69,30 @@ def test_cue_badges() -> None:
     assert cue_health("active", "missed", None) == "failing"
     assert cue_health("active", "success", "verification_failed") == "failing"
     assert cue_health("active", "success", "verified_success") == "healthy"
+
+
+async def test_snapshots_are_reused_until_a_commit_and_two_seconds() -> None:
+    from cueapi_lite import ManualClock
+    from cueapi_lite.web.snapshots import Snapshots
+
+    clock = ManualClock()
+    version = [1]
+    reads: list[int] = []
+
+    async def read() -> int:
+        reads.append(version[0])
+        return version[0]
+
+    snapshots = Snapshots(clock, lambda: version[0])
+    assert await snapshots.get("k", read) == 1
+    version[0] = 2
+    clock.advance(1)
+    assert await snapshots.get("k", read) == 1  # committed, but read under 2 s ago
+    clock.advance(1)
+    assert await snapshots.get("k", read) == 2
+    clock.advance(3600)
+    assert await snapshots.get("k", read) == 2  # nothing committed: reused however old
+    assert reads == [1, 2]
+    for n in range(300):
+        await snapshots.get(n, read)
+    assert len(snapshots._entries) == 64

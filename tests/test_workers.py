@@ -312,6 +312,33 @@ async def test_creating_a_worker_cue_without_live_workers_warns(
     assert hook["warning"] is None
 
 
+async def test_a_worker_cue_without_payload_task_is_told_how_the_worker_routes(
+    api: httpx.AsyncClient,
+) -> None:
+    await api.post("/v1/worker/heartbeat", json={"worker_id": "w1", "handlers": ["sync"]})
+    body = {"name": "no-task", "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
+            "transport": "worker", "payload": {"n": 1}}  # fmt: skip
+    created = (await api.post("/v1/cues", json=body)).json()
+    assert created["warning"].startswith("This worker cue has no payload.task")
+    assert "worker.yaml" in created["warning"]
+    blank = (await api.post("/v1/cues", json={**body, "name": "blank",
+                                               "payload": {"task": " "}})).json()  # fmt: skip
+    assert blank["warning"].startswith("This worker cue has no payload.task")
+    assert (await worker_cue(api, name="with-task"))["warning"] is None
+    hook = (await api.post("/v1/cues", json=webhook_cue(payload={}))).json()
+    assert hook["warning"] is None
+
+
+async def test_both_warnings_together_when_nothing_could_claim_the_work(
+    api: httpx.AsyncClient,
+) -> None:
+    body = {"name": "lonely", "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
+            "transport": "worker"}  # fmt: skip
+    warning = (await api.post("/v1/cues", json=body)).json()["warning"]
+    assert warning.startswith("This worker cue has no payload.task")
+    assert "No active workers found" in warning
+
+
 async def test_unclaimed_work_is_recorded_as_missed(
     api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock
 ) -> None:

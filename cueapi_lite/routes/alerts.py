@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,12 +11,21 @@ from starlette.routing import Route
 
 from ..alerts import AlertService
 from ..errors import Unprocessable
-from ..models import alert_json, parse_instant
+from ..models import Alert, alert_json, parse_instant
 from ..services.accounts import AccountService
 from ..store import AlertFilters
 from .common import json_body, ok, page, query, user_of
 
-__all__ = ["alert_routes"]
+__all__ = ["alert_page_json", "alert_routes"]
+
+
+def alert_page_json(found: list[Alert], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "alerts": [alert_json(a) for a in found],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 def _flag(value: str | None) -> bool | None:
@@ -44,10 +54,7 @@ def alert_routes(alerts: AlertService, accounts: AccountService) -> list[Route]:
             since_ms=since_ms,
         )
         found, total = await alerts.page(user, filters, limit, offset)
-        return ok(
-            {"alerts": [alert_json(a) for a in found], "total": total, "limit": limit,
-             "offset": offset}
-        )  # fmt: skip
+        return ok(alert_page_json(found, total, limit, offset))
 
     async def acknowledge(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import cue_raw, cue_raw_with, execution_json, started_json
+from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
 from .common import json_body, no_content, ok, page, query, user_of
 
-__all__ = ["cue_routes"]
+__all__ = ["cue_page_json", "cue_routes", "recent_executions_json"]
+
+
+def cue_page_json(
+    found: list[Cue], total: int, limit: int, offset: int, render: Callable[[Cue], Any] = cue_raw
+) -> dict[str, Any]:
+    """E2's page; `render` makes each cue (pre-encoded by default, `cue_json` for a dict)."""
+    return {"cues": [render(c) for c in found], "total": total, "limit": limit, "offset": offset}
+
+
+def recent_executions_json(executions: list[Execution], total: int) -> dict[str, Any]:
+    """What E3 adds to the cue: its newest executions."""
+    return {
+        "executions": [execution_json(e) for e in executions],
+        "execution_total": total,
+        "execution_limit": RECENT_EXECUTIONS,
+        "execution_offset": 0,
+    }
 
 
 def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
@@ -24,24 +44,12 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
         user = await user_of(request, accounts)
         limit, offset = page(request)
         found, total = await cues.page(user, query(request, "status"), limit, offset)
-        return ok(
-            {"cues": [cue_raw(c) for c in found], "total": total, "limit": limit, "offset": offset}
-        )
+        return ok(cue_page_json(found, total, limit, offset))
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        return ok(
-            cue_raw_with(
-                cue,
-                {
-                    "executions": [execution_json(e) for e in executions],
-                    "execution_total": total,
-                    "execution_limit": RECENT_EXECUTIONS,
-                    "execution_offset": 0,
-                },
-            )
-        )
+        return ok(cue_raw_with(cue, recent_executions_json(executions, total)))
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)

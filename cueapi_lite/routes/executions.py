@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import execution_json, started_json
+from ..models import Execution, execution_json, started_json
 from ..services.accounts import AccountService
 from ..services.executions import ExecutionService
 from ..store import ExecutionFilters
 from .common import json_body, ok, page, query, user_of
 
-__all__ = ["execution_routes"]
+__all__ = ["execution_page_json", "execution_routes", "outcome_recorded_json"]
+
+
+def execution_page_json(
+    found: list[Execution], total: int, limit: int, offset: int
+) -> dict[str, Any]:
+    return {
+        "executions": [execution_json(e) for e in found],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + len(found) < total,
+    }
+
+
+def outcome_recorded_json(execution: Execution, state: str) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id,
+        "outcome_recorded": True,
+        "outcome_state": state,
+        "reason": None,
+    }
 
 
 def execution_routes(executions: ExecutionService, accounts: AccountService) -> list[Route]:
@@ -26,15 +49,7 @@ def execution_routes(executions: ExecutionService, accounts: AccountService) -> 
             triggered_by=query(request, "triggered_by"),
         )
         found, total = await executions.page(user, filters, limit, offset)
-        return ok(
-            {
-                "executions": [execution_json(e) for e in found],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "has_more": offset + len(found) < total,
-            }
-        )
+        return ok(execution_page_json(found, total, limit, offset))
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
@@ -47,14 +62,7 @@ def execution_routes(executions: ExecutionService, accounts: AccountService) -> 
         execution, state = await executions.report_outcome(
             user, request.path_params["execution_id"], body, request.headers.get("x-worker-id")
         )
-        return ok(
-            {
-                "execution_id": execution.id,
-                "outcome_recorded": True,
-                "outcome_state": state,
-                "reason": None,
-            }
-        )
+        return ok(outcome_recorded_json(execution, state))
 
     async def verify(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -6,6 +6,8 @@ are not read as execution ids (CONTRACT §4.3).
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,17 +16,44 @@ from ..clock import Clock
 from ..leases import LeaseService, heartbeat_status
 from ..models import Execution, iso
 from ..services.accounts import AccountService
+from ..store import Claimable
 from .common import json_body, no_content, ok, query, user_of
 
-__all__ = ["worker_routes"]
+__all__ = ["claimable_json", "claimed_json", "heartbeat_json", "worker_routes"]
 
 
-def _claimed(execution: Execution, lease_s: int) -> dict[str, object]:
+def claimed_json(execution: Execution, lease_s: int) -> dict[str, Any]:
     return {
         "claimed": True,
         "execution_id": execution.id,
         "lease_seconds": lease_s,
         "lease_expires_at": iso(execution.lease_expires_at_ms),
+    }
+
+
+def claimable_json(found: list[Claimable]) -> dict[str, Any]:
+    items = []
+    for item in found:
+        task = item.payload.get("task")
+        items.append(
+            {
+                "execution_id": item.execution_id,
+                "cue_id": item.cue_id,
+                "cue_name": item.cue_name,
+                "task": task if isinstance(task, str) else None,
+                "scheduled_for": iso(item.scheduled_for_ms),
+                "payload": item.payload,
+                "attempt": item.attempts + 1,
+            }
+        )
+    return {"executions": items}
+
+
+def heartbeat_json(execution: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id,
+        "acknowledged": True,
+        "lease_extended_until": iso(execution.lease_expires_at_ms),
     }
 
 
@@ -35,32 +64,18 @@ def worker_routes(leases: LeaseService, accounts: AccountService, clock: Clock) 
     async def claimable(request: Request) -> Response:
         user = await user_of(request, accounts)
         found = await leases.claimable(user, query(request, "task"), query(request, "agent"))
-        items = []
-        for item in found:
-            task = item.payload.get("task")
-            items.append(
-                {
-                    "execution_id": item.execution_id,
-                    "cue_id": item.cue_id,
-                    "cue_name": item.cue_name,
-                    "task": task if isinstance(task, str) else None,
-                    "scheduled_for": iso(item.scheduled_for_ms),
-                    "payload": item.payload,
-                    "attempt": item.attempts + 1,
-                }
-            )
-        return ok({"executions": items})
+        return ok(claimable_json(found))
 
     async def claim(request: Request) -> Response:
         user = await user_of(request, accounts)
         body = await json_body(request)
         execution = await leases.claim(user, request.path_params["execution_id"], body)
-        return ok(_claimed(execution, lease_s))
+        return ok(claimed_json(execution, lease_s))
 
     async def claim_next(request: Request) -> Response:
         user = await user_of(request, accounts)
         execution = await leases.claim_next(user, await json_body(request))
-        return ok(_claimed(execution, lease_s))
+        return ok(claimed_json(execution, lease_s))
 
     async def heartbeat(request: Request) -> Response:
         user = await user_of(request, accounts)
@@ -68,13 +83,7 @@ def worker_routes(leases: LeaseService, accounts: AccountService, clock: Clock) 
         execution = await leases.heartbeat(
             user, request.path_params["execution_id"], request.headers.get("x-worker-id")
         )
-        return ok(
-            {
-                "execution_id": execution.id,
-                "acknowledged": True,
-                "lease_extended_until": iso(execution.lease_expires_at_ms),
-            }
-        )
+        return ok(heartbeat_json(execution))
 
     async def worker_heartbeat(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -450,12 +450,13 @@ class AccountService:
         finally:
             self._forget(session=caller.session_hash)
 
-    async def open_session(self, user: User) -> NewSession:
+    async def open_session(self, user: User, ttl_s: int | None = None) -> NewSession:
         """A session for a user who has just authenticated another way (the dashboard's
-        login with an API key): the same session tokens, the same lifetime."""
+        login with an API key): the same session tokens, lasting `ttl_s` (default
+        `session_ttl_s`)."""
         token = new_session_token()
         now_ms = self.clock.now_ms()
-        expires_ms = now_ms + self.settings.session_ttl_s * 1000
+        expires_ms = now_ms + (ttl_s or self.settings.session_ttl_s) * 1000
         await self.store.tokens.issue(hash_token(token), user.id, now_ms, expires_ms)
         return NewSession(token, user, expires_ms)
 

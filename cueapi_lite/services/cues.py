@@ -103,9 +103,14 @@ class CueService:
         if not inserted:
             raise _duplicate(cue.name)
         if cue.transport == Transport.WORKER:
-            # Said once, in the create answer: a worker cue with no live worker will
-            # never be claimed (CONTRACT E1).
-            cue = dataclasses.replace(cue, warning=await self.leases.no_worker_warning(user))
+            # Said once, in the create answer: a worker cue with no live worker (CONTRACT
+            # E1), or without the payload.task the worker daemon routes by, will never be
+            # claimed.
+            warnings = [
+                self.leases.no_task_warning(cue.payload),
+                await self.leases.no_worker_warning(user),
+            ]
+            cue = dataclasses.replace(cue, warning=" ".join(w for w in warnings if w) or None)
         return cue
 
     async def page(

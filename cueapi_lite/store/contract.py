@@ -653,10 +653,10 @@ class DashboardStore(Protocol):
         ...
 
     async def recent_problems(
-        self, user_id: str, since_ms: int, limit: int
+        self, user_id: str, since_ms: int, limit: int, scan: int
     ) -> list[RecentExecution]:
         """The user's newest failed, missed, unknown or unverified executions scheduled
-        since `since_ms`, with their cue's name."""
+        since `since_ms`, looked for among the user's newest `scan` executions."""
         ...
 
 

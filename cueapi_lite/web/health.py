@@ -7,6 +7,8 @@ ask here. Pure functions of stored states.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..models import CueStatus, ExecutionStatus, OutcomeState
 
 __all__ = ["CATEGORIES", "CATEGORY_LABELS", "HEALTH_LABELS", "cue_health", "outcome_category"]
@@ -44,6 +46,7 @@ _BY_STATUS: dict[str, str] = {
 _BAD = frozenset({"failure", "missed", "unknown", "verification_failed"})
 
 
+@lru_cache(maxsize=256)  # a few dozen combinations; called for every row of a page
 def outcome_category(status: str, outcome_state: str | None) -> str:
     """The outcome state decides when there is one (a delivered webhook whose agent
     reported failure is a failure); otherwise the delivery status does."""
@@ -52,6 +55,7 @@ def outcome_category(status: str, outcome_state: str | None) -> str:
     return _BY_STATUS.get(status, "running")
 
 
+@lru_cache(maxsize=1024)
 def cue_health(cue_status: str, last_status: str | None, last_outcome_state: str | None) -> str:
     """Paused and completed cues say so; a cue whose newest finished execution failed,
     was missed, timed out without an outcome or failed verification is failing."""

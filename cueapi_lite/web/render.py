@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+import time
 from importlib import resources
 from typing import Any
 
@@ -33,16 +33,21 @@ PAGE_HEADERS = {
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 
+def _utc_parts(at_ms: int) -> str:
+    # time.gmtime and an f-string: a page of strips formats thousands of instants.
+    t = time.gmtime(at_ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+
+
 def iso_z(at_ms: int | None) -> str:
-    if at_ms is None:
-        return ""
-    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "" if at_ms is None else _utc_parts(at_ms) + "Z"
 
 
 def utc_text(at_ms: int | None) -> str:
-    if at_ms is None:
-        return "—"
-    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "—" if at_ms is None else _utc_parts(at_ms).replace("T", " ") + " UTC"
 
 
 def relative(at_ms: int | None, now_ms: int) -> str:

@@ -33,6 +33,7 @@ from ..store import AlertFilters, DashboardStore
 from .edit_form import edit_body, fire_body, first
 from .health import CATEGORY_LABELS, HEALTH_LABELS
 from .render import Assets, Templates
+from .snapshots import served_versions
 from .views import ALERT_TYPES, ALERTS_PER_PAGE, CueListQuery, Views
 
 __all__ = ["SESSION_COOKIE", "dashboard_routes"]
@@ -128,13 +129,17 @@ def dashboard_routes(
                 # The live script asks "changed since?": nothing committed means 204,
                 # and the version is read before the page so no change is missed.
                 version = views.version()
-                if request.headers.get(LIVE_HEADER) == version:
+                if request.headers.get(LIVE_HEADER) == str(version):
                     return Response(status_code=204, headers={"Cache-Control": "no-store"})
-                request.state.live_version = version
+                # A page built from a reused (older) result carries that result's
+                # version, so the next poll fetches the page again.
+                served: list[int] = [version]
+                served_versions.set(served)
+                request.state.live_version = lambda: str(min(served))
                 response = await view(request, caller)
             except ApiError as exc:
                 return error_page(exc, caller)
-            response.headers[LIVE_HEADER] = version
+            response.headers[LIVE_HEADER] = str(min(served))
             return response
 
         return endpoint
@@ -168,7 +173,7 @@ def dashboard_routes(
             csrf=forms.token("dashboard", caller.session_hash or ""),
             section=section,
             notice=notice,
-            live_version=request.state.live_version,
+            live_version=request.state.live_version(),
             categories=CATEGORY_LABELS,
             **context,
         )
@@ -207,7 +212,7 @@ def dashboard_routes(
                 caller = await caller_with(request, accounts, f"Bearer {credential}")
             except Unauthorized:
                 return login_page(request, "That key (or session token) is not valid.", 401)
-            session = await accounts.open_session(caller.user)
+            session = await accounts.open_session(caller.user, settings.dashboard_session_s)
         except ApiError as exc:
             return error_page(exc, None)
         target = first(form, "next")
@@ -217,7 +222,7 @@ def dashboard_routes(
         response.set_cookie(
             SESSION_COOKIE,
             session.token,
-            max_age=settings.session_ttl_s,
+            max_age=settings.dashboard_session_s,
             path="/",
             secure=secure_cookie or request.url.scheme == "https",
             httponly=True,

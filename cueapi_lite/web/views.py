@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..alerts import SEVERITY, AlertService
@@ -23,13 +23,16 @@ from ..services.cues import CueService
 from ..services.executions import ExecutionService
 from ..store import (
     AlertFilters,
+    CueHealthRow,
     DashboardStore,
     ExecutionFilters,
     RecentExecution,
     WorkerRecord,
 )
 from .health import CATEGORIES, CATEGORY_LABELS, HEALTH_LABELS, cue_health, outcome_category
+from .render import utc_text
 from .schedule_words import describe
+from .snapshots import Snapshots
 
 __all__ = ["ALERT_TYPES", "CueListQuery", "Views"]
 
@@ -40,6 +43,7 @@ STRIP_LENGTH = 30
 NEXT_FIRES = 10
 HOUR_MS = 3_600_000
 PROBLEMS_SINCE_MS = 7 * 24 * HOUR_MS
+PROBLEMS_SCAN = 20_000  # newest executions looked through for the overview's problems
 ALERT_TYPES = tuple(SEVERITY)
 CHART_WIDTH, CHART_HEIGHT = 720, 160
 
@@ -50,6 +54,39 @@ class CueListQuery:
     transport: str | None = None
     search: str | None = None
     page: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CueIndex:
+    """Every cue of a user, newest first, sorted by badge once per snapshot."""
+
+    ids: list[str]
+    health: dict[str, str]  # cue id -> badge
+    by_health: dict[str, list[str]]
+    active: int
+    paused: int
+
+    @classmethod
+    def of(cls, rows: list[CueHealthRow]) -> CueIndex:
+        health = {}
+        by_health: dict[str, list[str]] = {key: [] for key in HEALTH_LABELS}
+        active = paused = 0
+        for row in rows:
+            badge = cue_health(row.status, row.last_status, row.last_outcome_state)
+            health[row.id] = badge
+            by_health[badge].append(row.id)
+            active += row.status == CueStatus.ACTIVE
+            paused += row.status == CueStatus.PAUSED
+        return cls([row.id for row in rows], health, by_health, active, paused)
+
+
+class StripCell(NamedTuple):
+    """One execution in a cue's strip (a tuple: a page of cues renders 1,500 of them)."""
+
+    id: str
+    category: str
+    label: str
+    title: str
 
 
 def _local(at_ms: int, zone_name: str) -> str:
@@ -79,6 +116,14 @@ def _took_ms(started_ms: int | None, ended_ms: int | None) -> int | None:
     return max(0, ended_ms - started_ms)
 
 
+def _strip_cell(execution: RecentExecution) -> StripCell:
+    category = outcome_category(execution.status, execution.outcome_state)
+    label = CATEGORY_LABELS[category]
+    return StripCell(
+        execution.id, category, label, f"{label}, {utc_text(execution.scheduled_for_ms)}"
+    )
+
+
 def _strip_item(execution: RecentExecution) -> dict[str, Any]:
     category = outcome_category(execution.status, execution.outcome_state)
     return {
@@ -87,7 +132,6 @@ def _strip_item(execution: RecentExecution) -> dict[str, Any]:
         "label": CATEGORY_LABELS[category],
         "scheduled_for_ms": execution.scheduled_for_ms,
         "took_ms": _took_ms(execution.started_at_ms, execution.delivered_at_ms),
-        "cue_name": execution.cue_name,
         "cue_id": execution.cue_id,
         "status": execution.status,
         "missed_reason": execution.missed_reason,
@@ -128,29 +172,44 @@ class Views:
         self.reads = reads
         self.clock = clock
         self.settings = settings
+        self.snapshots = Snapshots(clock, reads.data_version)
 
-    def version(self) -> str:
+    def version(self) -> int:
         """Changes whenever anything was committed: the live script's "reload?" check."""
-        return str(self.reads.data_version())
+        return self.reads.data_version()
+
+    async def _cue_index(
+        self, user: User, transport: str | None = None, search: str | None = None
+    ) -> CueIndex:
+        async def read() -> CueIndex:
+            return CueIndex.of(await self.reads.cue_health(user.id, transport, search))
+
+        if search is not None:  # narrow, and endlessly varied: not worth keeping
+            return await read()
+        return await self.snapshots.get((user.id, "cues", transport), read)
 
     # --- overview ---------------------------------------------------------------------
 
     async def overview(self, user: User) -> dict[str, Any]:
         now_ms = self.clock.now_ms()
-        health = await self.reads.cue_health(user.id)
-        counts = {"active": 0, "paused": 0, "failing": 0, "total": len(health)}
-        for row in health:
-            if row.status == CueStatus.ACTIVE:
-                counts["active"] += 1
-            if row.status == CueStatus.PAUSED:
-                counts["paused"] += 1
-            if cue_health(row.status, row.last_status, row.last_outcome_state) == "failing":
-                counts["failing"] += 1
+        index = await self._cue_index(user)
+        counts = {
+            "active": index.active,
+            "paused": index.paused,
+            "failing": len(index.by_health["failing"]),
+            "total": len(index.ids),
+        }
         open_alerts, open_total = await self.alerts.page(
             user, AlertFilters(acknowledged=False), 5, 0
         )
         workers = self.worker_rows(await self.leases.workers(user), now_ms)
-        problems = await self.reads.recent_problems(user.id, now_ms - PROBLEMS_SINCE_MS, 10)
+        problems = await self.snapshots.get(
+            (user.id, "problems"),
+            lambda: self.reads.recent_problems(
+                user.id, now_ms - PROBLEMS_SINCE_MS, 10, PROBLEMS_SCAN
+            ),
+        )
+        names = {c.id: c.name for c in await self.reads.cues(user.id, [p.cue_id for p in problems])}
         return {
             "now_ms": now_ms,
             "counts": counts,
@@ -159,7 +218,7 @@ class Views:
             "open_alert_total": open_total,
             "live_workers": [w for w in workers if w["status"] == "active"],
             "worker_total": len(workers),
-            "problems": [_strip_item(p) for p in problems],
+            "problems": [{**_strip_item(p), "cue_name": names.get(p.cue_id)} for p in problems],
         }
 
     async def _chart(self, user: User, now_ms: int) -> dict[str, Any]:
@@ -168,7 +227,11 @@ class Views:
         start_ms = end_ms - 24 * HOUR_MS
         buckets = [dict.fromkeys(CATEGORIES, 0) for _ in range(24)]
         totals = dict.fromkeys(CATEGORIES, 0)
-        for row in await self.reads.outcome_counts(user.id, start_ms, end_ms, HOUR_MS):
+        counted = await self.snapshots.get(
+            (user.id, "chart", end_ms),
+            lambda: self.reads.outcome_counts(user.id, start_ms, end_ms, HOUR_MS),
+        )
+        for row in counted:
             category = outcome_category(row.status, row.outcome_state)
             buckets[row.bucket][category] += row.count
             totals[category] += row.count
@@ -213,27 +276,25 @@ class Views:
 
     async def cue_list(self, user: User, query: CueListQuery) -> dict[str, Any]:
         now_ms = self.clock.now_ms()
-        rows = await self.reads.cue_health(user.id, query.transport, query.search)
-        counts = dict.fromkeys(HEALTH_LABELS, 0)
-        chosen = []
-        for row in rows:
-            health = cue_health(row.status, row.last_status, row.last_outcome_state)
-            counts[health] += 1
-            if query.health is None or health == query.health:
-                chosen.append((row.id, health))
+        index = await self._cue_index(user, query.transport, query.search)
+        chosen = index.ids if query.health is None else index.by_health[query.health]
         pages = max(1, -(-len(chosen) // CUES_PER_PAGE))
         page = min(query.page, pages)
-        shown = chosen[(page - 1) * CUES_PER_PAGE : page * CUES_PER_PAGE]
-        ids = [cue_id for cue_id, _ in shown]
+        ids = chosen[(page - 1) * CUES_PER_PAGE : page * CUES_PER_PAGE]
         cues = {cue.id: cue for cue in await self.reads.cues(user.id, ids)}
         recent = await self.reads.recent_executions(ids, STRIP_LENGTH)
         items = []
-        for cue_id, health in shown:
+        for cue_id in ids:
             if cue_id not in cues:
                 continue  # deleted between the two reads
             cue = cues[cue_id]
-            strip = [_strip_item(e) for e in recent[cue_id]]
-            last = next((s for s in strip if s["category"] != "running"), None)
+            health = index.health[cue_id]
+            strip = [_strip_cell(e) for e in recent[cue_id]]
+            last = next(
+                (_strip_item(e) for e, c in zip(recent[cue_id], strip, strict=True)
+                 if c.category != "running"),
+                None,
+            )  # fmt: skip
             items.append(
                 {
                     "cue": cue,
@@ -248,9 +309,9 @@ class Views:
         return {
             "now_ms": now_ms,
             "items": items,
-            "counts": counts,
+            "counts": {key: len(found) for key, found in index.by_health.items()},
             "matched": len(chosen),
-            "total": len(rows),
+            "total": len(index.ids),
             "page": page,
             "pages": pages,
             "query": query,

@@ -240,8 +240,14 @@ def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any) -> Non
     expect(page.locator("#timeline")).to_contain_text("Outcome reported")
     page.screenshot(path=str(ROOT / "docs" / "dashboard-execution.png"), full_page=True)
 
-    # Log out: the pages need a login again.
+    # Log out: the pages need a login again, and another open tab stops its live
+    # updates and says so.
+    other = page.context.new_page()
+    other.goto(site.base + "/cues")
+    page.bring_to_front()
     page.click("button:text('Log out')")
+    other.bring_to_front()
+    expect(other.locator("#live-stopped")).to_contain_text("Live updates stopped")
     page.wait_for_url(re.compile(r".*/login$"))
     page.goto(site.base + "/cues")
     assert "/login" in page.url

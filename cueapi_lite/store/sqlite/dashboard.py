@@ -31,17 +31,6 @@ _PROBLEM = (
 MAX_CUES_PER_STRIP_QUERY = 400
 
 
-def _recent(row: Any, cue_name: str | None = None) -> RecentExecution:
-    (
-        id_, cue_id, status, outcome_state, missed_reason, scheduled_for_ms, started_at_ms,
-        delivered_at_ms, attempts, http_status, triggered_by,
-    ) = row[:11]  # fmt: skip
-    return RecentExecution(
-        id_, cue_id, status, outcome_state, missed_reason, scheduled_for_ms, started_at_ms,
-        delivered_at_ms, attempts, http_status, triggered_by, cue_name,
-    )  # fmt: skip
-
-
 class DashboardStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -68,7 +57,7 @@ class DashboardStore:
         rows = self.db.fetchall(
             "SELECT c.id, c.status, (SELECT e.status || '|' || COALESCE(e.outcome_state, '')"  # noqa: S608
             f" FROM executions e WHERE e.cue_id = c.id AND {_FINISHED}"
-            " ORDER BY e.scheduled_for_ms DESC, e.rowid DESC LIMIT 1)"
+            " ORDER BY e.scheduled_for_ms DESC LIMIT 1)"
             f" FROM cues c WHERE {' AND '.join(where)}"
             " ORDER BY c.created_at_ms DESC, c.rowid DESC",
             params,
@@ -101,14 +90,13 @@ class DashboardStore:
             chunk = cue_ids[start : start + MAX_CUES_PER_STRIP_QUERY]
             one = (
                 f"SELECT * FROM (SELECT {_RECENT_COLUMNS} FROM executions e"  # noqa: S608
-                " WHERE e.cue_id = ? ORDER BY e.scheduled_for_ms DESC, e.rowid DESC LIMIT ?)"
-                " AS recent"
+                " WHERE e.cue_id = ? ORDER BY e.scheduled_for_ms DESC LIMIT ?) AS recent"
             )
             params: list[Any] = []
             for cue_id in chunk:
                 params += [cue_id, per_cue]
             for row in self.db.fetchall(" UNION ALL ".join([one] * len(chunk)), params):
-                found[row[1]].append(_recent(row))
+                found[row[1]].append(RecentExecution(*row))
         return found
 
     async def outcome_counts(
@@ -125,15 +113,16 @@ class DashboardStore:
         return [OutcomeCount(*row) for row in rows]
 
     async def recent_problems(
-        self, user_id: str, since_ms: int, limit: int
+        self, user_id: str, since_ms: int, limit: int, scan: int
     ) -> list[RecentExecution]:
         """The user's newest failed, missed, unknown or unverified executions scheduled
-        since `since_ms`, with their cue's name."""
+        since `since_ms`, looked for among the user's newest `scan` executions (a bound
+        on the work when problems are rare)."""
         rows = self.db.fetchall(
-            f"SELECT {_RECENT_COLUMNS}, c.name FROM executions e"  # noqa: S608
-            " JOIN cues c ON c.id = e.cue_id"
-            f" WHERE e.user_id = ? AND e.scheduled_for_ms >= ? AND {_PROBLEM}"
-            " ORDER BY e.scheduled_for_ms DESC LIMIT ?",
-            (user_id, since_ms, limit),
-        )  # fmt: skip
-        return [_recent(row, row[11]) for row in rows]
+            f"SELECT * FROM (SELECT {_RECENT_COLUMNS} FROM executions e"  # noqa: S608
+            " WHERE e.user_id = ? AND e.scheduled_for_ms >= ?"
+            " ORDER BY e.scheduled_for_ms DESC LIMIT ?) AS e"
+            f" WHERE {_PROBLEM} LIMIT ?",
+            (user_id, since_ms, scan, limit),
+        )
+        return [RecentExecution(*row) for row in rows]

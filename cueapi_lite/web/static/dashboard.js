@@ -5,6 +5,7 @@
   var POLL_MS = 3000;
   var timer = null;
   var busy = false;
+  var halted_ = false;
   var meta = document.querySelector('meta[name="live-version"]');
   var version = meta ? meta.getAttribute("content") : null;
 
@@ -61,7 +62,7 @@
   }
 
   function poll() {
-    if (busy || document.hidden || version === null) { return; }
+    if (busy || halted_ || document.hidden || version === null) { return; }
     busy = true;
     fetch(location.href, {
       headers: { "X-Live-Version": version },
@@ -70,7 +71,10 @@
       redirect: "manual"
     }).then(function (response) {
       if (response.status === 204) { return null; }
-      if (response.status !== 200) { stop(); return null; }  // logged out, gone
+      if (response.status !== 200) {  // the login ended (a redirect), or the page is gone
+        halted("Live updates stopped: the login ended or this page is gone. Reload the page.");
+        return null;
+      }
       version = response.headers.get("X-Live-Version") || version;
       return response.text();
     }).then(function (html) {
@@ -79,8 +83,21 @@
       .then(function () { busy = false; });
   }
 
+  function halted(message) {
+    halted_ = true;
+    stop();
+    var main = document.getElementById("main");
+    if (!main || document.getElementById("live-stopped")) { return; }
+    var note = document.createElement("p");
+    note.id = "live-stopped";
+    note.className = "error";
+    note.setAttribute("role", "status");
+    note.textContent = message;
+    main.insertBefore(note, main.firstChild);
+  }
+
   function start() {
-    if (timer === null && version !== null) { timer = setInterval(poll, POLL_MS); }
+    if (timer === null && version !== null && !halted_) { timer = setInterval(poll, POLL_MS); }
   }
 
   function stop() {
