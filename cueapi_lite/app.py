@@ -144,10 +144,10 @@ class CueApiLite:
             self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
         self.cues = CueService(
             self.store, self.firing, self.clock, self.settings, self.policy, self.leases,
-            self.alerts, limits=self.limits,
+            limits=self.limits,
         )  # fmt: skip
         self.executions = ExecutionService(
-            self.store, self.clock, self.alerts, self.firing, self.limits, self.telemetry
+            self.store, self.clock, self.firing, self.limits, self.telemetry
         )
         self.devices = DeviceService(
             self.store, self.clock, self.settings, self.accounts,

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ..alerts import AlertService, window_deadline
+from ..alerts import window_deadline
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
@@ -78,11 +78,9 @@ class CueService:
         settings: Settings,
         policy: CallbackPolicy,
         leases: LeaseService,
-        alerts: AlertService,
         limits: LimitService | None = None,
     ) -> None:
         self.leases = leases
-        self.alerts = alerts
         self.limits = limits
         self.store = store
         self.firing = firing

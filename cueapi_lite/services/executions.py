@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..alerts import AlertService
 from ..clock import Clock
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing
@@ -56,7 +55,6 @@ class ExecutionService:
         self,
         store: Store,
         clock: Clock,
-        alerts: AlertService,
         firing: Firing,
         limits: LimitService | None = None,
         telemetry: Telemetry | None = None,
@@ -64,7 +62,6 @@ class ExecutionService:
         self.store = store
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
-        self.alerts = alerts
         self.firing = firing
         self.limits = limits
 
