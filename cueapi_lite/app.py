@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
@@ -40,6 +40,7 @@ from .routes.auth import auth_routes
 from .routes.billing import billing_routes
 from .routes.cues import cue_routes
 from .routes.device_login import device_login_routes
+from .routes.docs import docs_routes
 from .routes.echo import echo_routes
 from .routes.executions import execution_routes
 from .routes.health import health_routes
@@ -75,12 +76,26 @@ def _error_response(exc: ApiError) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods served on the path template this request matched (one Route per method
+    here, so the router's own Allow header would name only the first)."""
+    routes = [r for r in request.app.router.routes if isinstance(r, Route)]
+    template = next((r.path for r in routes if r.matches(request.scope)[0] != Match.NONE), None)
+    methods: set[str] = set()
+    for route in routes:
+        if route.path == template:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return _error_response(
-            MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}")
+        refused = MethodNotAllowed(
+            f"Method {request.method} is not allowed on {request.url.path}",
+            headers={"Allow": ", ".join(_allowed_methods(request))},
         )
+        return _error_response(refused)
     if exc.status_code == 404:
         return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
     error = ApiError(str(exc.detail), "http_error")
@@ -179,6 +194,7 @@ class CueApiLite:
                 *billing_routes(self.accounts, self.limits, self.clock),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
+                *docs_routes(),
                 Route("/mcp", self.mcp),
                 # The dashboard, at / (its paths never start with /v1).
                 *dashboard_routes(

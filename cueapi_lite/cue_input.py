@@ -1,8 +1,11 @@
 """Reading cue create and update bodies into records, with the API's error codes.
 
-Pure functions: no I/O and no clock (callers pass `now_ms`). A bad field raises an
-`ApiError` that names the field: 400 `invalid_schedule`, `invalid_callback_url`,
-`invalid_payload_size`, 422 `invalid_timezone` or `validation_error`.
+Pure functions: no I/O and no clock (callers pass `now_ms`). Types and bounds come from
+the request shapes (`CueCreate`, `CueBody`); this module adds the rules that need more
+than the body (cron, zones, the callback policy, payload bytes, resuming). A bad field
+raises an `ApiError` that names the field: 400 `invalid_schedule`,
+`invalid_callback_url`, `invalid_payload_size`, 422 `invalid_timezone` or
+`validation_error`.
 
 Besides the nested body the clients send, the flat body of MCP-style clients is read:
 top-level `cron` / `at` / `timezone` stand for `schedule`, and a string `callback` (with
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from typing import Any
+
+import msgspec
 
 from .callbacks import CallbackPolicy, CallbackRefused
 from .cron import (
@@ -42,14 +46,15 @@ from .models import (
     Schedule,
     Transport,
     Verification,
-    VerificationMode,
     new_cue_id,
     parse_instant,
 )
+from .request_shapes import UNSET, CueBody, CueCreate, load
 from .webhooks import RESERVED_HEADERS
 
 __all__ = [
     "AT_GRACE_MS",
+    "CueCreate",
     "CueInput",
     "apply_update",
     "check_payload",
@@ -59,36 +64,11 @@ __all__ = [
 
 # An `at` this far in the past still fires at once: clients create cues "at now" (H20).
 AT_GRACE_MS = 60_000
-MAX_NAME = 255
-MAX_DESCRIPTION = 2000
-MAX_HEADERS = 50
-MAX_HEADER_VALUE = 4096
-METHODS = ("POST", "GET", "PUT", "PATCH")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+_PARTS = ("schedule", "callback", "retry", "on_failure", "delivery", "alerts", "verification")
 
 
 def invalid(field: str, message: str) -> Unprocessable:
     return Unprocessable(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
-def _int_in(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(field, "must be an integer")
-    if not low <= value <= high:
-        raise invalid(field, f"must be between {low} and {high}")
-    return value
-
-
-def _bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise invalid(field, "must be true or false")
-    return value
-
-
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid(field, "must be an object")
-    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,47 +91,29 @@ class CueInput:
     verification: dict[str, Any] | None = None
 
 
-def read_cue_body(body: dict[str, Any], max_payload_bytes: int) -> CueInput:
-    """Check the shape of every field present in a create or update body."""
-    body = _unflatten(body)
+def read_cue_body(
+    body: dict[str, Any], max_payload_bytes: int, kind: type[CueBody] = CueBody
+) -> CueInput:
+    """Check every field present in a create (`kind=CueCreate`) or update body against
+    its shape."""
+    shape = load(_unflatten(body), kind)
     values: dict[str, Any] = {}
-    if "name" in body:
-        name = body["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise invalid("name", "must be a non-empty string")
-        if len(name) > MAX_NAME:
-            raise invalid("name", f"must be at most {MAX_NAME} characters")
-        values["name"] = name
-    if "description" in body:
-        description = body["description"]
-        if description is not None and not isinstance(description, str):
-            raise invalid("description", "must be a string or null")
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise invalid("description", f"must be at most {MAX_DESCRIPTION} characters")
-        values["description"] = description
-        values["description_set"] = True
-    if body.get("status") is not None:
-        if body["status"] not in (CueStatus.ACTIVE, CueStatus.PAUSED):
-            raise invalid("status", "must be 'active' or 'paused'")
-        values["status"] = str(body["status"])
-    if body.get("transport") is not None:
-        if body["transport"] not in (Transport.WEBHOOK, Transport.WORKER):
-            raise invalid("transport", "must be 'webhook' or 'worker'")
-        values["transport"] = str(body["transport"])
-    if body.get("schedule") is not None:
-        values["schedule"] = _object(body["schedule"], "schedule")
-    if body.get("callback") is not None:
-        values["callback"] = _object(body["callback"], "callback")
-    if body.get("payload") is not None:
-        values["payload"] = check_payload(body["payload"], max_payload_bytes)
-    for field in ("retry", "on_failure", "delivery", "alerts", "verification"):
-        if body.get(field) is not None:
-            values[field] = _object(body[field], field)
-    if body.get("catch_up") is not None:
-        if body["catch_up"] not in tuple(CatchUp):
-            raise invalid("catch_up", "must be one of " + ", ".join(CatchUp))
-        values["catch_up"] = str(body["catch_up"])
+    for name in ("name", "status", "transport", "catch_up"):
+        if _sent(getattr(shape, name)):
+            values[name] = getattr(shape, name)
+    if shape.description is not UNSET:
+        values.update(description=shape.description, description_set=True)
+    for name in _PARTS:
+        part = getattr(shape, name)
+        if _sent(part):
+            values[name] = msgspec.to_builtins(part)  # the fields it set; unsent ones left out
+    if _sent(shape.payload):
+        values["payload"] = check_payload(shape.payload, max_payload_bytes)
     return CueInput(**values)
+
+
+def _sent(value: Any) -> bool:
+    return value is not None and value is not UNSET
 
 
 def _unflatten(body: dict[str, Any]) -> dict[str, Any]:
@@ -208,8 +170,6 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     timezone = raw.get("timezone")
     if timezone is None:
         timezone = current.timezone if current else "UTC"
-    elif not isinstance(timezone, str):
-        raise invalid("schedule.timezone", "must be a string")
     try:
         if "timezone" in raw:  # a stored zone stays usable even if the rule got stricter
             check_zone_name(timezone)
@@ -229,7 +189,7 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
     same_kind = current is not None and current.type == kind
     if kind == "recurring":
         cron = raw.get("cron", current.cron if same_kind and current else None)
-        if not isinstance(cron, str) or not cron.strip():
+        if cron is None or not cron.strip():
             raise BadRequest("A recurring schedule needs a cron expression", "invalid_schedule")
         try:
             if "cron" in raw:
@@ -244,8 +204,6 @@ def _schedule(raw: dict[str, Any], current: Schedule | None, now_ms: int) -> Sch
         return Schedule("recurring", cron, None, timezone)
     if "at" in raw:
         at = raw["at"]
-        if not isinstance(at, str):
-            raise BadRequest("schedule.at must be an ISO 8601 date-time", "invalid_schedule")
         try:
             at_ms = parse_instant(at, zone)
         except (ValueError, OverflowError) as exc:
@@ -273,17 +231,13 @@ def _callback(
     url = raw.get("url", base.url)
     if url is not None:
         url = _checked_url(url, "callback.url", policy)
-    method = raw.get("method")
-    if method is None:
-        method = base.method
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        raise invalid("callback.method", "must be one of " + ", ".join(METHODS))
+    method = raw.get("method") or base.method  # the shape allows the four, in any case
     headers = raw.get("headers")
     headers = base.headers if headers is None else _headers(headers)
     return Callback(url, method.upper(), headers)
 
 
-def _checked_url(url: Any, field: str, policy: CallbackPolicy) -> str:
+def _checked_url(url: str, field: str, policy: CallbackPolicy) -> str:
     """The canonical form of a URL the policy accepts: it is what gets stored and
     what delivery connects to (400 `invalid_callback_url` naming the field)."""
     try:
@@ -296,32 +250,23 @@ def _checked_url(url: Any, field: str, policy: CallbackPolicy) -> str:
         ) from None
 
 
-def _headers(raw: Any) -> dict[str, str]:
-    headers = _object(raw, "callback.headers")
-    if len(headers) > MAX_HEADERS:
-        raise invalid("callback.headers", f"must have at most {MAX_HEADERS} entries")
-    for name, value in headers.items():
-        if not _TOKEN.match(name):
-            raise invalid("callback.headers", f"{name[:40]!r} is not a valid header name")
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    """Names, values and count are the shape's; the headers we set are ours (§7.1)."""
+    for name in headers:
         if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-cueapi-"):
             raise invalid("callback.headers", f"{name!r} is set by cueapi-lite itself")
-        if not isinstance(value, str):
-            raise invalid("callback.headers", f"the value of {name!r} must be a string")
-        if len(value) > MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
-            raise invalid("callback.headers", f"the value of {name!r} is not allowed")
     return dict(headers)
+
+
+# The parts below get partial objects already checked against their shapes: what was not
+# sent keeps its current value.
 
 
 def _retry(raw: dict[str, Any] | None, current: Retry) -> Retry:
     if raw is None:
         return current
-    attempts = raw.get("max_attempts", current.max_attempts)
-    attempts = _int_in(attempts, "retry.max_attempts", 1, 10)
-    backoff = raw.get("backoff_minutes", list(current.backoff_minutes))
-    if not isinstance(backoff, list) or not 1 <= len(backoff) <= 10:
-        raise invalid("retry.backoff_minutes", "must be a list of 1 to 10 whole minutes")
-    minutes = tuple(_int_in(m, "retry.backoff_minutes", 1, 1440) for m in backoff)
-    return Retry(attempts, minutes)
+    backoff = raw.get("backoff_minutes", current.backoff_minutes)
+    return Retry(raw.get("max_attempts", current.max_attempts), tuple(backoff))
 
 
 def _on_failure(
@@ -333,49 +278,22 @@ def _on_failure(
     if webhook is not None:
         webhook = _checked_url(webhook, "on_failure.webhook", policy)
     return OnFailure(
-        email=_bool(raw.get("email", current.email), "on_failure.email"),
+        email=raw.get("email", current.email),
         webhook=webhook,
-        pause=_bool(raw.get("pause", current.pause), "on_failure.pause"),
+        pause=raw.get("pause", current.pause),
     )
 
 
 def _delivery(raw: dict[str, Any] | None, current: Delivery) -> Delivery:
-    if raw is None:
-        return current
-    return Delivery(
-        timeout_seconds=_int_in(
-            raw.get("timeout_seconds", current.timeout_seconds),
-            "delivery.timeout_seconds", 1, 3600,
-        ),
-        outcome_deadline_seconds=_int_in(
-            raw.get("outcome_deadline_seconds", current.outcome_deadline_seconds),
-            "delivery.outcome_deadline_seconds", 1, 3600,
-        ),
-    )  # fmt: skip
+    return current if raw is None else dataclasses.replace(current, **raw)
 
 
 def _alerts(raw: dict[str, Any] | None, current: Alerts) -> Alerts:
-    if raw is None:
-        return current
-    return Alerts(
-        consecutive_failures=_int_in(
-            raw.get("consecutive_failures", current.consecutive_failures),
-            "alerts.consecutive_failures", 1, 100,
-        ),
-        missed_window_multiplier=_int_in(
-            raw.get("missed_window_multiplier", current.missed_window_multiplier),
-            "alerts.missed_window_multiplier", 1, 10,
-        ),
-    )  # fmt: skip
+    return current if raw is None else dataclasses.replace(current, **raw)
 
 
 def _verification(raw: dict[str, Any] | None, current: Verification) -> Verification:
-    if raw is None:
-        return current
-    mode = raw.get("mode", current.mode)
-    if mode not in tuple(VerificationMode):
-        raise invalid("verification.mode", "must be one of " + ", ".join(VerificationMode))
-    return Verification(str(mode))
+    return current if raw is None else dataclasses.replace(current, **raw)
 
 
 def _next_fire(schedule: Schedule, now_ms: int) -> int | None:

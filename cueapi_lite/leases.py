@@ -17,9 +17,10 @@ from typing import Any
 
 from .alerts import check_consecutive_failures
 from .clock import Clock
-from .errors import Conflict, NotFound, Unprocessable
+from .errors import ApiError, Conflict, NotFound, Unprocessable
 from .models import Execution, ExecutionStatus, User
 from .refusals import refused
+from .request_shapes import Claim, ClaimNext, WorkerHeartbeat, load
 from .runs import count_run, fail_unrun_once_cue
 from .scheduler import Due, Kind, Scheduler
 from .store import Claimable, Deadline, ExecutionRef, LeaseCheck, Refusal, Store, Tx, WorkerRecord
@@ -37,8 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-MAX_WORKER_ID = 255
-MAX_HANDLERS = 200
 NO_TASK_WARNING = (
     "This worker cue has no payload.task: cueapi-worker runs the handler named by"
     " payload.task and skips work without one, so its executions would wait unclaimed."
@@ -57,19 +56,12 @@ def heartbeat_status(seconds_since: int, timeout_s: int, lease_s: int) -> str:
     return "stale" if seconds_since < lease_s else "dead"
 
 
-def _worker_id(value: Any, field: str = "worker_id") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise Unprocessable(f"{field}: a worker id (1-255 characters) is required")
-    if len(value) > MAX_WORKER_ID:
-        raise Unprocessable(f"{field}: must be at most {MAX_WORKER_ID} characters")
-    return value
-
-
-def _optional_filter(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise Unprocessable(f"{name}: must be a string")
-    return value
+def _header_worker_id(value: str) -> str:
+    """`X-Worker-Id` holds the same kind of id as a claim's `worker_id`."""
+    try:
+        return load({"worker_id": value}, Claim).worker_id
+    except ApiError as exc:
+        raise Unprocessable(exc.message.replace("worker_id", "X-Worker-Id", 1)) from None
 
 
 def check_owner(execution: Execution, worker_id: str | None) -> None:
@@ -225,7 +217,7 @@ class LeaseService:
         return await self.store.claims.claimable(user.id, self.clock.now_ms(), task, agent)
 
     async def claim(self, user: User, execution_id: str, body: dict[str, Any]) -> Execution:
-        worker_id = _worker_id(body.get("worker_id"))
+        worker_id = load(body, Claim).worker_id
         now_ms = self.clock.now_ms()
         execution = await self.store.transact(
             lambda tx: claim(tx, user.id, execution_id, worker_id, now_ms, self.lease_ms)
@@ -242,8 +234,8 @@ class LeaseService:
         return execution
 
     async def claim_next(self, user: User, body: dict[str, Any]) -> Execution:
-        worker_id = _worker_id(body.get("worker_id"))
-        task, agent = _optional_filter(body, "task"), _optional_filter(body, "agent")
+        wanted = load(body, ClaimNext)
+        task, agent, worker_id = wanted.task, wanted.agent, wanted.worker_id
         now_ms = self.clock.now_ms()
         execution = await self.store.transact(
             lambda tx: claim(tx, user.id, None, worker_id, now_ms, self.lease_ms, task, agent)
@@ -256,7 +248,7 @@ class LeaseService:
     async def heartbeat(self, user: User, execution_id: str, worker_id: str | None) -> Execution:
         """Extend the lease of a claimed execution (E12)."""
         if worker_id is not None:
-            worker_id = _worker_id(worker_id, "X-Worker-Id")
+            worker_id = _header_worker_id(worker_id)
         now_ms = self.clock.now_ms()
         extended = await self.store.transact(
             lambda tx: extend_lease(tx, user.id, execution_id, worker_id, now_ms, self.lease_ms)
@@ -267,16 +259,11 @@ class LeaseService:
 
     async def worker_heartbeat(self, user: User, body: dict[str, Any]) -> str:
         """A worker says it is alive (E34); returns its id."""
-        worker_id = _worker_id(body.get("worker_id"))
-        handlers = body.get("handlers")
-        if handlers is not None and (
-            not isinstance(handlers, list)
-            or len(handlers) > MAX_HANDLERS
-            or not all(isinstance(h, str) and 0 < len(h) <= MAX_WORKER_ID for h in handlers)
-        ):
-            raise Unprocessable(f"handlers: must be a list of at most {MAX_HANDLERS} task names")
-        await self.store.workers.heartbeat(user.id, worker_id, handlers, self.clock.now_ms())
-        return worker_id
+        beat = load(body, WorkerHeartbeat)
+        await self.store.workers.heartbeat(
+            user.id, beat.worker_id, beat.handlers, self.clock.now_ms()
+        )
+        return beat.worker_id
 
     async def workers(self, user: User) -> list[WorkerRecord]:
         return await self.store.workers.page(user.id)

@@ -276,6 +276,7 @@ async def test_page_refuses_forged_and_cross_site_posts(
     good = {"code": CODE, "csrf": csrf_of(page.text), "email": "new@example.com"}
     attempts = [
         ({**good, "csrf": "0" * 64}, {}),
+        ({**good, "csrf": "é" * 64}, {}),  # not ASCII: refused, not a 500
         ({k: v for k, v in good.items() if k != "csrf"}, {}),
         (good, {"Origin": "https://evil.example"}),
         (good, {"Origin": "null"}),

@@ -26,6 +26,8 @@ from ..credentials import (
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..models import User
 from ..ratelimit import RateLimits, RateState
+from ..request_shapes import UNSET, KeyLabel, Register, SessionExchange, load
+from ..request_shapes import Preferences as PreferencesBody
 from ..store import (
     KeyLimitReached,
     KeyRecord,
@@ -303,7 +305,7 @@ class AccountService:
                 " (cueapi-lite keys create)",
                 "registration_disabled",
             )
-        email = check_email(body.get("email"))
+        email = check_email(load(body, Register).email)
         api_key = new_api_key()
         # The user and its first key in one transaction: never a user left without a key.
         created = await self.store.users.create_with_key(
@@ -319,23 +321,20 @@ class AccountService:
 
     async def update_preferences(self, user: User, body: dict[str, Any]) -> Preferences:
         """E20: `alert_webhook_url` (http(s) URL or null) and `email_alerts` (bool)."""
-        changes: dict[str, Any] = {}
-        if "alert_webhook_url" in body:
-            url = body["alert_webhook_url"]
-            if url is not None:
-                try:
-                    url = self.policy.check(url)
-                except CallbackRefused as exc:
-                    raise Unprocessable(
-                        f"alert_webhook_url: {exc}",
-                        details=[{"field": "alert_webhook_url", "message": str(exc)}],
-                    ) from None
-            changes["alert_webhook_url"] = url
-        if "email_alerts" in body:
-            if not isinstance(body["email_alerts"], bool):
-                raise Unprocessable("email_alerts: must be true or false", details=[
-                    {"field": "email_alerts", "message": "must be a boolean"}])  # fmt: skip
-            changes["email_alerts"] = body["email_alerts"]
+        wanted = load(body, PreferencesBody)
+        changes: dict[str, Any] = {
+            name: getattr(wanted, name)
+            for name in PreferencesBody.__struct_fields__
+            if getattr(wanted, name) is not UNSET
+        }
+        if changes.get("alert_webhook_url") is not None:
+            try:
+                changes["alert_webhook_url"] = self.policy.check(changes["alert_webhook_url"])
+            except CallbackRefused as exc:
+                raise Unprocessable(
+                    f"alert_webhook_url: {exc}",
+                    details=[{"field": "alert_webhook_url", "message": str(exc)}],
+                ) from None
         if not changes:
             raise Unprocessable(
                 "Nothing to update: send alert_webhook_url and/or email_alerts", "no_fields"
@@ -376,7 +375,7 @@ class AccountService:
 
     async def create_key(self, user: User, body: dict[str, Any]) -> tuple[str, KeyRecord]:
         """E24: a new named key; its plaintext is returned this once."""
-        label = check_label(body.get("label"))
+        label = check_label(load(body, KeyLabel).label)
         api_key = new_api_key()
         try:
             key_id = await self.store.users.add_key(
@@ -392,7 +391,8 @@ class AccountService:
         return api_key, record
 
     async def rename_key(self, user: User, key_id: str, body: dict[str, Any]) -> KeyRecord:
-        record = await self.store.users.rename_key(user.id, key_id, check_label(body.get("label")))
+        label = check_label(load(body, KeyLabel).label)
+        record = await self.store.users.rename_key(user.id, key_id, label)
         if record is None:
             raise key_not_found()
         return record
@@ -432,8 +432,8 @@ class AccountService:
 
     async def exchange(self, body: dict[str, Any]) -> NewSession:
         """E29: trade a one-time login token (from a device approval) for a session."""
-        token = body.get("token")
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        token = load(body, SessionExchange).token
+        if not token:
             raise Unauthorized("Invalid or used token", "invalid_token")
         return await self._new_session(hash_token(token), self.store.tokens.exchange)
 

@@ -10,8 +10,8 @@ from ..alerts import window_deadline
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..cue_input import apply_update, check_payload, new_cue, read_cue_body
-from ..errors import Conflict, NotFound, Unprocessable
+from ..cue_input import CueCreate, apply_update, check_payload, new_cue, read_cue_body
+from ..errors import Conflict, NotFound
 from ..firing import Firing, fire_deadline
 from ..leases import LeaseService
 from ..models import (
@@ -22,6 +22,7 @@ from ..models import (
     User,
     new_execution,
 )
+from ..request_shapes import Fire, load
 from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store, Tx
 from .limits import LimitService
 
@@ -89,7 +90,7 @@ class CueService:
         self.policy = policy
 
     async def create(self, user: User, body: dict[str, Any]) -> Cue:
-        data = read_cue_body(body, self.settings.max_payload_bytes)
+        data = read_cue_body(body, self.settings.max_payload_bytes, CueCreate)
         cue = new_cue(user.id, data, self.policy, self.clock.now_ms())
         # The cue limit is counted inside the insert's transaction (CONTRACT §2.4).
         max_cues = self.limits.cue_limit if self.limits else None
@@ -153,13 +154,11 @@ class CueService:
 
     async def fire(self, user: User, cue_id: str, body: dict[str, Any]) -> Execution:
         """Run the cue now, whatever its status (E6)."""
-        override = body.get("payload_override")
-        strategy = body.get("merge_strategy", "merge")
+        wanted = load(body, Fire)
+        override, strategy = wanted.payload_override, wanted.merge_strategy
         limit = self.settings.max_payload_bytes
         if override is not None:
             check_payload(override, limit, "payload_override")
-        if strategy not in ("merge", "replace"):
-            raise Unprocessable("merge_strategy: must be 'merge' or 'replace'")
         cue = await self.store.cues.get(user.id, cue_id)
         if cue is None:
             raise cue_not_found()

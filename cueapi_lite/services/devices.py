@@ -35,6 +35,7 @@ from ..mailer import Mailer
 from ..models import User
 from ..ratelimit import SlidingWindow
 from ..refusals import refused
+from ..request_shapes import DeviceCodeBody, MagicLinkRequest, load
 from ..store import LOGIN_TOKEN, DeviceCode, NewCredentials, Refusal, Store, Tx
 from .accounts import AccountService, check_email
 
@@ -108,7 +109,7 @@ class DeviceService:
 
     async def start(self, body: dict[str, Any], requested_ip: str, base_url: str) -> str:
         """E31: register a client-chosen code; returns its verification URL."""
-        code = check_code(body.get("device_code"))
+        code = load(body, DeviceCodeBody).device_code
         now_ms = self.clock.now_ms()
         approved: User | None = None
         if self.settings.auto_approve:
@@ -238,8 +239,8 @@ class DeviceService:
     async def send_magic_link(self, body: dict[str, Any], base_url: str) -> str:
         """E32: email a link that approves the code for that address. Returns `email_sent`,
         or `approved` for a code the auto-approve setting already approved."""
-        code = check_code(body.get("device_code"))
-        email = check_email(body.get("email"))
+        wanted = load(body, MagicLinkRequest)
+        code, email = wanted.device_code, check_email(wanted.email)
         device = await self.store.devices.get(code)
         if device is not None and device.approved_via == "auto" and device.status == "approved":
             return "approved"

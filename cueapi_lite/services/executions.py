@@ -24,26 +24,24 @@ from ..outcomes import (
     MAX_ARTIFACTS_BYTES,
     MAX_METADATA_BYTES,
     add_evidence,
-    clean_evidence,
     compact_size,
     mark_verification_pending,
     merged_evidence,
     outcome_state,
+    parse_evidence,
     parse_outcome,
     record_outcome,
     verify_outcome,
 )
 from ..refusals import refused
+from ..request_shapes import Evidence, Verify, load
 from ..store import EvidenceRejected, ExecutionFilters, Refusal, Store
 from ..telemetry import Telemetry
 from .limits import LimitService
 
 __all__ = ["ExecutionService"]
 
-EVIDENCE_FIELDS = (
-    "external_id", "result_url", "result_ref", "result_type", "summary", "artifacts", "metadata",
-)  # fmt: skip
-MAX_REASON = 500
+EVIDENCE_FIELDS = Evidence.__struct_fields__
 
 
 def execution_not_found() -> NotFound:
@@ -111,12 +109,8 @@ class ExecutionService:
         self, user: User, execution_id: str, body: dict[str, Any]
     ) -> tuple[Execution, bool, str | None]:
         """Mark a reported outcome verified or not (E13; `{}` means valid, H18)."""
-        valid = body.get("valid", True)
-        reason = body.get("reason")
-        if not isinstance(valid, bool):
-            raise Unprocessable("valid: must be true or false")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-            raise Unprocessable(f"reason: must be a string of at most {MAX_REASON} characters")
+        verdict = load(body, Verify)
+        valid, reason = verdict.valid, verdict.reason
         now_ms = self.clock.now_ms()
         verified = await self.store.transact(
             lambda tx: verify_outcome(tx, user.id, execution_id, valid, reason, now_ms)
@@ -135,7 +129,7 @@ class ExecutionService:
 
     async def add_evidence(self, user: User, execution_id: str, body: dict[str, Any]) -> str:
         """Add evidence after the outcome (E10); returns the outcome state."""
-        evidence = clean_evidence({k: body[k] for k in EVIDENCE_FIELDS if k in body}, strict=True)
+        evidence = parse_evidence(body)
         if not evidence:
             raise Unprocessable("Send at least one of " + ", ".join(EVIDENCE_FIELDS))
         mode = await self._mode(user, await self.get(user, execution_id))

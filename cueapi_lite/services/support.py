@@ -11,15 +11,14 @@ from ..clock import Clock
 from ..config import Settings
 from ..errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from ..models import User
+from ..request_shapes import SupportTicket, load, shortest
 from ..store import Store, Ticket, TicketLimitReached
 
 __all__ = ["SupportService"]
 
 TICKETS_PER_HOUR = 5
 HOUR_MS = 3_600_000
-SEVERITIES = ("low", "medium", "high")
-TYPES = ("bug", "feature-request")
-_TEXT_LIMITS = {"subject": (10, 200), "message": (30, 10_000)}
+_SHORTEST = {name: shortest(SupportTicket, name) for name in ("subject", "message")}
 
 
 def ticket_not_found() -> NotFound:
@@ -27,24 +26,14 @@ def ticket_not_found() -> NotFound:
 
 
 def _read_ticket(body: dict[str, Any]) -> dict[str, str]:
-    """The four fields, or one 422 listing every problem."""
-    problems: list[dict[str, str]] = []
-    values: dict[str, str] = {}
-    for name, (shortest, longest) in _TEXT_LIMITS.items():
-        value = body.get(name)
-        if not isinstance(value, str) or not shortest <= len(value.strip()) <= longest:
-            problems.append({"field": name, "message": f"{shortest} to {longest} characters"})
-        else:
-            values[name] = value.strip()
-    for name, allowed in (("severity", SEVERITIES), ("type", TYPES)):
-        value = body.get(name)
-        if value not in allowed:
-            problems.append({"field": name, "message": "one of " + ", ".join(allowed)})
-        else:
-            values[name] = str(value)
-    if problems:
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise Unprocessable(f"Invalid ticket: {summary}", details=problems)
+    """The four fields; surrounding blanks do not count towards the shortest lengths."""
+    ticket = load(body, SupportTicket)
+    values = {name: getattr(ticket, name) for name in SupportTicket.__struct_fields__}
+    for name, least in _SHORTEST.items():
+        values[name] = values[name].strip()
+        if len(values[name]) < least:
+            message = f"must have at least {least} characters besides blanks"
+            raise Unprocessable(f"{name}: {message}", details=[{"field": name, "message": message}])
     return values
 
 
