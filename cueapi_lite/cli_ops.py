@@ -155,6 +155,7 @@ def import_cues(
     """Create cues from a file written by `export` (PATH), or from another CueAPI server
     (--from URL --key KEY). Names that exist already are skipped; the server must be
     stopped (its scheduler would not see the new cues until it restarts)."""
+    from .json_input import JsonInputError, decode_json_body
     from .transfer import TransferError, remote_cues
 
     if (path is None) == (source is None):
@@ -164,7 +165,13 @@ def import_cues(
     target = _db(db)
     try:
         if path is not None:
-            bodies = json.loads(Path(path).read_text(encoding="utf-8"))
+            try:  # the API's decoder: nothing a server could not store gets halfway in
+                bodies = decode_json_body(Path(path).read_bytes())
+            except JsonInputError as exc:
+                where = f"{exc.field}: " if exc.field else ""
+                raise click.ClickException(
+                    f"{path} is not JSON a server accepts: {where}{exc.reason}"
+                ) from None
             if not isinstance(bodies, list) or not all(isinstance(b, dict) for b in bodies):
                 raise click.ClickException(f"{path} is not a JSON list of cue bodies")
         else:

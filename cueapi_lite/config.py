@@ -143,6 +143,14 @@ class Settings:
             raise ValueError("metrics_token must be at least 16 characters")
         if self.history_retention_days < 0:
             raise ValueError("history_retention_days must be 0 (keep everything) or more")
+        # The limit's 24 h of grace run from this month's N-th execution, read from the
+        # stored rows: pruning them within the month would make the grace start again.
+        if self.monthly_execution_limit and 0 < self.history_retention_days < 31:
+            raise ValueError(
+                "history_retention_days must be 0 or at least 31 while"
+                " monthly_execution_limit is set (the limit is timed from this month's"
+                " executions)"
+            )
         if not self.plan or len(self.plan) > 50:
             raise ValueError("plan must be a name of 1 to 50 characters")
 

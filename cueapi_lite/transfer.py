@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from .json_input import JsonInputError, decode_json_body
+
 __all__ = ["TransferError", "create_body", "remote_cues"]
 
 PAGE = 100
@@ -81,9 +83,14 @@ def remote_cues(
                 raise TransferError(
                     f"{base} answered {response.status_code} to GET /v1/cues: {response.text[:300]}"
                 )
-            try:
-                cues = response.json()["cues"]
-            except (ValueError, KeyError, TypeError):
+            try:  # the API's decoder: what this server could not store is refused here
+                cues = decode_json_body(response.content)["cues"]
+            except JsonInputError as exc:
+                where = f"{exc.field}: " if exc.field else ""
+                raise TransferError(
+                    f"{base} did not answer with JSON cueapi-lite accepts: {where}{exc.reason}"
+                ) from None
+            except (KeyError, TypeError):
                 raise TransferError(f"{base} did not answer with a list of cues") from None
             # Filtered here, not with `?status=`: a server that ignores the parameter
             # must not hand over finished cues (a past `once` cannot be created again).

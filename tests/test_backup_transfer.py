@@ -248,3 +248,41 @@ def test_remote_cues_skip_finished_ones_and_keep_paused_ones() -> None:
         {"name": "held", "status": "paused",
          "schedule": {"type": "once", "at": "2030-01-01T00:00:00Z", "timezone": "UTC"}},
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"n": NaN}', "[1].payload.n: NaN is not a JSON number"),
+        ('{"s": "\\udc00"}', "[1].payload.s: holds a lone UTF-16 surrogate"),
+        ('{"n": 123456789012345678901}', "[1].payload.n: the number is out of range"),
+    ],
+)
+def test_import_refuses_json_the_api_would_refuse_and_imports_nothing(
+    tmp_path: Path, payload: str, message: str
+) -> None:
+    """The file is read with the API's decoder: what a server could not store is named
+    before anything is written, instead of failing halfway with a traceback."""
+    db = str(tmp_path / "t.db")
+    assert cli("keys", "create", "--create", "--db", db, "--email", "a@example.com").exit_code == 0
+    dump = tmp_path / "cues.json"
+    bad = json.dumps(cue_body(2)).replace('{"n": 2}', payload)
+    dump.write_text(f"[{json.dumps(cue_body(1))}, {bad}]")
+    result = CliRunner().invoke(main, ["import", str(dump), "--email", "a@example.com",
+                                       "--db", db])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cues").fetchone() == (0,)
+
+
+def test_remote_cues_refuse_an_answer_a_server_could_not_store() -> None:
+    from cueapi_lite.transfer import TransferError, remote_cues
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = b'{"cues": [{"name": "x", "status": "active", "payload": {"n": NaN}}], "total": 1}'
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    with pytest.raises(TransferError, match=r"cues\[0\]\.payload\.n: NaN is not a JSON number"):
+        list(remote_cues("https://api.example.com", "cue_sk_test",
+                         transport=httpx.MockTransport(answer)))  # fmt: skip

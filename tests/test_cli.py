@@ -1,8 +1,11 @@
-"""The `cueapi-lite` command line: keys, explain, and help for every command."""
+"""The `cueapi-lite` command line: keys, explain, and help for every command; the README's
+command and settings tables match the commands and settings there are."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cueapi_lite.cli import main
+from cueapi_lite.config import Settings
 from cueapi_lite.credentials import hash_token
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -150,12 +154,51 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
     return found
 
 
+def _table(heading: str) -> list[str]:
+    """The rows of the README's table under `## heading`."""
+    section = README.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def _documented_commands() -> list[str]:
+    """The command of each row of the README's command table (`keys create`, ...)."""
+    found = []
+    for row in _table("Commands"):
+        words = row.split("`")[1].split()
+        assert words[0] == "cueapi-lite", row
+        path = []
+        for word in words[1:]:
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break  # an argument or an option: the command's words are done
+            path.append(word)
+        found.append(" ".join(path))
+    return found
+
+
 @pytest.mark.parametrize(("path", "command"), _commands(main))
 def test_every_command_has_help_and_is_in_the_readme(path: str, command: click.Command) -> None:
     assert command.help, path
     result = invoke(*path.split(), "--help")
     assert result.exit_code == 0
-    assert f"cueapi-lite {path}" in README.read_text(), f"README does not show {path!r}"
+    if isinstance(command, click.Group):  # named in the text; its commands have rows
+        assert f"`cueapi-lite {path}`" in README.read_text(), f"README does not name {path!r}"
+    else:
+        assert _documented_commands().count(path) == 1, f"README's table must show {path!r} once"
+
+
+def test_the_readme_shows_no_command_that_does_not_exist() -> None:
+    commands = {path for path, command in _commands(main) if not isinstance(command, click.Group)}
+    assert set(_documented_commands()) <= commands
+
+
+def test_every_setting_is_in_the_readme_settings_table_once() -> None:
+    """Each `CUEAPI_LITE_<NAME>` variable (a `Settings` field) has its row, and only one."""
+    shown = [
+        name for row in _table("Settings") for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+    ]
+    settings = sorted(field.name.upper() for field in dataclasses.fields(Settings))
+    assert sorted(set(shown)) == settings
+    assert [name for name in set(shown) if shown.count(name) > 1] == []
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,17 @@ back (incremental vacuum)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.retention import PRUNE_BATCH
 
 from .conftest import FakeDeliverer, status, webhook_cue
+from .helpers import ms
 
 HOUR_S = 3600
 DAY_S = 24 * HOUR_S
@@ -143,20 +147,107 @@ async def test_alerts_are_history_too(tmp_path: Path, clock: ManualClock) -> Non
         assert isinstance(lite.deliverer, FakeDeliverer)
         lite.deliverer.answer(status(500))
         async with lite.client(key.api_key) as api:
-            body = webhook_cue(schedule={"type": "recurring", "cron": "0 * * * *"},
-                               retry={"max_attempts": 1}, alerts={"consecutive_failures": 1},
-                               on_failure={"email": True})  # fmt: skip
-            await api.post("/v1/cues", json=body)
+            for name in ("first", "second"):
+                body = webhook_cue(name=name, retry={"max_attempts": 1},
+                                   schedule={"type": "recurring", "cron": "0 * * * *"},
+                                   alerts={"consecutive_failures": 1},
+                                   on_failure={"email": True})  # fmt: skip
+                await api.post("/v1/cues", json=body)
             clock.advance(HOUR_S)
             await lite.settle()
-            assert len((await api.get("/v1/alerts")).json()["alerts"]) >= 1
-            await api.patch(f"/v1/cues/{(await api.get('/v1/cues')).json()['cues'][0]['id']}",
-                            json={"status": "paused"})  # fmt: skip
+            raised = (await api.get("/v1/alerts")).json()["alerts"]
+            assert len(raised) == 2
+            for cue in (await api.get("/v1/cues")).json()["cues"]:
+                await api.patch(f"/v1/cues/{cue['id']}", json={"status": "paused"})
             clock.advance(2 * DAY_S)
             await lite.settle()
-            assert (await api.get("/v1/alerts")).json()["alerts"] == []
-        outbox = lite.store.db.fetchone("SELECT COUNT(*) FROM alert_outbox")
-        assert outbox is not None
-        assert outbox[0] == 0
+            # All but the newest alert are pruned (it marks where the alert log resumes).
+            [kept] = (await api.get("/v1/alerts")).json()["alerts"]
+        newest = lite.store.db.fetchone("SELECT id FROM alerts ORDER BY rowid DESC LIMIT 1")
+        assert newest is not None
+        assert kept["id"] == newest[0]
+        outbox = lite.store.db.fetchall("SELECT DISTINCT alert_id FROM alert_outbox")
+        assert [row[0] for row in outbox] == [kept["id"]]
+    finally:
+        await lite.aclose()
+
+
+def test_a_retention_shorter_than_a_month_is_refused_with_a_monthly_limit(
+    tmp_path: Path,
+) -> None:
+    """The limit's 24 h of grace are timed from this month's stored executions: pruning
+    them within the month would let scheduled runs go on past the limit for ever."""
+    env = {
+        "CUEAPI_LITE_MONTHLY_EXECUTION_LIMIT": "1000",
+        "CUEAPI_LITE_HISTORY_RETENTION_DAYS": "7",
+    }
+    with pytest.raises(ValueError, match="history_retention_days must be 0 or at least 31"):
+        Settings.from_env(env, db=str(tmp_path / "x.db"))  # `serve` prints it and exits 1
+    for days in (0, 31, 90):  # keeping everything, or a month and more, is fine
+        Settings(db=str(tmp_path / "x.db"), monthly_execution_limit=1000,
+                 history_retention_days=days)  # fmt: skip
+    Settings(db=str(tmp_path / "x.db"), history_retention_days=7)  # no limit: any retention
+
+
+async def test_pruning_keeps_the_api_totals_and_the_monthly_usage_right(
+    tmp_path: Path,
+) -> None:
+    """Counters kept by triggers follow the deletes: list totals shrink with the rows,
+    while the month's usage still counts every run made."""
+    clock = ManualClock(ms("2027-03-10T00:30:00Z"))  # the whole run in one month
+    lite = await started(tmp_path, clock, history_retention_days=1)
+    try:
+        await run_hourly_cue(lite, clock, lite.deliverer, hours=30)  # type: ignore[arg-type]
+        clock.advance(HOUR_S)
+        await lite.settle()
+        left = len(scheduled_times(lite))
+        assert left < 30
+        key = await lite.accounts.mint_key("alice@example.com")
+        async with lite.client(key.api_key) as api:
+            listed = (await api.get("/v1/executions")).json()
+            cue_id = (await api.get("/v1/cues")).json()["cues"][0]["id"]
+            cue = (await api.get(f"/v1/cues/{cue_id}")).json()
+            usage = (await api.get("/v1/usage")).json()
+        assert listed["total"] == cue["execution_total"] == left
+        assert usage["executions"]["used"] == len(lite.deliverer.requests) == 31  # type: ignore[attr-defined]
+    finally:
+        await lite.aclose()
+
+
+async def test_an_alert_raised_after_pruning_is_still_logged(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alerts are logged by reading the rows after the last one logged; pruning the
+    newest alert must not make the next one look old (SQLite reuses a freed top rowid)."""
+    caplog.set_level(logging.WARNING, logger="cueapi_lite")
+    lite = await started(tmp_path, clock, history_retention_days=1)
+    deliverer = lite.deliverer
+    assert isinstance(deliverer, FakeDeliverer)
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        async with lite.client(key.api_key) as api:
+            body = webhook_cue(name="flaky", retry={"max_attempts": 1},
+                               alerts={"consecutive_failures": 1})  # fmt: skip
+            cue_id = (await api.post("/v1/cues", json=body)).json()["id"]
+            await api.patch(f"/v1/cues/{cue_id}", json={"status": "paused"})
+            deliverer.answer(status(500), status(200, {"success": True}), status(500))
+            for _ in range(3):  # an alert, a success that ends the streak, an alert
+                await api.post(f"/v1/cues/{cue_id}/fire", json={})
+                await lite.settle()
+                clock.advance(600)  # one alert per cue and type per five minutes
+            assert (await api.get("/v1/alerts")).json()["total"] == 2
+            clock.advance(2 * DAY_S)  # both are past the retention
+            await lite.settle()
+            assert scheduled_times(lite) == []  # the history was pruned
+            # The newest alert stays: its rowid is where the alert log resumes.
+            assert (await api.get("/v1/alerts")).json()["total"] == 1
+            deliverer.answer(status(200, {"success": True}), status(500))
+            for _ in range(2):
+                await api.post(f"/v1/cues/{cue_id}/fire", json={})
+                await lite.settle()
+                clock.advance(600)
+            assert (await api.get("/v1/alerts")).json()["total"] == 2
+        raised = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert:")]
+        assert len(raised) == 3, raised
     finally:
         await lite.aclose()

@@ -639,3 +639,80 @@ async def test_live_poll_is_204_until_something_changes(
     assert (
         await web.get("/cues", headers={"X-Live-Version": fresh.headers["x-live-version"]})
     ).status_code == 204
+
+
+# --- the forms read JSON and payloads as the API does ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"n": NaN}', "payload.n: NaN is not a JSON number"),
+        ('{"n": 1e400}', "payload.n: the number is out of range"),
+        ('{"n": 123456789012345678901}', "payload.n: the number is out of range"),
+        ('{"s": "\\ud800"}', "payload.s: holds a lone UTF-16 surrogate"),
+        ('{"deep": ' + "[" * 200 + "]" * 200 + "}", "payload.deep: nested more than 128"),
+    ],
+)
+async def test_an_edit_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient, payload: str, message: str
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/edit", page, **edit_fields(payload=payload))
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert stored["payload"] == cue["payload"]
+
+
+async def test_a_fire_refuses_the_json_the_api_refuses(
+    api: httpx.AsyncClient, web: httpx.AsyncClient
+) -> None:
+    cue = await new_cue(api, name="brief")
+    page = f"/cues/{cue['id']}"
+    response = await post_form(web, f"{page}/fire", page, payload_override='{"n": Infinity}')
+    assert response.status_code == 422, response.text
+    assert "payload_override.n: Infinity is not a JSON number" in response.text
+    assert (await api.get("/v1/executions")).json()["total"] == 0
+
+
+async def test_a_cue_with_a_large_payload_can_be_edited_and_fired(
+    lite: CueApiLite, api: httpx.AsyncClient, web: httpx.AsyncClient, deliverer: FakeDeliverer
+) -> None:
+    """The forms carry any payload the API accepts (here 200 KB), not just small ones."""
+    payload = {"task": "report", "items": [{"id": i, "note": "x" * 90} for i in range(2000)]}
+    cue = await new_cue(api, name="big", payload=payload)
+    page = f"/cues/{cue['id']}"
+    shown = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True)
+    saved = await post_form(
+        web, f"{page}/edit", page, **edit_fields(cron="5 9 * * *", payload=shown)
+    )
+    assert saved.headers.get("location") == f"{page}?done=saved", saved.text
+    stored = (await api.get(f"/v1/cues/{cue['id']}")).json()
+    assert (stored["schedule"]["cron"], stored["payload"]) == ("5 9 * * *", payload)
+    fired = await post_form(web, f"{page}/fire", page, payload_override=json.dumps({"more": shown}))
+    assert fired.headers.get("location") == f"{page}?done=fired", fired.text
+    await lite.settle()
+    assert json.loads(deliverer.requests[-1].body or b"{}")["payload"]["more"] == shown
+
+
+async def test_failed_logins_count_against_the_address_rate_limit(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Guessing keys on the login form is limited like guessing them on the API."""
+    settings = Settings(db=str(tmp_path / "x.db"), ip_rate_limit_per_minute=3)
+    lite = CueApiLite(settings, clock=clock, deliverer=FakeDeliverer())
+    await lite.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lite.asgi), base_url=BASE
+        ) as client:
+            first = await log_in(client, "cue_sk_guess1")  # the page and the post: 2 of 3
+            second = await log_in(client, "cue_sk_guess2")  # the page: 3 of 3; the post: 4
+        assert first.status_code == 401
+        assert second.status_code == 429
+        assert "Rate limit exceeded" in second.text
+        assert int(second.headers["retry-after"]) >= 1
+    finally:
+        await lite.aclose()

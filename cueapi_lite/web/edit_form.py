@@ -2,15 +2,16 @@
 
 The edit form becomes the body of `PATCH /v1/cues/{id}` (the fields the form shows,
 always; the cue service validates them exactly as for the API). A value that is not
-even the right kind (a word where a number goes) is refused here with its field name.
+even the right kind (a word where a number goes) is refused here with its field name;
+JSON fields go through the API's one decoder, so a form refuses what the API refuses.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import Unprocessable
+from ..json_input import JsonInputError, decode_json_body
 from ..models import Cue
 from .render import iso_z
 
@@ -34,14 +35,20 @@ def _integer(form: dict[str, list[str]], name: str, field: str) -> int:
 
 
 def _json_object(text: str, field: str) -> dict[str, Any]:
+    example = f'{field}: must be a JSON object, e.g. {{"task": "report"}}'
     if len(text) > MAX_JSON_CHARS:
         raise Unprocessable(f"{field}: too large")
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise Unprocessable(f'{field}: must be a JSON object, e.g. {{"task": "report"}}') from None
+        value = decode_json_body(text)
+    except JsonInputError as exc:
+        if exc.field is None:  # not JSON at all
+            raise Unprocessable(example) from None
+        where = f"{field}.{exc.field}"
+        raise Unprocessable(
+            f"{where}: {exc.reason}", details=[{"field": where, "message": exc.reason}]
+        ) from None
     if not isinstance(value, dict):
-        raise Unprocessable(f'{field}: must be a JSON object, e.g. {{"task": "report"}}')
+        raise Unprocessable(example)
     return value
 
 

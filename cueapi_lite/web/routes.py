@@ -25,7 +25,7 @@ from ..errors import ApiError, NotFound, Unauthorized, Unprocessable
 from ..leases import LeaseService
 from ..models import CueStatus
 from ..routes.common import admit_anonymous, caller_with
-from ..routes.forms import FormGuard, read_form
+from ..routes.forms import MAX_FORM_BYTES, FormGuard, read_form
 from ..services.accounts import AccountService, Caller
 from ..services.cues import CueService
 from ..services.executions import ExecutionService
@@ -87,6 +87,7 @@ def dashboard_routes(
     templates = Templates(assets)
     views = Views(cues, executions, alerts, leases, reads, clock, settings)
     secure_cookie = (settings.public_url or "").lower().startswith("https://")
+    payload_form = max(settings.max_body_bytes, MAX_FORM_BYTES)
 
     async def signed_in(request: Request) -> Caller | None:
         """The user of the request's session cookie, counted against its rate window;
@@ -144,7 +145,9 @@ def dashboard_routes(
 
         return endpoint
 
-    def action(handler: Action, max_fields: int = 40) -> Callable[[Request], Awaitable[Response]]:
+    def action(
+        handler: Action, max_fields: int = 40, max_bytes: int = MAX_FORM_BYTES
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             caller = None
             try:
@@ -154,7 +157,7 @@ def dashboard_routes(
                 caller = await signed_in(request)
                 if caller is None:
                     return to_login(request)
-                form = await read_form(request, max_fields=max_fields)
+                form = await read_form(request, max_bytes, max_fields)
                 forms.check_post(
                     request, first(form, "csrf"), "dashboard", caller.session_hash or ""
                 )
@@ -361,10 +364,11 @@ def dashboard_routes(
         Route("/cues", page(cue_list), methods=["GET"]),
         Route("/cues/{cue_id}", page(cue_page), methods=["GET"]),
         Route("/cues/{cue_id}/delete", page(confirm_delete), methods=["GET"]),
-        Route("/cues/{cue_id}/fire", action(fire), methods=["POST"]),
+        # The forms that carry a payload take what the API takes.
+        Route("/cues/{cue_id}/fire", action(fire, max_bytes=payload_form), methods=["POST"]),
         Route("/cues/{cue_id}/pause", action(pause), methods=["POST"]),
         Route("/cues/{cue_id}/resume", action(resume), methods=["POST"]),
-        Route("/cues/{cue_id}/edit", action(edit), methods=["POST"]),
+        Route("/cues/{cue_id}/edit", action(edit, max_bytes=payload_form), methods=["POST"]),
         Route("/cues/{cue_id}/delete", action(delete), methods=["POST"]),
         Route("/executions/{execution_id}", page(execution_page), methods=["GET"]),
         Route("/executions/{execution_id}/verify", action(verify), methods=["POST"]),

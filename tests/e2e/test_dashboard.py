@@ -3,7 +3,8 @@ against a real `cueapi-lite serve` on an ephemeral port.
 
 Mandatory when CI=true; elsewhere skipped unless Chromium is installed
 (`apt-get install chromium`; `pip install -e '.[test]'` brings Playwright).
-The journey test also takes the README's screenshots.
+The journey test also takes the README's screenshots: into a temporary directory, or
+into the directory `CUEAPI_LITE_SCREENSHOTS_DIR` names (`docs` refreshes the README's).
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ HOW_TO = (
     " Playwright (pip install -e '.[test]'); they are mandatory when CI=true"
 )
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+SCREENSHOTS_DIR = "CUEAPI_LITE_SCREENSHOTS_DIR"
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    """Where the journey's screenshots go: a temporary directory unless asked for one
+    (relative to the project), so a test run leaves the work tree as it was."""
+    asked = os.environ.get(SCREENSHOTS_DIR)
+    if not asked:
+        return tmp_path
+    folder = ROOT / asked
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _playwright() -> Any:
@@ -135,7 +148,7 @@ def log_in(page: Any, site: Site) -> None:
     page.wait_for_url(site.base + "/")
 
 
-def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any) -> None:
+def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     log_in(page, site)
@@ -232,13 +245,16 @@ def test_a_new_user_steers_cues_from_the_dashboard(site: Site, page: Any) -> Non
     assert site.api.get("/v1/alerts", params={"acknowledged": "true"}).json()["total"] >= 1
 
     # The screenshots the README shows.
+    shots = screenshots_dir(tmp_path)
     page.click("nav >> text=Cues")
     expect(page.locator("tr", has_text="flaky-report").locator(".badge")).to_have_text("Failing")
-    page.screenshot(path=str(ROOT / "docs" / "dashboard-cues.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-cues.png"), full_page=True)
     page.locator("a", has_text="morning-brief").click()
     history.locator("a[href^='/executions/']").last.click()
     expect(page.locator("#timeline")).to_contain_text("Outcome reported")
-    page.screenshot(path=str(ROOT / "docs" / "dashboard-execution.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-execution.png"), full_page=True)
+    for name in ("dashboard-cues.png", "dashboard-execution.png"):
+        assert (shots / name).read_bytes().startswith(b"\x89PNG"), name
 
     # Log out: the pages need a login again, and another open tab stops its live
     # updates and says so.

@@ -32,9 +32,10 @@ class HistoryStore:
     async def prune(self, cutoff_ms: int, batch: int) -> dict[str, int]:
         """Delete at most `batch` rows of each kind of history older than `cutoff_ms`:
         finished executions (scheduled and last changed before it), alerts raised before
-        it (their outbox rows go with them), login codes and tokens that expired before
-        it. Returns the rows deleted per table; a count equal to `batch` means more may
-        be left."""
+        it (their outbox rows go with them) but the newest alert, login codes and tokens
+        that expired before it. Returns the rows deleted per table; a count equal to
+        `batch` means more may be left. The newest alert stays because new alerts are
+        logged by rowid, and SQLite would give a freed top rowid out again."""
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             counts = {}
@@ -51,7 +52,8 @@ class HistoryStore:
             counts["alerts"] = conn.execute(
                 "DELETE FROM alerts WHERE rowid IN ("
                 " SELECT a.rowid FROM users u CROSS JOIN alerts a"
-                "  ON a.user_id = u.id AND a.created_at_ms < ? LIMIT ?)",
+                "  ON a.user_id = u.id AND a.created_at_ms < ?"
+                "  AND a.rowid < (SELECT MAX(rowid) FROM alerts) LIMIT ?)",
                 (cutoff_ms, batch),
             ).rowcount
             counts["device_codes"] = conn.execute(
