@@ -25,9 +25,12 @@ from common import machine, percentiles, run
 
 from cueapi_lite import CueApiLite, Settings
 from cueapi_lite.models import Cue, ExecutionStatus, new_cue_id, new_execution
-from cueapi_lite.store.sqlite.cues import _INSERT as _CUE_INSERT
-from cueapi_lite.store.sqlite.cues import _row
-from cueapi_lite.store.sqlite.executions import _INSERT, _insert_row
+from cueapi_lite.store.sqlite.rows import (
+    CUE_INSERT,
+    EXECUTION_INSERT,
+    cue_options,
+    execution_params,
+)
 
 CHUNK = 50_000
 
@@ -48,7 +51,12 @@ async def fill(lite: CueApiLite, cues: int, executions: int, busy: int) -> str:
     started = time.perf_counter()
     # Rows straight from the template's (the store's own row and INSERT statement): the
     # ids, names, payloads and creation instants differ.
-    base = list(_row(template))
+    t, s = template, template.schedule
+    base = [
+        t.id, t.user_id, t.name, t.description, t.status, t.transport, s.type, s.cron,
+        s.at_ms, s.timezone, *cue_options(t), t.next_fire_at_ms, t.last_run_ms, t.run_count,
+        t.fired_count, t.warning, t.created_at_ms, t.updated_at_ms, t.watch_from_ms,
+    ]  # fmt: skip
     made: list[Cue] = [template]
     for first in range(1, cues, CHUNK):
         rows = []
@@ -61,7 +69,7 @@ async def fill(lite: CueApiLite, cues: int, executions: int, busy: int) -> str:
                 made.append(dataclasses.replace(template, id=row[0]))
 
         def insert(conn: Any, rows: list[Any] = rows) -> None:
-            conn.executemany(_CUE_INSERT, rows)
+            conn.executemany(CUE_INSERT, rows)
 
         await lite.store.db.write(insert)
     print(f"{cues:,} cues bulk-loaded in {time.perf_counter() - started:.1f} s", flush=True)
@@ -73,10 +81,10 @@ async def fill(lite: CueApiLite, cues: int, executions: int, busy: int) -> str:
             cue = template if n < busy else made[n % len(made)]
             execution = new_execution(cue, now_ms - n * 1000, "schedule", now_ms)
             execution.status = ExecutionStatus.SUCCESS.value
-            rows.append(_insert_row(execution))
+            rows.append(execution_params(execution))
 
         def op(conn: Any, rows: list[Any] = rows) -> None:
-            conn.executemany(_INSERT, rows)
+            conn.executemany(EXECUTION_INSERT, rows)
 
         await lite.store.db.write(op)
     print(f"{executions:,} execution rows loaded in {time.perf_counter() - started:.1f} s"

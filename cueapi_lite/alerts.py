@@ -1,11 +1,13 @@
-"""Alerts: the checks that live on the heap, and sending the outbox to its channels.
+"""Alerts: the rules that raise them, the checks on the heap, and sending the outbox.
 
-Detection that belongs to a state change (consecutive failures, verification failures)
-happens in the store, inside that change's transaction. The time-based checks live
-here as heap entries: the outcome deadline (no outcome in time -> `unknown` +
-`outcome_timeout`) and the missed window (no success in interval x multiplier). Every
-alert's notifications sit in an outbox until sent: email through SMTP, a webhook signed
-like a cue's (CONTRACT §6.4), retried with backoff.
+The rules are plain functions run inside the transaction of the change that calls for
+an alert (a failed run, an outcome, a passed deadline), so the alert, its outbox rows
+(one per channel of the cue's `on_failure`) and the `pause` action commit together with
+that change: a crash can delay a notification, never lose it. One alert per (cue, type)
+per five minutes. The time-based checks live here as heap entries: the outcome deadline
+(no outcome in time -> `unknown` + `outcome_timeout`) and the missed window (no success
+in interval x multiplier). The outbox is sent by email through SMTP and by a webhook
+signed like a cue's (CONTRACT §6.4), retried with backoff.
 """
 
 from __future__ import annotations
@@ -14,26 +16,56 @@ import asyncio
 import dataclasses
 import logging
 import smtplib
+import uuid
+from functools import partial
+from typing import Any
 
 from .callbacks import CallbackPolicy, CallbackRefused
 from .clock import Clock
 from .cron import schedule_for
 from .errors import NotFound
 from .mailer import Mailer
-from .models import Alert, Cue, CueStatus, User, alert_json, iso
+from .models import (
+    Alert,
+    Cue,
+    CueStatus,
+    ExecutionStatus,
+    OutcomeState,
+    User,
+    alert_json,
+    iso,
+)
 from .scheduler import OUTBOX, Due, Kind, Scheduler
-from .store import Store
-from .store.sqlite.alerts import AlertFilters, OutboxItem
+from .store import AlertFilters, CueState, Deadline, OutboxItem, Store, Tx
 from .telemetry import Telemetry
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
-__all__ = ["AlertService", "missed_window_ms"]
+__all__ = [
+    "AlertService",
+    "alert_on_outcome",
+    "check_consecutive_failures",
+    "expire_outcome",
+    "failure_streak",
+    "missed_window",
+    "missed_window_ms",
+    "new_alert",
+    "raise_alert",
+    "window_deadline",
+]
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 100
 RETRY_MINUTES = (1, 5, 15, 60)
 MAX_SEND_ATTEMPTS = 5
 ALERT_WEBHOOK_TIMEOUT_S = 30.0
+DEDUP_MS = 5 * 60_000
+SEVERITY = {
+    "consecutive_failure": "critical",
+    "missed_window": "warning",
+    "outcome_timeout": "warning",
+    "verification_failed": "warning",
+}
+_FINISHED = (ExecutionStatus.SUCCESS.value, ExecutionStatus.FAILED.value)
 
 
 def missed_window_ms(cue: Cue) -> int | None:
@@ -55,6 +87,148 @@ def window_end_ms(cron: str, timezone: str, start_ms: int, multiplier: int) -> i
     if first is None or second is None:
         return None
     return start_ms + (second - first) * multiplier
+
+
+def window_deadline(cue: Cue) -> Deadline | None:
+    """The missed-window check of an active recurring cue, for the heap."""
+    if cue.status != CueStatus.ACTIVE:
+        return None
+    due_ms = missed_window_ms(cue)
+    return None if due_ms is None else Deadline(Kind.MISSED_WINDOW, cue.id, due_ms)
+
+
+# --- the rules (run inside the transaction of the change) ------------------------------
+
+
+def new_alert(
+    cue: CueState,
+    owner_email: str | None,
+    alert_type: str,
+    execution_id: str | None,
+    message: str,
+    metadata: dict[str, Any],
+    now_ms: int,
+) -> tuple[Alert, list[tuple[str, str]]]:
+    """The alert for `cue` and its notifications: (channel, target) per channel that
+    the cue's `on_failure` turns on."""
+    alert = Alert(
+        id=str(uuid.uuid4()),
+        user_id=cue.user_id,
+        cue_id=cue.id,
+        execution_id=execution_id,
+        alert_type=alert_type,
+        severity=SEVERITY.get(alert_type, "warning"),
+        message=message,
+        metadata={"cue_name": cue.name, **metadata},
+        acknowledged_at_ms=None,
+        created_at_ms=now_ms,
+    )
+    targets: list[tuple[str, str]] = []
+    if cue.on_failure.email and owner_email is not None:
+        targets.append(("email", owner_email))
+    if cue.on_failure.webhook:
+        targets.append(("webhook", cue.on_failure.webhook))
+    return alert, targets
+
+
+def raise_alert(
+    tx: Tx,
+    cue_id: str,
+    execution_id: str | None,
+    alert_type: str,
+    message: str,
+    metadata: dict[str, Any],
+    now_ms: int,
+) -> bool:
+    """Record an alert for the cue, queue its notifications and apply `on_failure.pause`
+    (recurring cues). False when the cue is gone or the same kind of alert for it was
+    raised in the last five minutes."""
+    cue = tx.cue_state(cue_id)
+    if cue is None or tx.alerted_since(cue_id, alert_type, now_ms - DEDUP_MS):
+        return False
+    alert, targets = new_alert(
+        cue, tx.user_email(cue.user_id), alert_type, execution_id, message, metadata, now_ms
+    )
+    tx.insert_alert(alert, targets)
+    tx.after_commit(Deadline(Kind.NOTIFY, OUTBOX, now_ms))
+    if cue.on_failure.pause and cue.status == CueStatus.ACTIVE and cue.schedule_type != "once":
+        tx.set_cue_status(cue_id, CueStatus.ACTIVE, CueStatus.PAUSED, now_ms, stop_firing=True)
+    return True
+
+
+def failure_streak(latest: list[tuple[str, str, str | None]]) -> list[str]:
+    """The ids of the unbroken run of failures at the head of `latest` (newest first;
+    `(id, status, outcome_state)`): `failed`, or an outcome of `reported_failure`."""
+    streak: list[str] = []
+    for execution_id, status, state in latest:
+        if status != ExecutionStatus.FAILED and state != OutcomeState.REPORTED_FAILURE:
+            break
+        streak.append(execution_id)
+    return streak
+
+
+def check_consecutive_failures(tx: Tx, cue_id: str, execution_id: str, now_ms: int) -> bool:
+    """Raise `consecutive_failure` when the cue's newest finished executions, as many as
+    its `alerts.consecutive_failures`, all failed and this execution is among them: the
+    one whose failure made the streak reach the threshold. A longer streak does not
+    alert again until a success breaks it."""
+    cue = tx.cue_state(cue_id)
+    if cue is None:
+        return False
+    threshold = cue.alerts.consecutive_failures
+    latest = tx.latest_finished(cue_id, _FINISHED, threshold + 1)
+    streak = failure_streak(latest)
+    if len(streak) != threshold or execution_id not in streak:
+        return False
+    return raise_alert(
+        tx, cue_id, execution_id, "consecutive_failure",
+        f"{threshold} consecutive executions failed",
+        {"consecutive_failures": threshold}, now_ms,
+    )  # fmt: skip
+
+
+def alert_on_outcome(tx: Tx, cue_id: str, execution_id: str, state: str, now_ms: int) -> bool:
+    """The alerts a newly recorded outcome state can raise; True if one was raised."""
+    if state == OutcomeState.VERIFICATION_FAILED:
+        return raise_alert(
+            tx, cue_id, execution_id, "verification_failed",
+            "The outcome does not satisfy the cue's verification policy", {}, now_ms,
+        )  # fmt: skip
+    if state == OutcomeState.REPORTED_FAILURE:
+        return check_consecutive_failures(tx, cue_id, execution_id, now_ms)
+    return False
+
+
+def expire_outcome(tx: Tx, execution_id: str, deadline_ms: int, now_ms: int) -> bool:
+    """No outcome by its deadline: the outcome becomes `unknown` and an
+    `outcome_timeout` alert is raised. False when an outcome arrived or the deadline
+    moved meanwhile."""
+    cue_id = tx.expire_outcome(execution_id, deadline_ms, now_ms)
+    if cue_id is None:
+        return False
+    raise_alert(
+        tx, cue_id, execution_id, "outcome_timeout",
+        "No outcome was reported before the outcome deadline",
+        {"outcome_deadline": deadline_ms}, now_ms,
+    )  # fmt: skip
+    return True
+
+
+def missed_window(tx: Tx, cue: Cue, now_ms: int) -> bool:
+    """The cue had no success since its window started: raise `missed_window` and start
+    a new window at now (so a cue that stays silent alerts once per window). False when
+    the window moved meanwhile (a success, a resume) or the cue is no longer active."""
+    if not tx.restart_watch(cue.id, cue.watch_from_ms, now_ms):
+        return False
+    raise_alert(
+        tx, cue.id, None, "missed_window",
+        "No successful execution within the cue's expected window",
+        {"window_started_at": cue.watch_from_ms}, now_ms,
+    )  # fmt: skip
+    deadline = window_deadline(dataclasses.replace(cue, watch_from_ms=now_ms))
+    if deadline is not None:
+        tx.after_commit(deadline)
+    return True
 
 
 def _email(alert: Alert) -> tuple[str, str]:
@@ -115,15 +289,10 @@ class AlertService:
             self.scheduler.push(next_ms, Kind.NOTIFY, OUTBOX)
 
     def watch(self, cue: Cue) -> None:
-        """Arm the missed-window check of an active recurring cue."""
-        if cue.status == CueStatus.ACTIVE:
-            due_ms = missed_window_ms(cue)
-            if due_ms is not None:
-                self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue.id)
-
-    def kick(self) -> None:
-        """New alerts were committed: send their notifications now."""
-        self.scheduler.push(self.clock.now_ms(), Kind.NOTIFY, OUTBOX)
+        """Arm the missed-window check of an active recurring cue (at start)."""
+        deadline = window_deadline(cue)
+        if deadline is not None:
+            self.scheduler.push(deadline.at_ms, Kind.MISSED_WINDOW, cue.id)
 
     # --- the API --------------------------------------------------------------------
 
@@ -141,33 +310,26 @@ class AlertService:
     # --- heap handlers ----------------------------------------------------------------
 
     async def _deadlines_due(self, entries: list[Due], now_ms: int) -> None:
-        alerted = False
         for due_ms, execution_id in entries:
-            expired = await self.store.outcomes.expire(execution_id, due_ms, now_ms)
-            if expired is not None:
+            expired = await self.store.transact(
+                partial(
+                    expire_outcome, execution_id=execution_id, deadline_ms=due_ms, now_ms=now_ms
+                )
+            )
+            if expired:
                 self.telemetry.outcome(execution_id, "unknown", "no outcome by its deadline")
-            alerted = bool(expired) or alerted
-        if alerted:
-            self.kick()
 
     async def _windows_due(self, entries: list[Due], now_ms: int) -> None:
         cues = await self.store.cues.get_many(sorted({key for _, key in entries}))
-        alerted = False
         for cue in cues:
             due_ms = missed_window_ms(cue)
             if cue.status != CueStatus.ACTIVE or due_ms is None:
                 continue
             if due_ms > now_ms:
-                self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue.id)
+                self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue.id)  # a re-check
                 continue
-            raised = await self.store.alerts.missed_window(cue.id, cue.watch_from_ms, now_ms)
-            if raised is None:
-                continue  # it succeeded or changed meanwhile; its next watch is armed
-            alerted = alerted or raised
-            # The window starts over: another alert if it stays silent as long again.
-            self.watch(dataclasses.replace(cue, watch_from_ms=now_ms))
-        if alerted:
-            self.kick()
+            # When the window moved meanwhile (a success), its next check is armed.
+            await self.store.transact(partial(missed_window, cue=cue, now_ms=now_ms))
 
     async def _outbox_due(self, entries: list[Due], now_ms: int) -> None:
         await self._log_new_alerts()

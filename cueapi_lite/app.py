@@ -46,7 +46,7 @@ from .routes.health import health_routes
 from .routes.support import support_routes
 from .routes.workers import worker_routes
 from .routing import IndexedRouter
-from .scheduler import Scheduler
+from .scheduler import Kind, Scheduler
 from .services.accounts import AccountService, NewKey
 from .services.cues import CueService
 from .services.devices import DeviceService
@@ -54,7 +54,7 @@ from .services.echo import EchoService
 from .services.executions import ExecutionService
 from .services.limits import LimitService
 from .services.support import SupportService
-from .store import Store
+from .store import Deadline, Store, is_postgres, store_for
 from .store.lock import ServerLock
 from .telemetry import Telemetry
 from .web import dashboard_routes
@@ -62,6 +62,8 @@ from .webhooks import AiohttpDeliverer, Deliverer
 
 if TYPE_CHECKING:  # httpx (and its TLS stack) loads only when a client is asked for
     import httpx
+
+    from .store.postgres.lock import PgServerLock
 
 __all__ = ["CueApiLite"]
 
@@ -113,17 +115,22 @@ class CueApiLite:
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
-        self.store = Store(self.settings.db, self.settings.synchronous)
-        # One running instance per database file: two would both fire every cue.
-        self._lock = ServerLock(self.settings.db)
+        self.store: Store = store_for(self.settings.db, self.settings.synchronous)
+        # One running instance per database: two would both plan every deadline.
+        self._lock: ServerLock | PgServerLock = ServerLock(self.settings.db)
+        if is_postgres(self.settings.db):
+            from .store.postgres.lock import PgServerLock
+
+            self._lock = PgServerLock(self.settings.db)
         self.telemetry = Telemetry()
         if self.settings.metrics:
-            self.store.db.writer.on_commit = self.telemetry.committed
+            self.store.on_batch(self.telemetry.committed)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
         self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
         )
         self.scheduler = Scheduler(self.clock)
+        self.store.on_commit(self._committed)
         self.delivery = DeliveryService(
             self.store, self.scheduler, self.clock, self.deliverer,
             self.settings.delivery_concurrency, self.telemetry,
@@ -153,10 +160,10 @@ class CueApiLite:
             self.firing.budgets = self.limits.budgets  # no limit: no lookups when firing
         self.cues = CueService(
             self.store, self.firing, self.clock, self.settings, self.policy, self.leases,
-            self.alerts, limits=self.limits,
+            limits=self.limits,
         )  # fmt: skip
         self.executions = ExecutionService(
-            self.store, self.clock, self.alerts, self.firing, self.limits, self.telemetry
+            self.store, self.clock, self.firing, self.limits, self.telemetry
         )
         self.devices = DeviceService(
             self.store, self.clock, self.settings, self.accounts,
@@ -169,7 +176,7 @@ class CueApiLite:
         self.started = False
         self.http_stats = HttpStats()
         self.metrics = MetricsCollector(
-            self.telemetry, self.http_stats, self.store.db.path, self._metrics_state
+            self.telemetry, self.http_stats, self.settings.db, self._metrics_state
         )
         operations: list[Route] = []
         if self.settings.metrics:
@@ -215,11 +222,17 @@ class CueApiLite:
 
     # --- wiring ---------------------------------------------------------------------
 
+    def _committed(self, deadlines: list[Deadline]) -> None:
+        """Every deadline a committed transaction set goes on the heap (the one place
+        that turns committed changes into wake-ups)."""
+        push = self.scheduler.push
+        for kind, key, at_ms in deadlines:
+            push(at_ms, Kind(kind), key)
+
     def _dispatch(self, cue: Cue, executions: list[Execution]) -> None:
         """New runnable executions: webhook ones go to delivery; worker ones wait for a
         claim (a worker cue's callback is stored but never delivered to)."""
         if cue.transport == Transport.WORKER:
-            self.leases.waiting(executions)
             return
         for execution in executions:
             self.delivery.submit(DeliveryJob.of(cue, execution))

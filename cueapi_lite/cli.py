@@ -32,7 +32,7 @@ from .cron import (
 from .logs import FORMATS, configure
 from .models import parse_instant
 from .services.accounts import AccountService, NewKey
-from .store import Store
+from .store import is_postgres, store_for
 from .store.lock import AlreadyRunning
 
 __all__ = ["main"]
@@ -90,8 +90,9 @@ def _bind(host: str, port: int) -> socket.socket:
     "--db",
     envvar="CUEAPI_LITE_DB",
     default=None,
-    help="SQLite database file, created on first start (env CUEAPI_LITE_DB; default in the"
-    " user data directory, printed at start).",
+    help="SQLite database file, created on first start, or a postgresql:// URL shared by"
+    " many servers (env CUEAPI_LITE_DB; default: a file in the user data directory,"
+    " printed at start).",
 )
 @click.option(
     "--log-format",
@@ -171,11 +172,20 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+def _where(db: str) -> str:
+    """The database as the banner shows it (a URL without its password)."""
+    if is_postgres(db):
+        from .store.postgres.db import redacted
+
+        return redacted(db)
+    return str(Path(db).absolute())
+
+
 def _banner(settings: Settings, first: NewKey | None) -> None:
     base = settings.base_url
     lines = [
         f"cueapi-lite {__version__} listening on {base}",
-        f"  database:        {Path(settings.db).absolute()}",
+        f"  database:        {_where(settings.db)}",
         f"  SDK and worker:  base_url / api_base = {base}",
         f"  cueapi CLI:      CUEAPI_API_BASE={base}/v1",
     ]
@@ -211,7 +221,7 @@ def existing_db(db: str | None, *, create: bool = False, offer_create: bool = Fa
         path = Settings.from_env(db=db).db
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if not create and not Path(path).is_file():
+    if not create and not is_postgres(path) and not Path(path).is_file():
         raise click.ClickException(
             f"no database at {path}. The server creates it on its first start"
             " (cueapi-lite serve); give the server's file with --db FILE"
@@ -224,8 +234,8 @@ DB_OPTION = click.option(
     "--db",
     envvar="CUEAPI_LITE_DB",
     default=None,
-    help="The server's SQLite database file (env CUEAPI_LITE_DB; default in the user data"
-    " directory).",
+    help="The server's SQLite database file or postgresql:// URL (env CUEAPI_LITE_DB;"
+    " default in the user data directory).",
 )
 
 
@@ -246,7 +256,7 @@ def keys_create(db: str | None, create: bool, email: str, label: str, as_json: b
     db = existing_db(db, create=create, offer_create=True)
 
     async def mint() -> Any:
-        store = Store(db)
+        store = store_for(db)
         await asyncio.to_thread(store.open)
         try:
             return await AccountService(store, SystemClock()).mint_key(email, label)
@@ -332,7 +342,7 @@ def _with_devices(db: str | None, work: Callable[[Any], Coroutine[Any, Any, T]])
         raise click.ClickException(str(exc)) from None
 
     async def run() -> T:
-        store = Store(db)
+        store = store_for(db)
         await asyncio.to_thread(store.open)
         try:
             clock = SystemClock()

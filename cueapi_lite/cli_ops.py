@@ -1,4 +1,4 @@
-"""Operations commands: doctor, backup, restore, export, import, service install.
+"""Operations commands: doctor, backup, restore, export, import, service install, migrate.
 
 Each command is a thin shell over a module that does the work (`doctor`, `backup`,
 `transfer`, `service`); `cli.main` adds them to the `cueapi-lite` group.
@@ -108,13 +108,13 @@ def export_cues(email: str, output: str | None, db: str | None) -> None:
     """Write a user's active and paused cues as JSON: a list of create bodies that any
     CueAPI server accepts (POST /v1/cues), for `cueapi-lite import`."""
     from .models import cue_json
-    from .store import Store
+    from .store import store_for
     from .transfer import create_body
 
     path = _db(db)
 
     async def read() -> list[dict[str, Any]]:
-        store = Store(path)
+        store = store_for(path)
         await asyncio.to_thread(store.open)
         try:
             user = await store.users.by_email(email)
@@ -271,4 +271,30 @@ def service_install(
     click.echo(f"Logs: {unit.logs}")
 
 
-COMMANDS: list[click.Command] = [doctor, backup, restore, export_cues, import_cues, service]
+@click.command()
+@click.option(
+    "--from", "source", required=True, type=click.Path(exists=True, dir_okay=False),
+    help="The SQLite database file to copy (no server may be running on it).",
+)  # fmt: skip
+@click.option("--to", "target", required=True, help="An empty PostgreSQL database's URL.")
+def migrate(source: str, target: str) -> None:
+    """Copy a SQLite database (users, keys, cues, executions, alerts, everything) into
+    an empty PostgreSQL database, then check every table's row count."""
+    from .store import is_postgres
+
+    if not is_postgres(target):
+        raise click.ClickException("--to must be a postgresql:// URL")
+    from .store.copy import CopyError, copy_sqlite_to_postgres
+
+    try:
+        counts = copy_sqlite_to_postgres(source, target)
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from None
+    for copied in counts:
+        click.echo(f"{copied.table:<18} {copied.source_rows:>10,} rows copied, counts match")
+    click.echo("Done: point `cueapi-lite serve --db` at the PostgreSQL URL.")
+
+
+COMMANDS: list[click.Command] = [
+    doctor, backup, restore, export_cues, import_cues, service, migrate,
+]  # fmt: skip

@@ -16,11 +16,13 @@ import logging
 from collections import OrderedDict, deque
 from typing import Any
 
+from .alerts import alert_on_outcome, check_consecutive_failures
 from .clock import Clock
 from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
 from .outcomes import UnreadableAnswer, outcome_from_response, outcome_state
-from .scheduler import OUTBOX, Due, Kind, Scheduler
-from .store import AttemptResult, Store
+from .runs import count_run
+from .scheduler import Due, Kind, Scheduler
+from .store import AttemptResult, Deadline, Finished, Store, Tx
 from .telemetry import Telemetry, stopwatch
 from .webhooks import (
     RESERVED_HEADERS,
@@ -32,10 +34,46 @@ from .webhooks import (
     sign,
 )
 
-__all__ = ["DeliveryJob", "DeliveryService"]
+__all__ = ["DeliveryJob", "DeliveryService", "finish_attempt"]
 
 log = logging.getLogger(__name__)
 RESPONSE_EXCERPT_CHARS = 2000
+
+
+def finish_attempt(tx: Tx, result: AttemptResult, now_ms: int) -> Finished | None:
+    """delivering (attempt n) -> success | retrying | failed, in one transaction.
+
+    Delivered: `success`; the outcome from the response body is recorded if none
+    exists (with the alerts its state calls for); the cue counts a run. Not delivered
+    with `retry_at_ms`: `retrying` until then. Otherwise `failed`, the cue counts a run,
+    and the failure may complete a streak of consecutive failures. None when the row is
+    no longer in attempt n (deleted, or finished by someone else).
+    """
+    if result.delivered:
+        status = ExecutionStatus.SUCCESS
+    elif result.retry_at_ms is not None:
+        status = ExecutionStatus.RETRYING
+    else:
+        status = ExecutionStatus.FAILED
+    ref = tx.finish_attempt(result, status, now_ms)
+    if ref is None:
+        return None
+    if (
+        result.outcome is not None
+        and result.outcome_state is not None
+        and tx.write_outcome(ref.id, result.outcome, result.outcome_state, now_ms)
+    ):
+        alert_on_outcome(tx, ref.cue_id, ref.id, result.outcome_state, now_ms)
+    cue_status = ""
+    if status != ExecutionStatus.RETRYING:
+        cue_status = count_run(tx, ref, result.delivered, now_ms) or ""
+    if status == ExecutionStatus.FAILED:
+        check_consecutive_failures(tx, ref.cue_id, ref.id, now_ms)
+    if result.retry_at_ms is not None:
+        tx.after_commit(Deadline(Kind.RETRY, ref.id, result.retry_at_ms))
+    if result.outcome_deadline_ms is not None:
+        tx.after_commit(Deadline(Kind.OUTCOME_DEADLINE, ref.id, result.outcome_deadline_ms))
+    return Finished(ref.cue_id, status.value, cue_status)
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
@@ -283,21 +321,17 @@ class DeliveryService:
             result.http_status, stopwatch() - started, result.error_message, result.retry_at_ms,
         )  # fmt: skip
         try:
-            finished = await self.store.executions.finish_attempt(result, self.clock.now_ms())
+            finished = await self._finish(result)
         except Exception:
             log.exception("recording attempt %d of %s failed", attempt, job.execution_id)
             result = self._without_outcome(job, result, "it could not be stored")
-            finished = await self.store.executions.finish_attempt(result, self.clock.now_ms())
-        if finished is None:
-            return
-        if result.outcome_state is not None:
+            finished = await self._finish(result)
+        if finished is not None and result.outcome_state is not None:
             self.telemetry.outcome(job.execution_id, result.outcome_state, "webhook answer")
-        if result.retry_at_ms is not None:
-            self.scheduler.push(result.retry_at_ms, Kind.RETRY, job.execution_id)
-        if result.outcome_deadline_ms is not None:
-            self.scheduler.push(result.outcome_deadline_ms, Kind.OUTCOME_DEADLINE, job.execution_id)
-        if finished.alerted:
-            self.scheduler.push(self.clock.now_ms(), Kind.NOTIFY, OUTBOX)
+
+    async def _finish(self, result: AttemptResult) -> Finished | None:
+        now_ms = self.clock.now_ms()
+        return await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
 
     async def _deliver(self, job: DeliveryJob, attempt: int) -> AttemptResult:
         secret = await self._secret(job.user_id)

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from .clock import Clock
 from .config import Settings
 from .cron import schedule_for
+from .leases import unclaimed_deadline
 from .limits import Budget
 from .models import (
     CatchUp,
@@ -34,15 +35,16 @@ from .models import (
     Execution,
     ExecutionStatus,
     MissedReason,
+    Transport,
     TriggeredBy,
     iso,
     new_execution,
 )
 from .scheduler import Due, Kind, Scheduler
-from .store import FirePlan, Store
+from .store import Deadline, FirePlan, Store, Tx
 from .telemetry import Telemetry
 
-__all__ = ["Firing", "next_fire_ms"]
+__all__ = ["Firing", "apply_fires", "fire_deadline", "insert_fire", "next_fire_ms"]
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
@@ -67,6 +69,53 @@ def next_fire_ms(cue: Cue, after_ms: int) -> int | None:
         return None if at_ms is None else max(at_ms, after_ms)
     assert cue.schedule.cron is not None
     return schedule_for(cue.schedule.cron, cue.schedule.timezone).next_after(after_ms)
+
+
+def fire_deadline(cue: Cue) -> Deadline | None:
+    """The cue's next fire, for the heap (active cues only)."""
+    if cue.status != CueStatus.ACTIVE or cue.next_fire_at_ms is None:
+        return None
+    return Deadline(Kind.FIRE, cue.id, cue.next_fire_at_ms)
+
+
+def _wait_for_worker(tx: Tx, execution: Execution, transport: str, expiry_ms: int) -> None:
+    if transport == Transport.WORKER and execution.status == ExecutionStatus.PENDING:
+        deadline = unclaimed_deadline(execution, expiry_ms)
+        if deadline is not None:
+            tx.after_commit(deadline)
+
+
+def apply_fires(
+    tx: Tx, plans: list[FirePlan], transports: dict[str, str], now_ms: int, unclaimed_ms: int
+) -> tuple[set[str], list[Execution]]:
+    """Apply each plan whose compare-and-set on its cue holds (still active, still due
+    at `expected_next_ms`), counting its runnable executions as fired; a lost plan
+    writes nothing. Returns the cues whose plan applied and the executions inserted (an
+    occurrence that already has a row is not inserted again, and not returned)."""
+    applied: set[str] = set()
+    candidates: list[Execution] = []
+    for plan in plans:
+        fired = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
+        if not tx.apply_fire(plan, fired, now_ms):
+            continue
+        applied.add(plan.cue_id)
+        candidates.extend(plan.executions)
+        if plan.new_next_ms is not None:
+            tx.after_commit(Deadline(Kind.FIRE, plan.cue_id, plan.new_next_ms))
+    inserted = tx.insert_executions(candidates)
+    for execution in inserted:
+        _wait_for_worker(tx, execution, transports[execution.cue_id], unclaimed_ms)
+    return applied, inserted
+
+
+def insert_fire(tx: Tx, cue: Cue, execution: Execution, unclaimed_ms: int) -> bool:
+    """Insert an unscheduled execution (manual fire, replay) and count it as fired on
+    its cue; False when it was not inserted (its cue is gone)."""
+    if tx.cue_state(cue.id) is None or not tx.insert_executions([execution]):
+        return False
+    tx.count_fire(cue.id)
+    _wait_for_worker(tx, execution, cue.transport, unclaimed_ms)
+    return True
 
 
 class Firing:
@@ -96,10 +145,18 @@ class Firing:
         self.budgets: Budgets | None = None
         scheduler.on(Kind.FIRE, self.fire_due)
 
-    def schedule(self, cue: Cue) -> None:
-        """Put the cue's next fire on the heap (after create, update, resume, restart)."""
-        if cue.status == CueStatus.ACTIVE and cue.next_fire_at_ms is not None:
-            self.scheduler.push(cue.next_fire_at_ms, Kind.FIRE, cue.id)
+    @property
+    def unclaimed_ms(self) -> int:
+        return self.settings.unclaimed_expiry_s * 1000
+
+    async def fire_now(self, cue: Cue, execution: Execution) -> bool:
+        """Record an unscheduled execution of `cue` and hand it on (see `insert_fire`)."""
+        inserted = await self.store.transact(
+            lambda tx: insert_fire(tx, cue, execution, self.unclaimed_ms)
+        )
+        if inserted:
+            self.dispatch(cue, [execution])
+        return inserted
 
     async def load(self) -> int:
         """Put every active cue's next fire on the heap (at start)."""
@@ -140,10 +197,10 @@ class Firing:
             return
         if self.budgets is not None:
             plans = await self._within_budget(plans, by_id, now_ms)
-        applied, inserted = await self.store.executions.apply_fires(plans, now_ms)
-        for plan in plans:
-            if plan.new_next_ms is not None and plan.cue_id in applied:
-                self.scheduler.push(plan.new_next_ms, Kind.FIRE, plan.cue_id)
+        transports = {cue_id: cue.transport for cue_id, cue in by_id.items()}
+        _applied, inserted = await self.store.transact(
+            lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms)
+        )
         runnable: dict[str, list[Execution]] = {}
         for execution in inserted:
             if execution.status == ExecutionStatus.PENDING:

@@ -12,17 +12,30 @@ next moment the answer could change.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
+from .alerts import check_consecutive_failures
 from .clock import Clock
-from .errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
-from .models import Execution, User
+from .errors import ApiError, Conflict, NotFound, Unprocessable
+from .models import Execution, ExecutionStatus, User
+from .refusals import refused
 from .request_shapes import Claim, ClaimNext, WorkerHeartbeat, load
-from .scheduler import OUTBOX, Due, Kind, Scheduler
-from .store import Claimable, Store, WorkerRecord
+from .runs import count_run, fail_unrun_once_cue
+from .scheduler import Due, Kind, Scheduler
+from .store import Claimable, Deadline, ExecutionRef, LeaseCheck, Refusal, Store, Tx, WorkerRecord
 from .telemetry import Telemetry
 
-__all__ = ["LeaseService", "check_owner", "heartbeat_status"]
+__all__ = [
+    "LeaseService",
+    "check_owner",
+    "claim",
+    "expire_lease",
+    "expire_unclaimed",
+    "extend_lease",
+    "heartbeat_status",
+    "unclaimed_deadline",
+]
 
 log = logging.getLogger(__name__)
 NO_TASK_WARNING = (
@@ -58,14 +71,111 @@ def check_owner(execution: Execution, worker_id: str | None) -> None:
         and execution.claimed_by_worker is not None
         and worker_id != execution.claimed_by_worker
     ):
-        raise Forbidden(
-            "X-Worker-Id does not match the worker that claimed this execution",
-            "not_execution_owner",
-        )
+        raise refused(Refusal.NOT_OWNER)
 
 
 def execution_not_found() -> NotFound:
     return NotFound("Execution not found", "execution_not_found")
+
+
+# --- the rules (each runs inside one store transaction) ------------------------------
+
+
+def unclaimed_deadline(execution: Execution, expiry_ms: int) -> Deadline | None:
+    """When pending worker work nobody claimed is recorded as missed (0: never)."""
+    if not expiry_ms:
+        return None
+    return Deadline(Kind.UNCLAIMED, execution.id, execution.updated_at_ms + expiry_ms)
+
+
+def _armed(tx: Tx, execution: Execution) -> Execution:
+    """Publish the claim's lease expiry and open outcome deadline after the commit."""
+    if execution.lease_expires_at_ms is not None:
+        tx.after_commit(Deadline(Kind.LEASE, execution.id, execution.lease_expires_at_ms))
+    if execution.outcome_deadline_ms is not None and execution.outcome_state is None:
+        tx.after_commit(
+            Deadline(Kind.OUTCOME_DEADLINE, execution.id, execution.outcome_deadline_ms)
+        )
+    return execution
+
+
+def claim(
+    tx: Tx,
+    user_id: str,
+    execution_id: str | None,
+    worker_id: str,
+    now_ms: int,
+    lease_ms: int,
+    task: str | None = None,
+    agent: str | None = None,
+) -> Execution | None:
+    """pending (worker transport) -> delivering, claimed by `worker_id`, attempts + 1,
+    lease until now + lease. `execution_id=None` claims the oldest claimable execution
+    (filtered by task/agent). The outcome deadline of a worker execution runs from its
+    claim (CONTRACT §7.5). None when nothing was claimable."""
+    if execution_id is None:
+        execution_id = tx.next_claimable(user_id, now_ms, task, agent)
+        if execution_id is None:
+            return None
+    execution = tx.claim(user_id, execution_id, worker_id, now_ms, now_ms + lease_ms)
+    if execution is None:
+        return None
+    cue = tx.cue_state(execution.cue_id)
+    if execution.outcome is None and execution.outcome_state is None and cue is not None:
+        deadline_ms = now_ms + cue.delivery.outcome_deadline_seconds * 1000
+        if tx.set_outcome_deadline(execution.id, deadline_ms):
+            execution.outcome_deadline_ms = deadline_ms
+    return _armed(tx, execution)
+
+
+def extend_lease(
+    tx: Tx, user_id: str, execution_id: str, worker_id: str | None, now_ms: int, lease_ms: int
+) -> Execution | Refusal:
+    """A per-execution heartbeat (E12): the lease runs to now + lease. Refused when the
+    execution is unknown, not under a worker claim, or (with `worker_id`) claimed by
+    another worker, checked in that order."""
+    execution = tx.execution(execution_id, user_id)
+    if execution is None:
+        return Refusal.MISSING
+    if execution.status != ExecutionStatus.DELIVERING or execution.claimed_by_worker is None:
+        return Refusal.NOT_CLAIMING
+    if worker_id is not None and worker_id != execution.claimed_by_worker:
+        return Refusal.NOT_OWNER
+    extended = tx.extend_lease(execution_id, now_ms, now_ms + lease_ms)
+    return Refusal.NOT_CLAIMING if extended is None else _armed(tx, extended)
+
+
+def expire_lease(
+    tx: Tx, check: LeaseCheck, now_ms: int, worker_dead_before_ms: int, unclaimed_ms: int
+) -> str | None:
+    """delivering (this claim, lease passed, worker silent) -> pending, or -> failed
+    when the attempts are used up (a finished run: counted on the cue, and possibly the
+    end of a streak of failures). The new status, or None when the row moved on."""
+    execution = check.execution
+    failed = execution.attempts >= check.max_attempts
+    status = ExecutionStatus.FAILED if failed else ExecutionStatus.PENDING
+    if not tx.expire_lease(execution, status, now_ms, worker_dead_before_ms):
+        return None
+    if failed:
+        ref = ExecutionRef(
+            execution.id, execution.cue_id, execution.triggered_by, execution.scheduled_for_ms
+        )
+        count_run(tx, ref, False, now_ms)
+        check_consecutive_failures(tx, execution.cue_id, execution.id, now_ms)
+    elif unclaimed_ms:
+        tx.after_commit(Deadline(Kind.UNCLAIMED, execution.id, now_ms + unclaimed_ms))
+    return status.value
+
+
+def expire_unclaimed(tx: Tx, execution_id: str, now_ms: int, waiting_since_ms: int) -> bool:
+    """pending since before `waiting_since_ms` (no worker claimed it) -> missed with
+    reason `unclaimed`; a `once` cue whose scheduled run this was has failed. False when
+    the row was claimed, finished or made pending again meanwhile."""
+    ref = tx.expire_unclaimed(execution_id, now_ms, waiting_since_ms)
+    if ref is None:
+        return False
+    fail_unrun_once_cue(tx, ref, now_ms)
+    return True
 
 
 class LeaseService:
@@ -101,14 +211,6 @@ class LeaseService:
                     since_ms + self.unclaimed_expiry_ms, Kind.UNCLAIMED, execution_id
                 )
 
-    def waiting(self, executions: list[Execution]) -> None:
-        """New worker executions: arm their unclaimed expiry."""
-        if self.unclaimed_expiry_ms:
-            for execution in executions:
-                self.scheduler.push(
-                    execution.updated_at_ms + self.unclaimed_expiry_ms, Kind.UNCLAIMED, execution.id
-                )
-
     # --- the API --------------------------------------------------------------------
 
     async def claimable(self, user: User, task: str | None, agent: str | None) -> list[Claimable]:
@@ -116,8 +218,9 @@ class LeaseService:
 
     async def claim(self, user: User, execution_id: str, body: dict[str, Any]) -> Execution:
         worker_id = load(body, Claim).worker_id
-        execution = await self.store.claims.claim(
-            user.id, execution_id, worker_id, self.clock.now_ms(), self.lease_ms
+        now_ms = self.clock.now_ms()
+        execution = await self.store.transact(
+            lambda tx: claim(tx, user.id, execution_id, worker_id, now_ms, self.lease_ms)
         )
         if execution is None:
             if await self.store.executions.get(user.id, execution_id) is None:
@@ -128,43 +231,31 @@ class LeaseService:
                 "execution_not_claimable",
             )
         self.telemetry.claimed(execution, worker_id)
-        self._arm(execution)
         return execution
 
     async def claim_next(self, user: User, body: dict[str, Any]) -> Execution:
         wanted = load(body, ClaimNext)
-        execution = await self.store.claims.claim_next(
-            user.id, wanted.worker_id, self.clock.now_ms(), self.lease_ms, wanted.task,
-            wanted.agent,
-        )  # fmt: skip
+        task, agent, worker_id = wanted.task, wanted.agent, wanted.worker_id
+        now_ms = self.clock.now_ms()
+        execution = await self.store.transact(
+            lambda tx: claim(tx, user.id, None, worker_id, now_ms, self.lease_ms, task, agent)
+        )
         if execution is None:
             raise Conflict("No executions available for claiming", "no_claimable_executions")
-        self.telemetry.claimed(execution, wanted.worker_id)
-        self._arm(execution)
+        self.telemetry.claimed(execution, worker_id)
         return execution
 
     async def heartbeat(self, user: User, execution_id: str, worker_id: str | None) -> Execution:
         """Extend the lease of a claimed execution (E12)."""
         if worker_id is not None:
             worker_id = _header_worker_id(worker_id)
-        result, execution = await self.store.claims.extend_lease(
-            user.id, execution_id, worker_id, self.clock.now_ms(), self.lease_ms
+        now_ms = self.clock.now_ms()
+        extended = await self.store.transact(
+            lambda tx: extend_lease(tx, user.id, execution_id, worker_id, now_ms, self.lease_ms)
         )
-        if result == "missing":
-            raise execution_not_found()
-        if result == "not_claiming":
-            raise Conflict(
-                "Execution is not claimed by a worker (it is not in 'delivering')",
-                "execution_not_claiming",
-            )
-        if result == "not_owner":
-            raise Forbidden(
-                "X-Worker-Id does not match the worker that claimed this execution",
-                "not_execution_owner",
-            )
-        assert execution is not None
-        self._arm(execution)
-        return execution
+        if isinstance(extended, Refusal):
+            raise refused(extended)
+        return extended
 
     async def worker_heartbeat(self, user: User, body: dict[str, Any]) -> str:
         """A worker says it is alive (E34); returns its id."""
@@ -195,12 +286,6 @@ class LeaseService:
 
     # --- the heap -------------------------------------------------------------------
 
-    def _arm(self, execution: Execution) -> None:
-        if execution.lease_expires_at_ms is not None:
-            self.scheduler.push(execution.lease_expires_at_ms, Kind.LEASE, execution.id)
-        if execution.outcome_deadline_ms is not None and execution.outcome_state is None:
-            self.scheduler.push(execution.outcome_deadline_ms, Kind.OUTCOME_DEADLINE, execution.id)
-
     async def _leases_due(self, entries: list[Due], now_ms: int) -> None:
         for due_ms, execution_id in entries:
             check = await self.store.claims.lease_check(execution_id)
@@ -218,22 +303,29 @@ class LeaseService:
                 # when the worker would count as gone.
                 self.scheduler.push(seen_ms + self.worker_timeout_ms, Kind.LEASE, execution_id)
                 continue
-            expired = await self.store.claims.expire_lease(
-                check, now_ms, now_ms - self.worker_timeout_ms
+            status = await self.store.transact(
+                partial(
+                    expire_lease,
+                    check=check,
+                    now_ms=now_ms,
+                    worker_dead_before_ms=now_ms - self.worker_timeout_ms,
+                    unclaimed_ms=self.unclaimed_expiry_ms,
+                )
             )
-            if expired is None:
+            if status is None:
                 self.scheduler.push(now_ms + 1000, Kind.LEASE, execution_id)  # look again
                 continue
-            status, alerted = expired
             self.telemetry.lease_expired(execution_id, status)
-            if alerted:
-                self.scheduler.push(now_ms, Kind.NOTIFY, OUTBOX)
-            if status == "pending" and self.unclaimed_expiry_ms:
-                self.scheduler.push(now_ms + self.unclaimed_expiry_ms, Kind.UNCLAIMED, execution_id)
 
     async def _unclaimed_due(self, entries: list[Due], now_ms: int) -> None:
+        since_ms = now_ms - self.unclaimed_expiry_ms
         for _due_ms, execution_id in entries:
-            if await self.store.claims.expire_unclaimed(
-                execution_id, now_ms, now_ms - self.unclaimed_expiry_ms
+            if await self.store.transact(
+                partial(
+                    expire_unclaimed,
+                    execution_id=execution_id,
+                    now_ms=now_ms,
+                    waiting_since_ms=since_ms,
+                )
             ):
                 self.telemetry.unclaimed(execution_id)

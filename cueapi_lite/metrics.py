@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -34,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, Forbidden, Unauthorized
+from .store import is_postgres
 from .store.sqlite.history import HistoryStore
 from .telemetry import DURATION_BUCKETS, Histogram, Telemetry, stopwatch
 
@@ -138,6 +139,16 @@ class MetricsCollector(Collector):
         }
 
     def _stored(self) -> dict[str, Any]:
+        if is_postgres(self.db_path):
+            import psycopg
+
+            from .store.postgres.db import PgConnection
+
+            with psycopg.connect(self.db_path, autocommit=True) as pg:
+                counts = HistoryStore.counts(cast(sqlite3.Connection, PgConnection(pg)))
+                size = pg.execute("SELECT pg_database_size(current_database())").fetchone()
+                counts["database_bytes"] = int(size[0]) if size else 0
+                return counts
         conn = sqlite3.connect(self.db_path, timeout=5.0)
         try:
             return HistoryStore.counts(conn)
@@ -150,7 +161,7 @@ class MetricsCollector(Collector):
         yield from self._executions(s, t, stored)
         yield from self._delivery(s, t)
         yield from self._workers_and_alerts(s, t, stored)
-        yield from self._process(s, t)
+        yield from self._process(s, t, stored)
 
     def _executions(
         self, s: dict[str, Any], t: Telemetry, stored: dict[str, Any]
@@ -261,7 +272,7 @@ class MetricsCollector(Collector):
             stored["outbox_pending"],
         )
 
-    def _process(self, s: dict[str, Any], t: Telemetry) -> Iterator[Metric]:
+    def _process(self, s: dict[str, Any], t: Telemetry, stored: dict[str, Any]) -> Iterator[Metric]:
         state = s["state"]
         yield GaugeMetricFamily(
             "cueapi_lite_scheduler_heap_entries",
@@ -286,10 +297,15 @@ class MetricsCollector(Collector):
         )
         size = GaugeMetricFamily(
             "cueapi_lite_database_bytes",
-            "Size of the SQLite file and its write-ahead log.",
+            "Size of the database: the SQLite file and its write-ahead log, or the"
+            " PostgreSQL database.",
             labels=["file"],
         )
+        if "database_bytes" in stored:  # PostgreSQL: the database as a whole
+            size.add_metric(["db"], stored["database_bytes"])
         for label, path in (("db", self.db_path), ("wal", self.db_path + "-wal")):
+            if "database_bytes" in stored:
+                break
             try:
                 size.add_metric([label], os.path.getsize(path))
             except OSError:

@@ -3,28 +3,47 @@
 Two doors lead here: `POST /v1/executions/{id}/outcome` (strict: a bad field is a 422)
 and the JSON body of a 2xx webhook response (lenient: bad fields are dropped, CONTRACT
 §7.5). Both end in an `Outcome` and the state the cue's verification mode gives it.
+Recording one is a set of plain functions run inside one store transaction: the
+write-once report (which also ends a worker execution), verification, late evidence.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
+from .alerts import alert_on_outcome
 from .errors import ApiError, Unprocessable
 from .json_input import JsonInputError, decode_json_body
-from .models import Outcome, OutcomeState, VerificationMode
+from .models import (
+    TERMINAL_STATUSES,
+    Execution,
+    ExecutionStatus,
+    Outcome,
+    OutcomeState,
+    VerificationMode,
+)
 from .request_shapes import Evidence, OutcomeReport, load
+from .runs import count_run
+from .store import ExecutionRef, Refusal, Tx
 
 __all__ = [
     "REPORT_FIELDS",
     "UnreadableAnswer",
+    "add_evidence",
     "clean_evidence",
+    "mark_verification_pending",
+    "merged_evidence",
     "outcome_from_response",
     "outcome_state",
     "parse_evidence",
     "parse_outcome",
+    "record_outcome",
+    "verify_outcome",
 ]
 
 MAX_METADATA_BYTES = 10 * 1024
@@ -162,3 +181,105 @@ def outcome_state(outcome: Outcome, mode: str) -> str:
         ok = evidence[VerificationMode(mode)]
         return (OutcomeState.VERIFIED_SUCCESS if ok else OutcomeState.VERIFICATION_FAILED).value
     return OutcomeState.REPORTED_SUCCESS.value
+
+
+# --- recording (inside a store transaction) --------------------------------------------
+
+VERIFIABLE = (
+    OutcomeState.REPORTED_SUCCESS.value,
+    OutcomeState.REPORTED_FAILURE.value,
+    OutcomeState.VERIFICATION_PENDING.value,
+)
+_OPEN = tuple(s.value for s in ExecutionStatus if s not in TERMINAL_STATUSES)
+
+
+def record_outcome(
+    tx: Tx,
+    user_id: str,
+    execution_id: str,
+    outcome: Outcome,
+    state: str,
+    now_ms: int,
+    end_status: str | None = None,
+) -> Refusal | None:
+    """Record an agent's outcome, once (`unknown` is no outcome: a late report replaces
+    it). With `end_status` (worker executions) the outcome also ends an execution that
+    has not ended: status `end_status`, `error_message` the reported error, the lease
+    ends, and the cue counts a run. Then the alerts the state calls for."""
+    execution = tx.execution(execution_id, user_id)
+    if execution is None:
+        return Refusal.MISSING
+    if not tx.write_outcome(execution_id, outcome, state, now_ms):
+        return Refusal.OUTCOME_EXISTS
+    if end_status is not None and tx.end_execution(
+        execution_id, end_status, outcome.error, now_ms, _OPEN
+    ):
+        ref = ExecutionRef(
+            execution.id, execution.cue_id, execution.triggered_by, execution.scheduled_for_ms
+        )
+        count_run(tx, ref, end_status == ExecutionStatus.SUCCESS, now_ms)
+    alert_on_outcome(tx, execution.cue_id, execution_id, state, now_ms)
+    return None
+
+
+def verify_outcome(
+    tx: Tx, user_id: str, execution_id: str, valid: bool, reason: str | None, now_ms: int
+) -> Execution | Refusal:
+    """reported_success | reported_failure | verification_pending -> verified_success
+    (valid) or verification_failed (with the reason, and its alert)."""
+    if tx.execution(execution_id, user_id) is None:
+        return Refusal.MISSING
+    state = OutcomeState.VERIFIED_SUCCESS if valid else OutcomeState.VERIFICATION_FAILED
+    updated = tx.verify_outcome(execution_id, state, reason, now_ms, VERIFIABLE)
+    if updated is None:
+        return Refusal.INVALID_STATE
+    alert_on_outcome(tx, updated.cue_id, execution_id, state, now_ms)
+    return updated
+
+
+def mark_verification_pending(
+    tx: Tx, user_id: str, execution_id: str, now_ms: int
+) -> Refusal | None:
+    """Any recorded outcome -> verification_pending."""
+    if tx.execution(execution_id, user_id) is None:
+        return Refusal.MISSING
+    if not tx.mark_verification_pending(execution_id, now_ms):
+        return Refusal.NO_OUTCOME
+    return None
+
+
+def add_evidence(
+    tx: Tx,
+    user_id: str,
+    execution_id: str,
+    merge: Callable[[Outcome], Outcome],
+    restate: Callable[[Outcome, str], str],
+    now_ms: int,
+) -> str | Refusal:
+    """Merge evidence into the recorded outcome (`merge` may raise EvidenceRejected);
+    `restate(outcome, state)` gives the state afterwards, which is returned."""
+    execution = tx.execution(execution_id, user_id)
+    if execution is None:
+        return Refusal.MISSING
+    if (
+        execution.outcome is None
+        or execution.outcome_state is None
+        or execution.outcome_state == OutcomeState.UNKNOWN
+    ):
+        return Refusal.NO_OUTCOME
+    outcome = merge(execution.outcome)
+    state = restate(outcome, execution.outcome_state)
+    tx.replace_outcome(execution_id, outcome, state, now_ms)
+    return state
+
+
+def merged_evidence(outcome: Outcome, evidence: dict[str, Any]) -> Outcome:
+    """Scalars overwrite, `artifacts` append, `metadata` merges shallowly (E10)."""
+    changes: dict[str, Any] = {
+        k: v for k, v in evidence.items() if k not in ("artifacts", "metadata")
+    }
+    if "artifacts" in evidence:
+        changes["artifacts"] = [*(outcome.artifacts or []), *evidence["artifacts"]]
+    if "metadata" in evidence:
+        changes["metadata"] = {**(outcome.metadata or {}), **evidence["metadata"]}
+    return dataclasses.replace(outcome, **changes)

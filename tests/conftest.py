@@ -3,7 +3,8 @@ webhook transport. Nothing here sleeps: tests advance the clock and `settle()`."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.mailer import Mailer
 from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.webhooks import DeliveryFailed, WebhookRequest, WebhookResponse
+from tests.pgcluster import HOW_TO_ENABLE, Cluster, Databases, find_bin_dir
 
 # A separate project with its own pytest.ini, run in its own process by
 # tests/e2e/test_pytest_plugin.py.
@@ -59,6 +61,22 @@ def timeout() -> DeliveryFailed:
     return DeliveryFailed("Timed out after 30s")
 
 
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """A PostgreSQL cluster for the session (from the system's binaries). Without
+    them the PostgreSQL variants skip, saying how to enable them, except in CI."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI. {HOW_TO_ENABLE}")
+        pytest.skip(HOW_TO_ENABLE)
+    cluster = Cluster(bin_dir).start()
+    try:
+        yield Databases(cluster)
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -69,9 +87,30 @@ def deliverer() -> FakeDeliverer:
     return FakeDeliverer()
 
 
+# `CUEAPI_LITE_TEST_BACKEND=postgresql` runs the suite against PostgreSQL instead.
+BACKEND = os.environ.get("CUEAPI_LITE_TEST_BACKEND", "sqlite")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if BACKEND == "sqlite":
+        return
+    skip = pytest.mark.skip(reason="opens the SQLite file itself")
+    for item in items:
+        if item.get_closest_marker("sqlite_file"):
+            item.add_marker(skip)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(db=str(tmp_path / "cueapi-lite.db"))
+def db_setting(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A `db` setting naming a new, empty database of the backend under test."""
+    if BACKEND == "postgresql":
+        return str(request.getfixturevalue("pg_databases").new())
+    return str(tmp_path / "cueapi-lite.db")
+
+
+@pytest.fixture
+def settings(db_setting: str) -> Settings:
+    return Settings(db=db_setting)
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
+def settings(db_setting: str, smtp: SmtpServer) -> Settings:
     return Settings(
-        db=str(tmp_path / "alerts.db"), smtp_host="127.0.0.1", smtp_port=smtp.port,
+        db=db_setting, smtp_host="127.0.0.1", smtp_port=smtp.port,
         smtp_from="alerts@cueapi-lite.test",
     )  # fmt: skip
 

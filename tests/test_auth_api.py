@@ -278,6 +278,7 @@ async def test_unknown_keys_are_404(api: httpx.AsyncClient) -> None:
         assert code_of(response) == "key_not_found"
 
 
+@pytest.mark.sqlite_file
 async def test_keys_and_tokens_are_stored_only_as_hashes(
     lite: CueApiLite, api: httpx.AsyncClient, user: NewKey, settings: Settings
 ) -> None:

@@ -363,7 +363,7 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
     tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Writing a burst's executions takes time; a cue that falls due meanwhile goes
-    before the burst's next slice (here: slices of one, each taking a second)."""
+    before the burst's next slice (here: slices of one, the first taking a second)."""
     monkeypatch.setattr(firing, "FIRE_SLICE", 1)
     lite = CueApiLite(Settings(db=str(tmp_path / "slices.db")), clock=clock, deliverer=deliverer)
     await lite.start()
@@ -376,13 +376,17 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
                 await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
             later = {"type": "once", "at": iso_at(burst_at + 500)}
             await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
-        write = lite.store.executions.apply_fires
+        transact = lite.store.transact
+        calls = 0
 
-        async def slow_write(*args: Any) -> Any:
-            clock.advance(1)  # the slice takes a second
-            return await write(*args)
+        async def slow_first_write(work: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                clock.advance(1)  # writing the burst's first slice takes a second
+            return await transact(work)
 
-        lite.store.executions.apply_fires = slow_write  # type: ignore[method-assign]
+        lite.store.transact = slow_first_write  # type: ignore[method-assign]
         clock.advance(60)
         await lite.settle()
         rows = lite.store.db.fetchall(

@@ -116,6 +116,7 @@ async def test_iana_zone_names_and_their_links_are_accepted(
     assert (await api.post("/v1/cues", json=webhook_cue(schedule=schedule))).status_code == 201
 
 
+@pytest.mark.sqlite_file
 async def test_a_stored_schedule_the_old_rules_accepted_still_fires_and_updates(
     settings: Settings, clock: ManualClock, deliverer: FakeDeliverer, lite: CueApiLite,
     api: httpx.AsyncClient,

@@ -52,6 +52,7 @@ async def test_the_last_instant_of_year_9999_is_accepted(api: httpx.AsyncClient)
     assert response.json()["next_run"] == "9999-12-31T23:59:59+00:00"
 
 
+@pytest.mark.sqlite_file
 async def test_a_stored_unrenderable_instant_does_not_break_lists_or_gets(
     api: httpx.AsyncClient, lite: CueApiLite, settings: Settings
 ) -> None:

@@ -27,8 +27,8 @@ def limit_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Any, limit_settings: dict[str, Any]) -> Settings:
-    return Settings(db=str(tmp_path / "limits.db"), **limit_settings)
+def settings(db_setting: str, limit_settings: dict[str, Any]) -> Settings:
+    return Settings(db=db_setting, **limit_settings)
 
 
 def code_of(response: httpx.Response) -> str:

@@ -159,6 +159,6 @@ def test_every_statement_that_changes_a_cue_moves_its_version() -> None:
         text = source.read_text()
         for match in re.finditer(r"UPDATE cues SET(.*?)WHERE", text, re.DOTALL):
             statements.append((source.name, match.group(1)))
-    assert len(statements) >= 8
+    assert len(statements) >= 7  # the search found the store's cue updates
     for name, assignments in statements:
         assert "version = version + 1" in assignments, (name, assignments)

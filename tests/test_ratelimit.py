@@ -3,8 +3,6 @@ without auth; 429 with an integer Retry-After; /health and /status exempt."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
@@ -15,10 +13,8 @@ from cueapi_lite.services.accounts import NewKey
 
 
 @pytest.fixture
-def settings(tmp_path: Any) -> Settings:
-    return Settings(
-        db=str(tmp_path / "rate.db"), rate_limit_per_minute=5, ip_rate_limit_per_minute=3
-    )
+def settings(db_setting: str) -> Settings:
+    return Settings(db=db_setting, rate_limit_per_minute=5, ip_rate_limit_per_minute=3)
 
 
 def test_the_window_slides_by_the_second(clock: ManualClock) -> None:

@@ -77,6 +77,7 @@ async def test_a_deliverer_that_crashes_still_ends_the_attempt(
     assert execution["error_message"] == "The attempt failed inside the server"
 
 
+@pytest.mark.sqlite_file
 async def test_a_wedged_attempt_is_finished_once_after_a_restart_and_never_resent(
     settings: Settings, clock: ManualClock, lite: CueApiLite, user: NewKey,
     deliverer: FakeDeliverer,

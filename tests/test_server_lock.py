@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.store.lock import AlreadyRunning, ServerLock, lock_path, running_server
 
 
+@pytest.mark.sqlite_file
 async def test_a_second_instance_on_the_same_file_does_not_start(
     settings: Settings, clock: ManualClock
 ) -> None:
@@ -52,3 +54,21 @@ def test_a_lock_file_written_by_something_else_still_counts_as_held(tmp_path: Pa
         assert held.pid == 0
     finally:
         lock.release()
+
+
+async def test_a_second_server_on_one_postgresql_database_does_not_start(
+    pg_databases: Any, clock: ManualClock
+) -> None:
+    settings = Settings(db=pg_databases.new())
+    first = CueApiLite(settings, clock=clock)
+    await first.start()
+    second = CueApiLite(settings, clock=clock)
+    try:
+        with pytest.raises(
+            AlreadyRunning, match=rf"already running on postgresql://.*\(pid {os.getpid()} on "
+        ):
+            await second.start()
+    finally:
+        await first.aclose()
+    await second.start()  # the first one's session ended, and its lock with it
+    await second.aclose()

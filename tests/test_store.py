@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cueapi_lite.store import Store
+from cueapi_lite.store.sqlite import SqliteStore as Store
 from cueapi_lite.store.sqlite.db import Writer, connect
 from cueapi_lite.store.sqlite.migrations import MIGRATIONS
 
@@ -109,6 +109,6 @@ async def test_begin_attempt_is_compare_and_set(store: Store) -> None:
         (user.id,),
     )
     execution = Execution("e1", "cue_x", user.id, 0, "manual_fire", "pending", {})
-    assert await store.executions.insert(execution)
+    assert await store.transact(lambda tx: tx.insert_executions([execution]))
     results = await asyncio.gather(*(store.executions.begin_attempt("e1", 5) for _ in range(20)))
     assert sorted(results, key=lambda r: r or 0) == [None] * 19 + [1]

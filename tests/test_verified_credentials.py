@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.services.accounts import VERIFIED_FOR_MS, NewKey
@@ -76,6 +77,7 @@ async def test_a_refreshed_session_is_refused_on_the_next_request(
         assert (await old.get("/v1/cues")).status_code == 401
 
 
+@pytest.mark.sqlite_file
 async def test_a_key_revoked_by_another_process_is_refused_within_seconds(
     lite: CueApiLite, api: httpx.AsyncClient, user: NewKey, clock: ManualClock, settings: Settings
 ) -> None:

@@ -35,6 +35,7 @@ from ..store import (
     Preferences,
     SessionMatch,
     Store,
+    Tx,
 )
 
 __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
@@ -132,6 +133,24 @@ def check_confirmation(header: str | None) -> None:
 
 def key_not_found() -> NotFound:
     return NotFound("API key not found", "key_not_found")
+
+
+def revoke_key(
+    tx: Tx, user_id: str, key_id: str, now_ms: int, purge_before_ms: int
+) -> KeyRecord | None:
+    """active -> revoked: it stops authenticating at once. A user keeps at least one
+    active key: revoking the last one raises LastActiveKey, changing nothing. Returns the
+    key (unchanged if it was already revoked or rotated), or None when the user has no
+    such key; keys revoked before `purge_before_ms` go."""
+    key = tx.key(user_id, key_id)
+    if key is None:
+        return None
+    if key.status == "active":
+        if tx.active_keys(user_id) <= 1:
+            raise LastActiveKey(key_id)
+        key = tx.revoke_key(key_id, now_ms) or key
+    tx.purge_revoked_keys(purge_before_ms)
+    return key
 
 
 class AccountService:
@@ -382,8 +401,9 @@ class AccountService:
         """E26: the key stops authenticating at once; its record stays listed 30 days."""
         self._forget(key_id=key_id)
         try:
-            record = await self.store.users.revoke_key(
-                user.id, key_id, self.clock.now_ms(), self._purge_before_ms()
+            now_ms, purge_before_ms = self.clock.now_ms(), self._purge_before_ms()
+            record = await self.store.transact(
+                lambda tx: revoke_key(tx, user.id, key_id, now_ms, purge_before_ms)
             )
         except LastActiveKey:
             raise Conflict(

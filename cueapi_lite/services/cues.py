@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from ..alerts import AlertService
+from ..alerts import window_deadline
 from ..callbacks import CallbackPolicy
 from ..clock import Clock
 from ..config import Settings
 from ..cue_input import CueCreate, apply_update, check_payload, new_cue, read_cue_body
 from ..errors import Conflict, NotFound
-from ..firing import Firing
+from ..firing import Firing, fire_deadline
 from ..leases import LeaseService
 from ..models import (
     Cue,
@@ -22,7 +23,7 @@ from ..models import (
     new_execution,
 )
 from ..request_shapes import Fire, load
-from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store
+from ..store import CueLimitReached, DuplicateName, ExecutionFilters, Store, Tx
 from .limits import LimitService
 
 __all__ = ["CueService"]
@@ -38,6 +39,37 @@ def cue_not_found() -> NotFound:
     return NotFound("Cue not found", "cue_not_found")
 
 
+def _armed(tx: Tx, cue: Cue) -> Cue:
+    """Publish the cue's next fire and missed-window check after the commit."""
+    for deadline in (fire_deadline(cue), window_deadline(cue)):
+        if deadline is not None:
+            tx.after_commit(deadline)
+    return cue
+
+
+def insert_cue(tx: Tx, cue: Cue, max_cues: int | None) -> bool:
+    """Insert a new cue; False when the user already has a cue of that name. With
+    `max_cues`, raises CueLimitReached (writing nothing) when the user already has that
+    many `active` or `paused` cues: counted in the same transaction, so concurrent
+    creates cannot pass the limit together."""
+    if not tx.insert_cue(cue, max_cues):
+        return False
+    _armed(tx, cue)
+    return True
+
+
+def modify_cue(tx: Tx, user_id: str, cue_id: str, change: Callable[[Cue], Cue]) -> Cue | None:
+    """Read, change and write one cue in one transaction, so two concurrent updates
+    never lose each other's fields. None when the user has no such cue; a name another
+    of the user's cues has raises DuplicateName."""
+    current = tx.cue(cue_id, user_id)
+    if current is None:
+        return None
+    cue = change(current)
+    tx.update_cue(cue)
+    return _armed(tx, cue)
+
+
 class CueService:
     def __init__(
         self,
@@ -47,11 +79,9 @@ class CueService:
         settings: Settings,
         policy: CallbackPolicy,
         leases: LeaseService,
-        alerts: AlertService,
         limits: LimitService | None = None,
     ) -> None:
         self.leases = leases
-        self.alerts = alerts
         self.limits = limits
         self.store = store
         self.firing = firing
@@ -65,14 +95,12 @@ class CueService:
         # The cue limit is counted inside the insert's transaction (CONTRACT §2.4).
         max_cues = self.limits.cue_limit if self.limits else None
         try:
-            inserted = await self.store.cues.insert(cue, max_cues)
+            inserted = await self.store.transact(lambda tx: insert_cue(tx, cue, max_cues))
         except CueLimitReached as exc:
             assert self.limits is not None
             raise self.limits.cue_limit_error(exc.counted) from None
         if not inserted:
             raise _duplicate(cue.name)
-        self.firing.schedule(cue)
-        self.alerts.watch(cue)
         if cue.transport == Transport.WORKER:
             # Said once, in the create answer: a worker cue with no live worker (CONTRACT
             # E1), or without the payload.task the worker daemon routes by, will never be
@@ -106,16 +134,16 @@ class CueService:
             current = await self.store.cues.get(user.id, cue_id)
             if current is not None:  # a completed or failed cue revived counts again
                 await self.limits.check_revival(user, current, data.status)
+
+        def change(current: Cue) -> Cue:
+            return apply_update(current, data, self.policy, now_ms)
+
         try:
-            cue = await self.store.cues.modify(
-                user.id, cue_id, lambda current: apply_update(current, data, self.policy, now_ms)
-            )
+            cue = await self.store.transact(lambda tx: modify_cue(tx, user.id, cue_id, change))
         except DuplicateName as exc:
             raise _duplicate(str(exc)) from None
         if cue is None:
             raise cue_not_found()
-        self.firing.schedule(cue)
-        self.alerts.watch(cue)
         return cue
 
     async def delete(self, user: User, cue_id: str) -> None:
@@ -142,7 +170,6 @@ class CueService:
             check_payload(payload, limit, "payload_override")  # the merge can grow it
         now_ms = self.clock.now_ms()
         execution = new_execution(cue, now_ms, TriggeredBy.MANUAL_FIRE.value, now_ms, payload)
-        if not await self.store.executions.insert(execution):
+        if not await self.firing.fire_now(cue, execution):
             raise cue_not_found()  # the cue was deleted meanwhile
-        self.firing.dispatch(cue, [execution])
         return execution

@@ -24,12 +24,19 @@ from ..credentials import (
     same_hash,
     same_secret,
 )
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from ..errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 from ..mailer import Mailer
 from ..models import User
 from ..ratelimit import SlidingWindow
+from ..refusals import refused
 from ..request_shapes import DeviceCodeBody, MagicLinkRequest, load
-from ..store import DeviceCode, NewCredentials, Store
+from ..store import LOGIN_TOKEN, DeviceCode, NewCredentials, Refusal, Store, Tx
 from .accounts import AccountService, check_email
 
 __all__ = ["DEVICE_CODE_TTL_S", "DeviceService", "check_code"]
@@ -51,16 +58,29 @@ def check_code(code: Any) -> str:
     return code
 
 
-def _not_found() -> NotFound:
-    return NotFound("Unknown login code", "device_code_not_found")
+def _not_found() -> ApiError:
+    return refused(Refusal.MISSING, "device_code")
 
 
-def _expired() -> BadRequest:
-    return BadRequest("This login code has expired: run the login again", "device_code_expired")
+def _expired() -> ApiError:
+    return refused(Refusal.EXPIRED, "device_code")
 
 
-def _not_pending() -> BadRequest:
-    return BadRequest("This login code was already approved", "device_code_not_pending")
+def _not_pending() -> ApiError:
+    return refused(Refusal.NOT_PENDING, "device_code")
+
+
+def claim_device_code(tx: Tx, code: str, new: NewCredentials, now_ms: int) -> str | None:
+    """approved -> claimed, storing the new key and the login token in the same
+    transaction. The user id, or None (writing nothing) when the code is not approved
+    and unexpired (another poll claimed it first)."""
+    user_id = tx.claim_device_code(code, now_ms)
+    if user_id is None:
+        return None
+    key_id = tx.insert_key(user_id, new.api_key, new.key_hash, new.label, now_ms, None)
+    tx.insert_token(new.login_token_hash, LOGIN_TOKEN, user_id, now_ms, new.login_expires_at_ms)
+    tx.set_device_key(code, key_id)
+    return user_id
 
 
 class DeviceService:
@@ -98,14 +118,8 @@ class DeviceService:
             code, requested_ip[:64], now_ms, now_ms + DEVICE_CODE_TTL_S * 1000,
             MAX_WAITING_CODES, approved.id if approved else None, "auto" if approved else None,
         )  # fmt: skip
-        if created == "exists":
-            raise Conflict("This login code is already in use", "device_code_exists")
-        if created == "full":
-            raise TooManyRequests(
-                "Too many logins are waiting for approval; try again in a minute",
-                60,
-                "too_many_device_codes",
-            )
+        if created is not None:
+            raise refused(created, "device_code")
         url = self.verification_url(base_url, code)
         if approved is not None:
             log.info("login code %s approved automatically for %s", code, approved.email)
@@ -130,17 +144,14 @@ class DeviceService:
         if device.status != "approved":
             return {"status": device.status}
         api_key, login_token = new_api_key(), new_login_token()
-        user_id = await self.store.devices.claim(
-            code,
-            NewCredentials(
-                api_key=api_key,
-                key_hash=hash_token(api_key),
-                label=f"device {device.code}",
-                login_token_hash=hash_token(login_token),
-                login_expires_at_ms=now_ms + DEVICE_CODE_TTL_S * 1000,
-            ),
-            now_ms,
+        new = NewCredentials(
+            api_key=api_key,
+            key_hash=hash_token(api_key),
+            label=f"device {device.code}",
+            login_token_hash=hash_token(login_token),
+            login_expires_at_ms=now_ms + DEVICE_CODE_TTL_S * 1000,
         )
+        user_id = await self.store.transact(lambda tx: claim_device_code(tx, code, new, now_ms))
         user = await self.store.users.get(user_id) if user_id else None
         if user is None:  # another poll claimed it first
             return {"status": "claimed"}
@@ -183,13 +194,9 @@ class DeviceService:
                 " registration is off",
                 "user_not_found",
             ) from None
-        result = await self.store.devices.approve(code, user.id, via, self.clock.now_ms())
-        if result == "missing":
-            raise _not_found()
-        if result == "expired":
-            raise _expired()
-        if result == "not_pending":
-            raise _not_pending()
+        refusal = await self.store.devices.approve(code, user.id, via, self.clock.now_ms())
+        if refusal is not None:
+            raise refused(refusal, "device_code")
         log.info("login code %s approved for %s (%s)", code, user.email, via)
         return user
 
@@ -245,12 +252,8 @@ class DeviceService:
         result = await self.store.devices.set_magic_link(
             code, hash_token(token), email, self.clock.now_ms()
         )
-        if result == "missing":
-            raise _not_found()
-        if result == "expired":
-            raise _expired()
-        if result == "not_pending":
-            raise _not_pending()
+        if result is not None:
+            raise refused(result, "device_code")
         link = f"{base_url}/v1/auth/verify?device_code={quote(code)}&token={quote(token)}"
         text = (
             f"Someone asked to log in to the cueapi-lite server at {base_url} as {email},"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..alerts import AlertService
 from ..clock import Clock
 from ..errors import Conflict, NotFound, Unprocessable
 from ..firing import Firing
@@ -24,14 +23,19 @@ from ..outcomes import (
     MAX_ARTIFACTS,
     MAX_ARTIFACTS_BYTES,
     MAX_METADATA_BYTES,
+    add_evidence,
     compact_size,
+    mark_verification_pending,
+    merged_evidence,
     outcome_state,
     parse_evidence,
     parse_outcome,
+    record_outcome,
+    verify_outcome,
 )
+from ..refusals import refused
 from ..request_shapes import Evidence, Verify, load
-from ..store import EvidenceRejected, ExecutionFilters, Store
-from ..store.sqlite.outcomes import merged_evidence
+from ..store import EvidenceRejected, ExecutionFilters, Refusal, Store
 from ..telemetry import Telemetry
 from .limits import LimitService
 
@@ -44,16 +48,11 @@ def execution_not_found() -> NotFound:
     return NotFound("Execution not found", "execution_not_found")
 
 
-def no_outcome() -> Conflict:
-    return Conflict("This execution has no recorded outcome yet", "no_outcome")
-
-
 class ExecutionService:
     def __init__(
         self,
         store: Store,
         clock: Clock,
-        alerts: AlertService,
         firing: Firing,
         limits: LimitService | None = None,
         telemetry: Telemetry | None = None,
@@ -61,7 +60,6 @@ class ExecutionService:
         self.store = store
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
-        self.alerts = alerts
         self.firing = firing
         self.limits = limits
 
@@ -97,18 +95,14 @@ class ExecutionService:
             end_status = (
                 ExecutionStatus.SUCCESS if outcome.success else ExecutionStatus.FAILED
             ).value
-        recorded = await self.store.outcomes.record(
-            user.id, execution_id, outcome, state, outcome.recorded_at_ms, end_status
-        )
-        if recorded.result == "missing":
-            raise execution_not_found()
-        if recorded.result == "exists":
-            raise Conflict(
-                "Outcome already recorded for this execution", "outcome_already_recorded"
+        refusal = await self.store.transact(
+            lambda tx: record_outcome(
+                tx, user.id, execution_id, outcome, state, outcome.recorded_at_ms, end_status
             )
+        )
+        if refusal is not None:
+            raise refused(refusal)
         self.telemetry.outcome(execution_id, state, "reported")
-        if recorded.alerted:
-            self.alerts.kick()
         return execution, state
 
     async def verify(
@@ -117,24 +111,21 @@ class ExecutionService:
         """Mark a reported outcome verified or not (E13; `{}` means valid, H18)."""
         verdict = load(body, Verify)
         valid, reason = verdict.valid, verdict.reason
-        result, execution, alerted = await self.store.outcomes.verify(
-            user.id, execution_id, valid, reason, self.clock.now_ms()
+        now_ms = self.clock.now_ms()
+        verified = await self.store.transact(
+            lambda tx: verify_outcome(tx, user.id, execution_id, valid, reason, now_ms)
         )
-        if result == "missing":
-            raise execution_not_found()
-        if result == "invalid_state":
-            raise Conflict("Only a reported or pending outcome can be verified", "invalid_state")
-        if alerted:
-            self.alerts.kick()
-        assert execution is not None
-        return execution, valid, reason
+        if isinstance(verified, Refusal):
+            raise refused(verified)
+        return verified, valid, reason
 
     async def mark_verification_pending(self, user: User, execution_id: str) -> None:
-        result = await self.store.outcomes.mark_pending(user.id, execution_id, self.clock.now_ms())
-        if result == "missing":
-            raise execution_not_found()
-        if result == "no_outcome":
-            raise no_outcome()
+        now_ms = self.clock.now_ms()
+        refusal = await self.store.transact(
+            lambda tx: mark_verification_pending(tx, user.id, execution_id, now_ms)
+        )
+        if refusal is not None:
+            raise refused(refusal)
 
     async def add_evidence(self, user: User, execution_id: str, body: dict[str, Any]) -> str:
         """Add evidence after the outcome (E10); returns the outcome state."""
@@ -160,17 +151,15 @@ class ExecutionService:
                 return outcome_state(outcome, mode)
             return state
 
+        now_ms = self.clock.now_ms()
         try:
-            result, state = await self.store.outcomes.add_evidence(
-                user.id, execution_id, merge, restate, self.clock.now_ms()
+            state = await self.store.transact(
+                lambda tx: add_evidence(tx, user.id, execution_id, merge, restate, now_ms)
             )
         except EvidenceRejected as exc:
             raise Unprocessable(str(exc)) from None
-        if result == "missing":
-            raise execution_not_found()
-        if result == "no_outcome":
-            raise no_outcome()
-        assert state is not None
+        if isinstance(state, Refusal):
+            raise refused(state)
         return state
 
     async def replay(self, user: User, execution_id: str) -> Execution:
@@ -190,7 +179,6 @@ class ExecutionService:
         replay = new_execution(
             cue, now_ms, TriggeredBy.REPLAY.value, now_ms, original.payload, original.id
         )
-        if not await self.store.executions.insert(replay):
+        if not await self.firing.fire_now(cue, replay):
             raise execution_not_found()
-        self.firing.dispatch(cue, [replay])
         return replay

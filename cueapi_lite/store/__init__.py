@@ -1,118 +1,104 @@
-"""Storage: all SQL lives in this package, behind per-resource classes.
+"""Storage: the store's contract (`contract`), its records (`records`) and the backends.
 
-`Store(path)` opens one SQLite file (WAL, one writer thread with group commit, a read
-connection on the event loop's thread). Services call its methods with records and get
-records back; nothing outside this package sees a cursor or SQL.
+`store_for(db)` opens the backend a database setting names: a file path is SQLite (the
+default). Services see only `Store` and the records; nothing outside this package sees
+a cursor or SQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
-
-from .sqlite.alerts import AlertFilters, AlertStore
-from .sqlite.claims import Claimable, ClaimStore, LeaseCheck
-from .sqlite.cues import CueLimitReached, CueStore, DuplicateName
-from .sqlite.dashboard import CueHealthRow, DashboardStore, OutcomeCount, RecentExecution
-from .sqlite.db import Database
-from .sqlite.devices import DeviceCode, DeviceStore, NewCredentials
-from .sqlite.executions import AttemptResult, ExecutionFilters, ExecutionStore, Finished, FirePlan
-from .sqlite.history import HistoryStore
-from .sqlite.outcomes import EvidenceRejected, OutcomeStore
-from .sqlite.sessions import SessionMatch, TokenStore
-from .sqlite.support import SupportStore, Ticket, TicketLimitReached
-from .sqlite.usage import UsageStore
-from .sqlite.users import (
+from .contract import DashboardStore, Store, Tx
+from .records import (
+    LOGIN_TOKEN,
+    SESSION_TOKEN,
+    AlertFilters,
+    AttemptResult,
+    Claimable,
+    CueAfterRun,
+    CueHealthRow,
+    CueLimitReached,
+    CueState,
+    Deadline,
+    DeviceCode,
+    DuplicateName,
+    EvidenceRejected,
+    ExecutionFilters,
+    ExecutionRef,
+    Finished,
+    FirePlan,
     KeyLimitReached,
     KeyMatch,
     KeyRecord,
     LastActiveKey,
+    LeaseCheck,
+    NewCredentials,
+    OutboxItem,
+    OutcomeCount,
     Preferences,
-    UserStore,
+    RecentExecution,
+    Refusal,
+    SessionMatch,
+    Ticket,
+    TicketLimitReached,
+    WorkerRecord,
 )
-from .sqlite.workers import WorkerRecord, WorkerStore
 
 __all__ = [
+    "LOGIN_TOKEN",
+    "SESSION_TOKEN",
     "AlertFilters",
     "AttemptResult",
     "Claimable",
+    "CueAfterRun",
     "CueHealthRow",
     "CueLimitReached",
+    "CueState",
     "DashboardStore",
+    "Deadline",
     "DeviceCode",
     "DuplicateName",
     "EvidenceRejected",
     "ExecutionFilters",
+    "ExecutionRef",
     "Finished",
     "FirePlan",
-    "HistoryStore",
     "KeyLimitReached",
     "KeyMatch",
     "KeyRecord",
     "LastActiveKey",
     "LeaseCheck",
     "NewCredentials",
+    "OutboxItem",
     "OutcomeCount",
     "Preferences",
     "RecentExecution",
+    "Refusal",
     "SessionMatch",
     "Store",
     "Ticket",
     "TicketLimitReached",
+    "Tx",
     "WorkerRecord",
+    "is_postgres",
+    "store_for",
 ]
 
 
-class Store:
-    """The database of one cueapi-lite instance."""
+def is_postgres(db: str) -> bool:
+    """Whether a `db` setting names a PostgreSQL database (else it is a SQLite file)."""
+    return db.startswith(("postgresql://", "postgres://"))
 
-    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
-        self.db = Database(path, synchronous)
-        self.users = UserStore(self.db)
-        self.cues = CueStore(self.db)
-        self.executions = ExecutionStore(self.db)
-        self.outcomes = OutcomeStore(self.db)
-        self.alerts = AlertStore(self.db)
-        self.claims = ClaimStore(self.db)
-        self.workers = WorkerStore(self.db)
-        self.tokens = TokenStore(self.db)
-        self.devices = DeviceStore(self.db)
-        self.support = SupportStore(self.db)
-        self.usage = UsageStore(self.db)
-        self.history = HistoryStore(self.db)
-        self.dashboard = DashboardStore(self.db)
 
-    def open(self) -> None:
-        """Create the file if needed, apply migrations, start the writer."""
-        self.db.open()
+def store_for(db: str, synchronous: str = "NORMAL") -> Store:
+    """The store for a `db` setting: a `postgresql://` URL, or a SQLite file path."""
+    if is_postgres(db):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise RuntimeError(
+                "a postgresql:// database needs psycopg: pip install 'cueapi-lite[postgresql]'"
+            ) from exc
+        return PostgresStore(db)
+    from .sqlite import SqliteStore
 
-    def close(self) -> None:
-        self.db.close()
-
-    async def shift_deadlines(self, delta_ms: int) -> None:
-        """Move every relative deadline by `delta_ms` (after the wall clock jumped back):
-        retries, leases, outcome deadlines, unclaimed waits, missed-window starts and
-        unsent alerts keep the time they had left. Cue fire times are wall-clock
-        instants and stay."""
-
-        def op(conn: sqlite3.Connection) -> None:
-            for sql in (
-                "UPDATE executions SET next_retry_ms = next_retry_ms + ? WHERE status = 'retrying'",
-                "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"
-                " WHERE status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
-                "UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ?"
-                " WHERE outcome IS NULL AND outcome_state IS NULL"
-                " AND outcome_deadline_ms IS NOT NULL",
-                "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
-                " WHERE status = 'pending' AND transport = 'worker'",
-                "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"
-                " WHERE status = 'active'",
-                "UPDATE alert_outbox SET next_attempt_ms = next_attempt_ms + ?"
-                " WHERE status = 'pending'",
-            ):
-                conn.execute(sql, (delta_ms,))
-
-        await self.db.write(op)
-
-    def healthy(self) -> bool:
-        """Open, with its writer running (checked on every `/status`: no query)."""
-        return self.db.healthy()
+    return SqliteStore(db, synchronous)

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ..alerts import AlertService
+from ..alerts import SEVERITY, AlertService
 from ..clock import Clock
 from ..config import Settings
 from ..cron import load_zone, schedule_for
 from ..leases import LeaseService, heartbeat_status
 from ..models import TERMINAL_STATUSES, Cue, CueStatus, Execution, User
+from ..outcomes import VERIFIABLE
 from ..services.cues import CueService
 from ..services.executions import ExecutionService
 from ..store import (
@@ -28,8 +29,6 @@ from ..store import (
     RecentExecution,
     WorkerRecord,
 )
-from ..store.sqlite.alerts import SEVERITY
-from ..store.sqlite.outcomes import VERIFIABLE
 from .health import CATEGORIES, CATEGORY_LABELS, HEALTH_LABELS, cue_health, outcome_category
 from .render import utc_text
 from .schedule_words import describe

@@ -6,15 +6,15 @@ Rows only: what a state means (healthy, failing, which colour) is decided in
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 from ...models import Cue
-from .cues import _COLUMNS as _CUE_COLUMNS
-from .cues import cue_from_row
+from ..records import CueHealthRow, OutcomeCount, RecentExecution
 from .db import Database
+from .rows import CUE_COLUMNS as _CUE_COLUMNS
+from .rows import cue_from_row
 
-__all__ = ["CueHealthRow", "DashboardStore", "OutcomeCount", "RecentExecution"]
+__all__ = ["DashboardStore"]
 
 _RECENT_COLUMNS = (
     "e.id, e.cue_id, e.status, e.outcome_state, e.missed_reason, e.scheduled_for_ms,"
@@ -29,38 +29,6 @@ _PROBLEM = (
 )
 # SQLite's default limit on the terms of one compound SELECT is 500.
 MAX_CUES_PER_STRIP_QUERY = 400
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CueHealthRow:
-    """A cue's status and the state of its newest finished execution (if any)."""
-
-    id: str
-    status: str
-    last_status: str | None
-    last_outcome_state: str | None
-
-
-class RecentExecution(NamedTuple):  # a tuple: a page of cues reads 1,500 of them
-    id: str
-    cue_id: str
-    status: str
-    outcome_state: str | None
-    missed_reason: str | None
-    scheduled_for_ms: int
-    started_at_ms: int | None
-    delivered_at_ms: int | None
-    attempts: int
-    http_status: int | None
-    triggered_by: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OutcomeCount:
-    bucket: int
-    status: str
-    outcome_state: str | None
-    count: int
 
 
 class DashboardStore:
@@ -122,7 +90,7 @@ class DashboardStore:
             chunk = cue_ids[start : start + MAX_CUES_PER_STRIP_QUERY]
             one = (
                 f"SELECT * FROM (SELECT {_RECENT_COLUMNS} FROM executions e"  # noqa: S608
-                " WHERE e.cue_id = ? ORDER BY e.scheduled_for_ms DESC LIMIT ?)"
+                " WHERE e.cue_id = ? ORDER BY e.scheduled_for_ms DESC LIMIT ?) AS recent"
             )
             params: list[Any] = []
             for cue_id in chunk:

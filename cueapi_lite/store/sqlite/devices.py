@@ -1,21 +1,19 @@
 """Device codes of the CLI login (E31-E33): `pending -> approved -> claimed`.
 
 Approval records who the code is for; the first poll after it claims the code and, in
-the same transaction, stores the new key's hash and a one-time login token's hash. So a
-crash never leaves a claimed code without its key, and no plaintext is ever written.
+the same transaction (`Tx.claim_device_code`, `insert_key`, `insert_token`), stores the
+new key's hash and a one-time login token's hash. So a crash never leaves a claimed code
+without its key, and no plaintext is ever written.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from typing import Literal
 
+from ..records import DeviceCode, Refusal
 from .db import Database
-from .sessions import LOGIN, insert_token_row
-from .users import insert_key_row
 
-__all__ = ["DeviceCode", "DeviceStore", "NewCredentials"]
+__all__ = ["DeviceStore"]
 
 PENDING = "pending"
 APPROVED = "approved"
@@ -26,39 +24,6 @@ _COLUMNS = (
     " d.claimed_at_ms"
 )
 _FROM = "FROM device_codes d LEFT JOIN users u ON u.id = d.user_id"
-
-Created = Literal["created", "exists", "full"]
-Approval = Literal["approved", "missing", "expired", "not_pending"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeviceCode:
-    code: str
-    status: str
-    user_id: str | None
-    email: str | None  # the approved user's email
-    approved_via: str | None
-    magic_token_hash: str | None
-    magic_email: str | None
-    requested_ip: str | None
-    created_at_ms: int
-    expires_at_ms: int
-    approved_at_ms: int | None
-    claimed_at_ms: int | None
-
-    def expired(self, now_ms: int) -> bool:
-        return now_ms >= self.expires_at_ms
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewCredentials:
-    """Hashes to store when a poll claims an approved code (plaintexts stay in memory)."""
-
-    api_key: str
-    key_hash: str
-    label: str
-    login_token_hash: str
-    login_expires_at_ms: int
 
 
 def _code(row: sqlite3.Row) -> DeviceCode:
@@ -91,26 +56,26 @@ class DeviceStore:
         max_waiting: int,
         approved_user_id: str | None = None,
         approved_via: str | None = None,
-    ) -> Created:
+    ) -> Refusal | None:
         """Start a login with a client-chosen code (optionally approved at once).
 
-        `exists` when the code is already pending or approved and unexpired (nothing
-        changes); `full` when `max_waiting` codes are already waiting. A claimed or
+        Refused `EXISTS` when the code is already pending or approved and unexpired
+        (nothing changes); `FULL` when `max_waiting` codes are already waiting. A claimed or
         expired code of the same value is replaced. Expired codes are purged.
         """
 
-        def op(conn: sqlite3.Connection) -> Created:
+        def op(conn: sqlite3.Connection) -> Refusal | None:
             conn.execute("DELETE FROM device_codes WHERE expires_at_ms <= ?", (now_ms,))
             current = conn.execute(
                 "SELECT status FROM device_codes WHERE code = ?", (code,)
             ).fetchone()
             if current is not None and current["status"] != CLAIMED:
-                return "exists"
+                return Refusal.EXISTS
             (waiting,) = conn.execute(
                 "SELECT COUNT(*) FROM device_codes WHERE status != ?", (CLAIMED,)
             ).fetchone()
             if waiting >= max_waiting:
-                return "full"
+                return Refusal.FULL
             conn.execute("DELETE FROM device_codes WHERE code = ?", (code,))
             status = PENDING if approved_user_id is None else APPROVED
             conn.execute(
@@ -121,76 +86,49 @@ class DeviceStore:
                     expires_at_ms, None if approved_user_id is None else now_ms,
                 ),
             )  # fmt: skip
-            return "created"
+            return None
 
         return await self.db.write(op)
 
-    async def approve(self, code: str, user_id: str, via: str, now_ms: int) -> Approval:
+    async def approve(self, code: str, user_id: str, via: str, now_ms: int) -> Refusal | None:
         """pending -> approved for `user_id` (compare-and-set on status and expiry)."""
 
-        def op(conn: sqlite3.Connection) -> Approval:
+        def op(conn: sqlite3.Connection) -> Refusal | None:
             cursor = conn.execute(
                 "UPDATE device_codes SET status = ?, user_id = ?, approved_via = ?,"
                 " approved_at_ms = ? WHERE code = ? AND status = ? AND expires_at_ms > ?",
                 (APPROVED, user_id, via, now_ms, code, PENDING, now_ms),
             )
             if cursor.rowcount == 1:
-                return "approved"
+                return None
             row = conn.execute(
                 "SELECT status, expires_at_ms FROM device_codes WHERE code = ?", (code,)
             ).fetchone()
             if row is None:
-                return "missing"
-            return "expired" if row["expires_at_ms"] <= now_ms else "not_pending"
+                return Refusal.MISSING
+            return Refusal.EXPIRED if row["expires_at_ms"] <= now_ms else Refusal.NOT_PENDING
 
         return await self.db.write(op)
 
-    async def set_magic_link(self, code: str, token_hash: str, email: str, now_ms: int) -> Approval:
+    async def set_magic_link(
+        self, code: str, token_hash: str, email: str, now_ms: int
+    ) -> Refusal | None:
         """Attach a magic link (its token's hash, for `email`) to a pending code; a new
-        link replaces the previous one. `approved` means it was attached."""
+        link replaces the previous one. None means it was attached."""
 
-        def op(conn: sqlite3.Connection) -> Approval:
+        def op(conn: sqlite3.Connection) -> Refusal | None:
             cursor = conn.execute(
                 "UPDATE device_codes SET magic_token_hash = ?, magic_email = ?"
                 " WHERE code = ? AND status = ? AND expires_at_ms > ?",
                 (token_hash, email, code, PENDING, now_ms),
             )
             if cursor.rowcount == 1:
-                return "approved"
+                return None
             row = conn.execute(
                 "SELECT expires_at_ms FROM device_codes WHERE code = ?", (code,)
             ).fetchone()
             if row is None:
-                return "missing"
-            return "expired" if row["expires_at_ms"] <= now_ms else "not_pending"
-
-        return await self.db.write(op)
-
-    async def claim(self, code: str, new: NewCredentials, now_ms: int) -> str | None:
-        """approved -> claimed, storing the new key and login token in the same
-        transaction. Returns the user id, or None (writing nothing) when the code is not
-        approved and unexpired."""
-
-        def op(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT user_id FROM device_codes WHERE code = ? AND status = ?"
-                " AND expires_at_ms > ?",
-                (code, APPROVED, now_ms),
-            ).fetchone()
-            if row is None:
-                return None
-            user_id = str(row["user_id"])
-            key_id = insert_key_row(
-                conn, user_id, new.api_key, new.key_hash, new.label, now_ms, None
-            )
-            insert_token_row(
-                conn, new.login_token_hash, LOGIN, user_id, now_ms, new.login_expires_at_ms
-            )
-            conn.execute(
-                "UPDATE device_codes SET status = ?, claimed_at_ms = ?, key_id = ?,"
-                " magic_token_hash = NULL WHERE code = ?",
-                (CLAIMED, now_ms, key_id, code),
-            )
-            return user_id
+                return Refusal.MISSING
+            return Refusal.EXPIRED if row["expires_at_ms"] <= now_ms else Refusal.NOT_PENDING
 
         return await self.db.write(op)

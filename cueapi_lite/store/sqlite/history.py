@@ -13,8 +13,8 @@ import sqlite3
 from typing import Any
 
 from ...models import Alert
-from .alerts import alert_from_row
 from .db import Database, connect
+from .rows import alert_from_row
 
 __all__ = ["HistoryStore"]
 

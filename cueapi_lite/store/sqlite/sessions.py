@@ -7,40 +7,16 @@ A login token (handed out with a device approval, E33) is redeemed once for a se
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 from ...models import User
+from ..records import LOGIN_TOKEN as LOGIN
+from ..records import SESSION_TOKEN as SESSION
+from ..records import SessionMatch
 from .db import Database
+from .tx import SqliteTx
 
-__all__ = ["SessionMatch", "TokenStore", "insert_token_row"]
-
-LOGIN = "login"
-SESSION = "session"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SessionMatch:
-    user: User
-    expires_at_ms: int
-    retired: bool
-
-
-def insert_token_row(
-    conn: sqlite3.Connection,
-    token_hash: str,
-    kind: str,
-    user_id: str,
-    now_ms: int,
-    expires_at_ms: int,
-) -> None:
-    """Insert a token inside the caller's transaction, purging tokens already expired."""
-    conn.execute("DELETE FROM auth_tokens WHERE expires_at_ms < ?", (now_ms,))
-    conn.execute(
-        "INSERT INTO auth_tokens (token_hash, kind, user_id, created_at_ms, expires_at_ms)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (token_hash, kind, user_id, now_ms, expires_at_ms),
-    )
+__all__ = ["TokenStore"]
 
 
 def _use(conn: sqlite3.Connection, token_hash: str, kind: str, now_ms: int) -> str | None:
@@ -88,7 +64,7 @@ class TokenStore:
         """A new session for a user who proved who they are (a dashboard login)."""
 
         def op(conn: sqlite3.Connection) -> None:
-            insert_token_row(conn, session_hash, SESSION, user_id, now_ms, expires_at_ms)
+            SqliteTx(conn).insert_token(session_hash, SESSION, user_id, now_ms, expires_at_ms)
 
         await self.db.write(op)
 
@@ -107,7 +83,7 @@ class TokenStore:
         def op(conn: sqlite3.Connection) -> str | None:
             user_id = _use(conn, old_hash, kind, now_ms)
             if user_id is not None:
-                insert_token_row(conn, new_hash, SESSION, user_id, now_ms, expires_at_ms)
+                SqliteTx(conn).insert_token(new_hash, SESSION, user_id, now_ms, expires_at_ms)
             return user_id
 
         return await self.db.write(op)

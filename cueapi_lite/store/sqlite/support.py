@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
+from ..records import Ticket, TicketLimitReached
 from .db import Database
 
-__all__ = ["SupportStore", "Ticket", "TicketLimitReached"]
+__all__ = ["SupportStore"]
 
 _COLUMNS = "id, user_id, subject, message, severity, type, status, created_at_ms, updated_at_ms"
 _INSERT = (
     "INSERT INTO support_tickets (user_id, subject, message, severity, type, status,"  # noqa: S608
     f" created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}"
 )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ticket:
-    id: int
-    user_id: str
-    subject: str
-    message: str
-    severity: str
-    type: str
-    status: str
-    created_at_ms: int
-    updated_at_ms: int
-
-
-class TicketLimitReached(Exception):
-    """The user filed the most tickets allowed in the window; `oldest_ms` is when the
-    oldest of them was filed (the window frees a slot when it ages out)."""
-
-    def __init__(self, oldest_ms: int) -> None:
-        super().__init__(oldest_ms)
-        self.oldest_ms = oldest_ms
 
 
 def _ticket(row: sqlite3.Row) -> Ticket:

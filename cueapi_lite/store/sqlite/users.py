@@ -7,124 +7,17 @@ next key change of any user purges them.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any
 
-from ...credentials import key_prefix, new_key_id, new_user_id
+from ...credentials import new_user_id
 from ...models import User
+from ..records import KeyMatch, KeyRecord, Preferences
 from .db import Database
+from .rows import KEY_COLUMNS, key_from_row, user_from_row
+from .tx import SqliteTx
 
-__all__ = [
-    "KeyLimitReached",
-    "KeyMatch",
-    "KeyRecord",
-    "LastActiveKey",
-    "Preferences",
-    "UserStore",
-    "insert_key_row",
-]
-
-_KEY_COLUMNS = (
-    "id, user_id, label, prefix, status, created_at_ms, last_used_at_ms, revoked_at_ms, replaced_by"
-)
-
-_REVOKE = (
-    "UPDATE api_keys SET status = 'revoked', revoked_at_ms = ? WHERE id = ?"  # noqa: S608
-    f" RETURNING {_KEY_COLUMNS}"
-)
-
-
-class KeyMatch(NamedTuple):
-    user: User
-    key_id: str
-    status: str
-    prefix: str = ""
-    label: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """What may be shown of a key: never its plaintext or hash."""
-
-    id: str
-    user_id: str
-    label: str
-    prefix: str
-    status: str
-    created_at_ms: int
-    last_used_at_ms: int | None
-    revoked_at_ms: int | None
-    replaced_by: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Preferences:
-    alert_webhook_url: str | None
-    email_alerts: bool
-
-
-class LastActiveKey(Exception):
-    """Revoking this key would leave its user without an active key."""
-
-
-class KeyLimitReached(Exception):
-    """The user already has the most active keys allowed."""
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        email=row["email"],
-        webhook_secret=row["webhook_secret"],
-        created_at_ms=row["created_at_ms"],
-    )
-
-
-def _key(row: sqlite3.Row) -> KeyRecord:
-    return KeyRecord(
-        id=str(row["id"]),
-        user_id=row["user_id"],
-        label=row["label"],
-        prefix=row["prefix"],
-        status=row["status"],
-        created_at_ms=row["created_at_ms"],
-        last_used_at_ms=row["last_used_at_ms"],
-        revoked_at_ms=row["revoked_at_ms"],
-        replaced_by=row["replaced_by"],
-    )
-
-
-def insert_key_row(
-    conn: sqlite3.Connection,
-    user_id: str,
-    api_key: str,
-    key_hash: str,
-    label: str,
-    now_ms: int,
-    max_active: int | None,
-) -> str:
-    """Insert an active key inside the caller's transaction; returns its id. Raises
-    KeyLimitReached when the user already has `max_active` active keys."""
-    if max_active is not None:
-        (active,) = conn.execute(
-            "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'", (user_id,)
-        ).fetchone()
-        if active >= max_active:
-            raise KeyLimitReached(active)
-    key_id = new_key_id()
-    conn.execute(
-        "INSERT INTO api_keys (id, user_id, key_hash, prefix, label, status, created_at_ms)"
-        " VALUES (?, ?, ?, ?, ?, 'active', ?)",
-        (key_id, user_id, key_hash, key_prefix(api_key), label, now_ms),
-    )
-    return key_id
-
-
-def _purge_revoked(conn: sqlite3.Connection, before_ms: int) -> None:
-    conn.execute(
-        "DELETE FROM api_keys WHERE status != 'active' AND revoked_at_ms < ?", (before_ms,)
-    )
+__all__ = ["UserStore"]
 
 
 class UserStore:
@@ -162,18 +55,18 @@ class UserStore:
             )
             if cursor.rowcount != 1:
                 return None
-            return insert_key_row(conn, user.id, api_key, key_hash, "default", now_ms, None)
+            return SqliteTx(conn).insert_key(user.id, api_key, key_hash, "default", now_ms, None)
 
         key_id = await self.db.write(op)
         return None if key_id is None else (user, key_id)
 
     async def get(self, user_id: str) -> User | None:
         row = self.db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     async def by_email(self, email: str) -> User | None:
         row = self.db.fetchone("SELECT * FROM users WHERE email = ?", (email,))
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     async def count(self) -> int:
         row = self.db.fetchone("SELECT COUNT(*) FROM users")
@@ -237,7 +130,7 @@ class UserStore:
         With `max_active`, raises KeyLimitReached when the user already has that many."""
 
         def op(conn: sqlite3.Connection) -> str:
-            return insert_key_row(conn, user_id, api_key, key_hash, label, now_ms, max_active)
+            return SqliteTx(conn).insert_key(user_id, api_key, key_hash, label, now_ms, max_active)
 
         return await self.db.write(op)
 
@@ -252,69 +145,39 @@ class UserStore:
         if row is None:
             return None
         return KeyMatch(
-            _user(row), row["key_id"], row["key_status"], row["key_prefix"], row["key_label"]
+            user_from_row(row),
+            row["key_id"],
+            row["key_status"],
+            row["key_prefix"],
+            row["key_label"],
         )
 
     async def keys(self, user_id: str, listed_since_ms: int) -> list[KeyRecord]:
         """The user's active keys, and the others revoked at or after `listed_since_ms`;
         newest first."""
         rows = self.db.fetchall(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = ?"  # noqa: S608
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ?"  # noqa: S608
             " AND (status = 'active' OR revoked_at_ms >= ?)"
             " ORDER BY created_at_ms DESC, rowid DESC",
             (user_id, listed_since_ms),
         )
-        return [_key(row) for row in rows]
+        return [key_from_row(row) for row in rows]
 
     async def key(self, user_id: str, key_id: str) -> KeyRecord | None:
         row = self.db.fetchone(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
             (key_id, user_id),
         )
-        return _key(row) if row else None
+        return key_from_row(row) if row else None
 
     async def rename_key(self, user_id: str, key_id: str, label: str) -> KeyRecord | None:
         def op(conn: sqlite3.Connection) -> KeyRecord | None:
             row = conn.execute(
                 f"UPDATE api_keys SET label = ? WHERE id = ? AND user_id = ?"  # noqa: S608
-                f" RETURNING {_KEY_COLUMNS}",
+                f" RETURNING {KEY_COLUMNS}",
                 (label, key_id, user_id),
             ).fetchone()
-            return _key(row) if row else None
-
-        return await self.db.write(op)
-
-    async def revoke_key(
-        self, user_id: str, key_id: str, now_ms: int, purge_before_ms: int
-    ) -> KeyRecord | None:
-        """active -> revoked (`revoked_at_ms` = now); it stops authenticating at once.
-
-        Returns the key (unchanged if it was already revoked or rotated), or None when the
-        user has no such key. Raises LastActiveKey, changing nothing, when it is the user's
-        only active key. Also purges keys revoked before `purge_before_ms`.
-        """
-
-        def op(conn: sqlite3.Connection) -> KeyRecord | None:
-            row = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ? AND user_id = ?",  # noqa: S608
-                (key_id, user_id),
-            ).fetchone()
-            if row is None:
-                return None
-            if row["status"] == "active":
-                (others,) = conn.execute(
-                    "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'"
-                    " AND id != ?",
-                    (user_id, key_id),
-                ).fetchone()
-                if others == 0:
-                    raise LastActiveKey(key_id)
-                row = conn.execute(
-                    _REVOKE,
-                    (now_ms, key_id),
-                ).fetchone()
-            _purge_revoked(conn, purge_before_ms)
-            return _key(row)
+            return key_from_row(row) if row else None
 
         return await self.db.write(op)
 
@@ -334,23 +197,26 @@ class UserStore:
 
         def op(conn: sqlite3.Connection) -> KeyRecord | None:
             old = conn.execute(
-                "SELECT label FROM api_keys WHERE id = ? AND user_id = ? AND status = 'active'",
+                "SELECT label FROM api_keys WHERE id = ? AND user_id = ? AND status = 'active'"
+                " /*for update*/",
                 (key_id, user_id),
             ).fetchone()
             if old is None:
                 return None
-            new_id = insert_key_row(conn, user_id, api_key, key_hash, old["label"], now_ms, None)
+            new_id = SqliteTx(conn).insert_key(
+                user_id, api_key, key_hash, old["label"], now_ms, None
+            )
             conn.execute(
                 "UPDATE api_keys SET status = 'rotated', revoked_at_ms = ?, replaced_by = ?"
                 " WHERE id = ?",
                 (now_ms, new_id, key_id),
             )
-            _purge_revoked(conn, purge_before_ms)
+            SqliteTx(conn).purge_revoked_keys(purge_before_ms)
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
                 (new_id,),
             ).fetchone()
-            return _key(row)
+            return key_from_row(row)
 
         return await self.db.write(op)
 

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 
 from ...models import dumps
+from ..records import WorkerRecord
 from .db import Database
 
-__all__ = ["WorkerRecord", "WorkerStore"]
-
-
-@dataclasses.dataclass(slots=True)
-class WorkerRecord:
-    worker_id: str
-    handlers: list[str]
-    registered_at_ms: int
-    last_heartbeat_ms: int
+__all__ = ["WorkerStore"]
 
 
 def _worker(row: sqlite3.Row) -> WorkerRecord:
@@ -41,8 +33,10 @@ class WorkerStore:
                 "INSERT INTO workers (user_id, worker_id, handlers, registered_at_ms,"
                 " last_heartbeat_ms) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (user_id, worker_id) DO UPDATE SET"
-                " last_heartbeat_ms = MAX(last_heartbeat_ms, excluded.last_heartbeat_ms),"
-                " handlers = CASE WHEN ? THEN excluded.handlers ELSE handlers END",
+                " last_heartbeat_ms = CASE"
+                "   WHEN excluded.last_heartbeat_ms > workers.last_heartbeat_ms"
+                "   THEN excluded.last_heartbeat_ms ELSE workers.last_heartbeat_ms END,"
+                " handlers = CASE WHEN ? THEN excluded.handlers ELSE workers.handlers END",
                 (user_id, worker_id, dumps(handlers or []), now_ms, now_ms, handlers is not None),
             )
 
