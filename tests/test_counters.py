@@ -179,7 +179,6 @@ async def test_a_database_from_before_the_counters_gets_them_filled_in(
         conn.execute(f"DROP TRIGGER {trigger[0]}")
     conn.execute("DROP TABLE cue_counts")
     conn.execute("DROP TABLE execution_counts")
-    conn.execute("DROP TABLE cue_execution_counts")
     for index in ("cues_user_page", "cues_user_status_page", "executions_user_page",
                   "executions_cue_page"):  # fmt: skip
         conn.execute(f"DROP INDEX {index}")

@@ -37,8 +37,7 @@ class ExecutionStore:
     ) -> tuple[list[Execution], int]:
         """A page of the user's executions, newest occurrence first, and the total.
 
-        With no filter the total comes from `execution_counts`, with only a cue from
-        `cue_execution_counts`. A cue's executions are
+        With no filter the total comes from `execution_counts`. A cue's executions are
         read on the cue's index once the cue is known to be the user's (its executions
         are the user's too). A page after the first skips `offset` entries of the index
         to find its first row, then reads only the page's rows.
@@ -62,11 +61,6 @@ class ExecutionStore:
                 row = self.db.fetchone(
                     "SELECT COALESCE(SUM(stored), 0) FROM execution_counts WHERE user_id = ?",
                     (user_id,),
-                )
-            elif len(where) == 1:
-                row = self.db.fetchone(
-                    "SELECT COALESCE(SUM(stored), 0) FROM cue_execution_counts WHERE cue_id = ?",
-                    (filters.cue_id,),
                 )
             else:
                 row = self.db.fetchone(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)  # noqa: S608

@@ -319,44 +319,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON executions(cue_id, scheduled_for_ms, created_at_ms);
         """,
     ),
-    (
-        "0005b_cue_execution_counts",
-        """
-        -- Executions per cue: the total of a cue's history (E3, E7 with `cue_id`) is read,
-        -- not counted over what may be a million rows. Kept by the same triggers as the
-        -- per-user counts (one trigger per row change, two statements).
-        CREATE TABLE cue_execution_counts (
-            cue_id  TEXT PRIMARY KEY,
-            stored  INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        INSERT INTO cue_execution_counts (cue_id, stored)
-            SELECT cue_id, COUNT(*) FROM executions GROUP BY cue_id;
-
-        DROP TRIGGER execution_counts_insert;
-        CREATE TRIGGER execution_counts_insert AFTER INSERT ON executions BEGIN
-            INSERT INTO execution_counts (user_id, month_ms, stored, counted)
-                VALUES (new.user_id,
-                        CAST(strftime('%s', new.scheduled_for_ms / 1000, 'unixepoch',
-                                      'start of month') AS INTEGER) * 1000,
-                        1, new.status != 'missed')
-                ON CONFLICT (user_id, month_ms)
-                DO UPDATE SET stored = stored + 1, counted = counted + excluded.counted;
-            INSERT INTO cue_execution_counts (cue_id, stored) VALUES (new.cue_id, 1)
-                ON CONFLICT (cue_id) DO UPDATE SET stored = stored + 1;
-        END;
-        DROP TRIGGER execution_counts_delete;
-        CREATE TRIGGER execution_counts_delete AFTER DELETE ON executions BEGIN
-            UPDATE execution_counts SET stored = stored - 1
-                WHERE user_id = old.user_id
-                AND month_ms = CAST(strftime('%s', old.scheduled_for_ms / 1000, 'unixepoch',
-                                             'start of month') AS INTEGER) * 1000;
-            UPDATE cue_execution_counts SET stored = stored - 1 WHERE cue_id = old.cue_id;
-        END;
-        CREATE TRIGGER cue_execution_counts_cue_gone AFTER DELETE ON cues BEGIN
-            DELETE FROM cue_execution_counts WHERE cue_id = old.id;
-        END;
-        """,
-    ),
 ]
 
 
