@@ -55,8 +55,6 @@ class ClaimStore:
         ]
 
     async def lease_check(self, execution_id: str) -> LeaseCheck | None:
-        """The claimed execution, its cue's attempt limit and when its worker last sent
-        a worker heartbeat (E34); None unless it is a claimed worker execution."""
         row = self.db.fetchone(
             "SELECT e.*, CAST(json_extract(c.retry, '$.max_attempts') AS INTEGER) AS max_attempts,"
             " w.last_heartbeat_ms AS worker_seen_ms"

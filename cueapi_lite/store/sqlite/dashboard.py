@@ -44,9 +44,6 @@ class DashboardStore:
     async def cue_health(
         self, user_id: str, transport: str | None = None, name_contains: str | None = None
     ) -> list[CueHealthRow]:
-        """Every cue of the user (newest first) with its newest finished execution's
-        status and outcome state; optionally of one transport, or whose name contains
-        `name_contains` (case-insensitive)."""
         where, params = ["c.user_id = ?"], [user_id]
         if transport is not None:
             where.append("c.transport = ?")
@@ -102,8 +99,6 @@ class DashboardStore:
     async def outcome_counts(
         self, user_id: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> list[OutcomeCount]:
-        """Executions scheduled in [start_ms, end_ms), counted per time bucket (0 is the
-        oldest), status and outcome state."""
         rows = self.db.fetchall(
             "SELECT (scheduled_for_ms - ?) / ?, status, outcome_state, COUNT(*)"
             " FROM executions WHERE user_id = ? AND scheduled_for_ms >= ?"

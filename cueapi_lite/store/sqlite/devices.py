@@ -113,8 +113,6 @@ class DeviceStore:
     async def set_magic_link(
         self, code: str, token_hash: str, email: str, now_ms: int
     ) -> Refusal | None:
-        """Attach a magic link (its token's hash, for `email`) to a pending code; a new
-        link replaces the previous one. None means it was attached."""
 
         def op(conn: sqlite3.Connection) -> Refusal | None:
             cursor = conn.execute(

@@ -95,8 +95,6 @@ class ExecutionStore:
     # --- writes ---------------------------------------------------------------------
 
     async def begin_attempt(self, execution_id: str, now_ms: int) -> int | None:
-        """pending|retrying -> delivering, attempts + 1. Returns the attempt number, or
-        None when the execution is gone or not waiting for an attempt (lost race)."""
 
         def op(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
@@ -111,8 +109,6 @@ class ExecutionStore:
         return await self.db.write(op, savepoint=False)
 
     async def requeue_interrupted(self, now_ms: int) -> int:
-        """Webhook attempts cut off by a crash: delivering -> pending, attempts - 1, so the
-        same attempt is sent again (at-least-once; receivers dedup on execution_id)."""
 
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute(

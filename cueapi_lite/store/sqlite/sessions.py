@@ -49,15 +49,11 @@ class TokenStore:
     async def exchange(
         self, login_hash: str, session_hash: str, now_ms: int, expires_at_ms: int
     ) -> str | None:
-        """Redeem a login token (once) for a new session; the user id, or None when the
-        token is unknown, used or expired (nothing is written then)."""
         return await self._swap(login_hash, LOGIN, session_hash, now_ms, expires_at_ms)
 
     async def refresh(
         self, old_hash: str, new_hash: str, now_ms: int, expires_at_ms: int
     ) -> str | None:
-        """Retire a live session and issue its successor; the user id, or None when the
-        old session is unknown, expired or already refreshed."""
         return await self._swap(old_hash, SESSION, new_hash, now_ms, expires_at_ms)
 
     async def issue(self, session_hash: str, user_id: str, now_ms: int, expires_at_ms: int) -> None:
@@ -69,8 +65,6 @@ class TokenStore:
         await self.db.write(op)
 
     async def retire(self, session_hash: str, now_ms: int) -> None:
-        """End a session (a logout): it stops authenticating at once. Unknown or already
-        retired sessions are left as they are."""
 
         def op(conn: sqlite3.Connection) -> None:
             _use(conn, session_hash, SESSION, now_ms)

@@ -30,8 +30,6 @@ class SupportStore:
         window_start_ms: int,
         max_in_window: int,
     ) -> Ticket:
-        """Insert a ticket (its `id` is assigned here). Raises TicketLimitReached, writing
-        nothing, when the user already filed `max_in_window` since `window_start_ms`."""
 
         def op(conn: sqlite3.Connection) -> Ticket:
             recent = conn.execute(

@@ -43,8 +43,6 @@ class UserStore:
     async def create_with_key(
         self, email: str, webhook_secret: str, now_ms: int, api_key: str, key_hash: str
     ) -> tuple[User, str] | None:
-        """Insert a user and its first key (label `default`) in one transaction; None,
-        writing nothing, when the email is taken. Returns the user and the key id."""
         user = User(new_user_id(), email, webhook_secret, now_ms)
 
         def op(conn: sqlite3.Connection) -> str | None:
@@ -126,8 +124,6 @@ class UserStore:
         now_ms: int,
         max_active: int | None = None,
     ) -> str:
-        """Store a new active key (its hash and display prefix); returns the key id.
-        With `max_active`, raises KeyLimitReached when the user already has that many."""
 
         def op(conn: sqlite3.Connection) -> str:
             return SqliteTx(conn).insert_key(user_id, api_key, key_hash, label, now_ms, max_active)
@@ -153,8 +149,6 @@ class UserStore:
         )
 
     async def keys(self, user_id: str, listed_since_ms: int) -> list[KeyRecord]:
-        """The user's active keys, and the others revoked at or after `listed_since_ms`;
-        newest first."""
         rows = self.db.fetchall(
             f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ?"  # noqa: S608
             " AND (status = 'active' OR revoked_at_ms >= ?)"
@@ -190,10 +184,6 @@ class UserStore:
         now_ms: int,
         purge_before_ms: int,
     ) -> KeyRecord | None:
-        """Replace an active key with a new one of the same label, in one transaction:
-        the old key becomes `rotated` (401 `key_rotated` from now on) and names its
-        replacement. Returns the new key, or None when the old key was not active (another
-        request rotated or revoked it first: a lost compare-and-set)."""
 
         def op(conn: sqlite3.Connection) -> KeyRecord | None:
             old = conn.execute(
