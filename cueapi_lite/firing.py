@@ -49,7 +49,8 @@ __all__ = ["Firing", "apply_fires", "fire_deadline", "insert_fire", "next_fire_m
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
-FIRE_SLICE = 500
+# Cues fired per transaction of a burst: a cue due meanwhile waits for at most one slice.
+FIRE_SLICE = 100
 
 _MISSED_TEXT = {
     MissedReason.SERVER_DOWN: "the server was not running",
