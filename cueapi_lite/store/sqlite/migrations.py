@@ -319,6 +319,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON executions(cue_id, scheduled_for_ms, created_at_ms);
         """,
     ),
+    (
+        "0006_nodes",
+        """
+        -- The nodes of a cluster sharing one PostgreSQL database, and the node that owns
+        -- an execution's delivery work. SQLite has one node and never fills them; both
+        -- schemas keep the same tables and columns.
+        CREATE TABLE nodes (
+            id                TEXT PRIMARY KEY,
+            host              TEXT NOT NULL,
+            pid               INTEGER NOT NULL,
+            started_at_ms     INTEGER NOT NULL,
+            lease_expires_ms  INTEGER NOT NULL
+        );
+        ALTER TABLE executions ADD COLUMN owner TEXT;
+        """,
+    ),
 ]
 
 
