@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_json, started_json
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
-from .common import json_body, no_content, ok, page, query, user_of
+from .common import json_body, no_content, ok, page, query, reused, user_of
 
 __all__ = ["cue_page_json", "cue_routes", "recent_executions_json"]
 
@@ -34,7 +35,7 @@ def recent_executions_json(executions: list[Execution], total: int) -> dict[str,
     }
 
 
-def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
+def cue_routes(cues: CueService, accounts: AccountService, reads: ReadCache) -> list[Route]:
     async def create(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue = await cues.create(user, await json_body(request))
@@ -42,14 +43,22 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
 
     async def list_cues(request: Request) -> Response:
         user = await user_of(request, accounts)
-        limit, offset = page(request)
-        found, total = await cues.page(user, query(request, "status"), limit, offset)
-        return ok(cue_page_json(found, total, limit, offset))
+
+        async def render() -> Any:
+            limit, offset = page(request)
+            found, total = await cues.page(user, query(request, "status"), limit, offset)
+            return cue_page_json(found, total, limit, offset)
+
+        return await reused(request, reads, user.id, render)
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
-        cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        return ok(cue_raw_with(cue, recent_executions_json(executions, total)))
+
+        async def render() -> Any:
+            cue, executions, total = await cues.get(user, request.path_params["cue_id"])
+            return cue_raw_with(cue, recent_executions_json(executions, total))
+
+        return await reused(request, reads, user.id, render)
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)
