@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_json, started_json
+from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_raw, started_json
 from ..read_cache import ReadCache
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
@@ -25,10 +25,12 @@ def cue_page_json(
     return {"cues": [render(c) for c in found], "total": total, "limit": limit, "offset": offset}
 
 
-def recent_executions_json(executions: list[Execution], total: int) -> dict[str, Any]:
-    """What E3 adds to the cue: its newest executions."""
+def recent_executions_json(
+    executions: list[Execution], total: int, render: Callable[[Execution], Any] = execution_raw
+) -> dict[str, Any]:
+    """What E3 adds to the cue: its newest executions (pre-encoded by default)."""
     return {
-        "executions": [execution_json(e) for e in executions],
+        "executions": [render(e) for e in executions],
         "execution_total": total,
         "execution_limit": RECENT_EXECUTIONS,
         "execution_offset": 0,

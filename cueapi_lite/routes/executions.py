@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import Execution, execution_json, started_json
+from ..models import Execution, execution_raw, started_json
 from ..read_cache import ReadCache
 from ..services.accounts import AccountService
 from ..services.executions import ExecutionService
@@ -19,10 +20,16 @@ __all__ = ["execution_page_json", "execution_routes", "outcome_recorded_json"]
 
 
 def execution_page_json(
-    found: list[Execution], total: int, limit: int, offset: int
+    found: list[Execution],
+    total: int,
+    limit: int,
+    offset: int,
+    render: Callable[[Execution], Any] = execution_raw,
 ) -> dict[str, Any]:
+    """E7's page; `render` makes each execution (pre-encoded by default, `execution_json`
+    for a dict)."""
     return {
-        "executions": [execution_json(e) for e in found],
+        "executions": [render(e) for e in found],
         "total": total,
         "limit": limit,
         "offset": offset,
@@ -62,7 +69,7 @@ def execution_routes(
         user = await user_of(request, accounts)
 
         async def render() -> Any:
-            return execution_json(await executions.get(user, request.path_params["execution_id"]))
+            return execution_raw(await executions.get(user, request.path_params["execution_id"]))
 
         return await reused(request, reads, user.id, render)
 
