@@ -34,6 +34,7 @@ from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
 from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
+from .read_cache import ReadCache
 from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
@@ -181,6 +182,11 @@ class CueApiLite:
         self.metrics = MetricsCollector(
             self.telemetry, self.http_stats, self.settings.db, self._metrics_state
         )
+        # SQLite's data version moves with every commit; PostgreSQL offers no such number
+        # (a node cannot tell when another node's transaction commits), so none is kept.
+        self.reads = ReadCache(
+            None if is_postgres(self.settings.db) else self.store.dashboard.data_version
+        )
         operations: list[Route] = []
         if self.settings.metrics:
             operations = metrics_routes(self.metrics, self.settings.metrics_token)
@@ -188,14 +194,14 @@ class CueApiLite:
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
                 *operations,
-                *cue_routes(self.cues, self.accounts),
+                *cue_routes(self.cues, self.accounts, self.reads),
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
-                *execution_routes(self.executions, self.accounts),
+                *execution_routes(self.executions, self.accounts, self.reads),
                 *alert_routes(self.alerts, self.accounts),
-                *auth_routes(self.accounts, self.limits),
+                *auth_routes(self.accounts, self.limits, self.reads),
                 *device_login_routes(self.devices, self.accounts, self.settings, self.clock),
-                *billing_routes(self.accounts, self.limits, self.clock),
+                *billing_routes(self.accounts, self.limits, self.clock, self.reads),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
                 *docs_routes(),

@@ -335,6 +335,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE executions ADD COLUMN owner TEXT;
         """,
     ),
+    (
+        "0009_cue_execution_counts",
+        """
+        -- Executions per cue: the total of a cue's history (E3, E7 with only `cue_id`) is
+        -- read, not counted over what may be a million rows. Triggers of their own, so
+        -- the per-user counters' triggers stay as they are.
+        CREATE TABLE cue_execution_counts (
+            cue_id  TEXT PRIMARY KEY,
+            stored  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO cue_execution_counts (cue_id, stored)
+            SELECT cue_id, COUNT(*) FROM executions GROUP BY cue_id;
+
+        CREATE TRIGGER cue_execution_counts_insert AFTER INSERT ON executions BEGIN
+            INSERT INTO cue_execution_counts (cue_id, stored) VALUES (new.cue_id, 1)
+                ON CONFLICT (cue_id) DO UPDATE SET stored = stored + 1;
+        END;
+        CREATE TRIGGER cue_execution_counts_delete AFTER DELETE ON executions BEGIN
+            UPDATE cue_execution_counts SET stored = stored - 1 WHERE cue_id = old.cue_id;
+        END;
+        CREATE TRIGGER cue_execution_counts_cue_gone AFTER DELETE ON cues BEGIN
+            DELETE FROM cue_execution_counts WHERE cue_id = old.id;
+        END;
+        """,
+    ),
 ]
 
 
