@@ -265,6 +265,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0006_nodes",
+        """
+        -- The nodes sharing this database: each renews its lease; a node whose lease ran
+        -- out is removed by a survivor, which takes over the delivery work it owned.
+        -- Times are the database's clock, so the hosts' clocks need not agree.
+        CREATE TABLE nodes (
+            id                TEXT PRIMARY KEY,
+            host              TEXT NOT NULL,
+            pid               BIGINT NOT NULL,
+            started_at_ms     BIGINT NOT NULL,
+            lease_expires_ms  BIGINT NOT NULL
+        );
+        -- The node that delivers an execution: the inserting connection's node (every
+        -- pooled connection names its node in `cueapi.node`), then the node that began
+        -- its latest attempt.
+        ALTER TABLE executions ADD COLUMN owner TEXT
+            DEFAULT current_setting('cueapi.node', true);
+        CREATE INDEX executions_open ON executions(owner)
+            WHERE status IN ('pending', 'delivering', 'retrying') AND transport = 'webhook';
+        CREATE FUNCTION now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+            SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT
+        $$;
+        """,
+    ),
+    (
         "0009_cue_execution_counts",
         """
         -- Executions per cue (see the SQLite migration of the same name).

@@ -320,6 +320,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0006_nodes",
+        """
+        -- The nodes of a cluster sharing one PostgreSQL database, and the node that owns
+        -- an execution's delivery work. SQLite has one node and never fills them; both
+        -- schemas keep the same tables and columns.
+        CREATE TABLE nodes (
+            id                TEXT PRIMARY KEY,
+            host              TEXT NOT NULL,
+            pid               INTEGER NOT NULL,
+            started_at_ms     INTEGER NOT NULL,
+            lease_expires_ms  INTEGER NOT NULL
+        );
+        ALTER TABLE executions ADD COLUMN owner TEXT;
+        """,
+    ),
+    (
         "0009_cue_execution_counts",
         """
         -- Executions per cue: the total of a cue's history (E3, E7 with only `cue_id`) is
