@@ -152,18 +152,29 @@ async def measure(args: argparse.Namespace) -> None:
         )
         await small.aclose()
 
-        db = str(Path(folder) / "million.db")
+        db = args.db or str(Path(folder) / "million.db")
         lite = CueApiLite(Settings(db=db, rate_limit_per_minute=0))
         await lite.start()
-        busy = await fill(lite, args.cues, args.executions, args.busy)
+        if Path(db).stat().st_size > 2**20:  # kept from an earlier run (--db)
+            busy = lite.store.db.fetchone("SELECT id FROM cues WHERE name = 'template'")[0]
+        else:
+            busy = await fill(lite, args.cues, args.executions, args.busy)
         await lite.aclose()
-        size_mib = sum(p.stat().st_size for p in Path(folder).glob("million.db*")) / 2**20
+        size_mib = sum(p.stat().st_size for p in Path(db).parent.glob(Path(db).name + "*")) / 2**20
 
         before = rss_mib()
         started = time.perf_counter()
         lite = CueApiLite(Settings(db=db, rate_limit_per_minute=0))
+        if args.profile:
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
         await lite.start()
         cold_s = time.perf_counter() - started
+        if args.profile:
+            profile.disable()
+            profile.dump_stats(args.profile)
         heap = len(lite.scheduler._heap)
         print(f"cold start: open -> {heap:,} deadlines on the heap -> first fire possible"
               f" in {cold_s:.2f} s; RSS {rss_mib():.0f} MiB (was {before:.0f} MiB before"
@@ -188,6 +199,8 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=1_000_000)
     parser.add_argument("--busy", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=500, help="timed reads per path")
+    parser.add_argument("--db", help="keep the large database in this file (reused when it exists)")
+    parser.add_argument("--profile", help="write a cProfile of the cold start to this file")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     run(measure(args))

@@ -40,6 +40,7 @@ from .records import (
     SessionMatch,
     Ticket,
     TicketLimitReached,
+    Watched,
     WorkerRecord,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "Ticket",
     "TicketLimitReached",
     "Tx",
+    "Watched",
     "WorkerRecord",
     "is_postgres",
     "store_for",

@@ -21,7 +21,7 @@ Conventions for every method here:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..models import Alert, Cue, Execution, Outcome, User
@@ -459,15 +459,16 @@ class CueStore(Protocol):
         """Delete the cue and (by cascade) its executions; False if it was not there."""
         ...
 
-    def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
+    def watched(self, slice_size: int = 20_000) -> AsyncGenerator[list[Watched], None]:
         """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices of at most `slice_size` (at start, to arm their
-        missed-window checks; a million cues are never all records at once). The start
-        is `watch_from_ms`, or `created_at_ms` when it has none."""
+        recurring cue, in slices of `slice_size` (the last one shorter, maybe empty), for
+        a sweep over their missed-window checks: a million cues are never all records at
+        once. The start is `watch_from_ms`, or `created_at_ms` when it has none."""
         ...
 
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        """(cue id, next fire instant) of the active cues whose next fire is at or after
+        `from_ms`, earliest first (ties in any order), at most `limit` of them."""
         ...
 
 

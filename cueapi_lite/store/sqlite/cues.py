@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Generic, TypeVar
 
 from ...models import Cue, CueStatus
@@ -151,7 +151,7 @@ class CueStore:
 
         return await self.db.write(op)
 
-    async def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
+    async def watched(self, slice_size: int = 20_000) -> AsyncGenerator[list[Watched], None]:
         """(id, cron, time zone, window start, window multiplier) of every active
         recurring cue, in slices (at start, to arm their missed-window checks). The
         start is `watch_from_ms`, or `created_at_ms` when it has none."""
@@ -172,10 +172,11 @@ class CueStore:
             ]
             await asyncio.sleep(0)  # let requests in between slices
 
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        # On the `cues_due` index, in its order: reads `limit` entries, not every cue.
         rows = self.db.fetchall(
-            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms IS NOT NULL AND status = ?",
-            (CueStatus.ACTIVE.value,),
+            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms >= ? AND status = ?"
+            " ORDER BY next_fire_at_ms LIMIT ?",
+            (from_ms, CueStatus.ACTIVE.value, limit),
         )
         return [(row[0], row[1]) for row in rows]
