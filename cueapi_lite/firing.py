@@ -172,7 +172,8 @@ class Firing:
 
     async def _read_ahead(self, from_ms: int) -> int:
         """Put the next fires at or after `from_ms` on the heap, earliest first: at most
-        `horizon_entries` of them, but every fire of one instant. When more are left, the
+        `horizon_entries` of them, but every fire of one instant (when the first instant
+        alone holds more, all of it shortly before it is due). When more are left, the
         first instant not taken is the horizon: fires set at or after it stay off the
         heap, and a FIRE_HORIZON entry reads on from it shortly before it is reached.
         Start-up and memory cost the fires that are near, not the number of cues."""
@@ -180,10 +181,14 @@ class Firing:
         self.scheduler.hold(Kind.FIRE, None)
         limit = self.horizon_entries
         fires = await self.store.cues.fires_from(from_ms, limit + 1)
-        while len(fires) > limit and fires[0][1] == fires[-1][1]:
-            limit *= 2  # a single instant holds more than the limit: take all of it
-            fires = await self.store.cues.fires_from(from_ms, limit + 1)
         horizon = None
+        if len(fires) > limit and fires[0][1] == fires[-1][1]:
+            # One instant holds more than the limit: all of it is read shortly before it.
+            if fires[0][1] - HORIZON_LEAD_MS > self.clock.now_ms():
+                fires, horizon = [], fires[0][1]
+            while len(fires) > limit and fires[0][1] == fires[-1][1]:
+                limit *= 2
+                fires = await self.store.cues.fires_from(from_ms, limit + 1)
         if len(fires) > limit:
             horizon = fires[-1][1]
             fires = [fire for fire in fires if fire[1] < horizon]

@@ -92,6 +92,20 @@ async def test_fires_beyond_the_horizon_run_on_time_each_once(
     assert entries(app, Kind.FIRE) == 0
 
 
+async def test_more_fires_at_one_instant_than_the_heap_reads_are_read_when_near(
+    lite: CueApiLite, user: Any, restart: Restart, clock: ManualClock
+) -> None:
+    burst = START + HOUR_MS
+    async with lite.client(user.api_key) as api:
+        made = [await once_at(api, f"c{n}", burst) for n in range(5)]
+    await lite.aclose()
+    app = await restart()
+    assert entries(app, Kind.FIRE) == 0  # an hour away: nothing held yet
+    await advance(app, 2 * 3600)
+    async with app.client(user.api_key) as api:
+        assert await runs(api) == dict.fromkeys(made, [iso_at(burst)])
+
+
 async def test_cues_created_or_moved_while_running_fire_at_their_new_time(
     lite: CueApiLite, user: Any, restart: Restart, clock: ManualClock
 ) -> None:
