@@ -59,9 +59,9 @@ def _cue_copy(template_created_ms: int) -> str:
     columns = [c.strip() for c in CUE_COLUMNS.split(",")]
     values = ", ".join(replaced.get(c, f"t.{c}") for c in columns)
     return (
-        "WITH RECURSIVE numbers(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM numbers"
+        "WITH RECURSIVE numbers(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM numbers"  # noqa: S608
         " WHERE n < ?)"
-        f" INSERT INTO cues ({CUE_COLUMNS}) SELECT {values}"  # noqa: S608
+        f" INSERT INTO cues ({CUE_COLUMNS}) SELECT {values}"
         " FROM numbers JOIN slots ON slots.slot = n % (SELECT COUNT(*) FROM slots)"
         " CROSS JOIN (SELECT * FROM cues WHERE id = ?) AS t"
     )
@@ -212,8 +212,11 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"cold start: open -> {heap:,} deadlines on the heap -> first fire possible"
           f" in {cold_s:.2f} s; RSS {after_start:.0f} MiB ({before:.0f} MiB before opening;"
           f" database {size_mib:,.0f} MiB)", flush=True)  # fmt: skip
-    print(f"missed-window sweep over every watched cue afterwards: {sweep_s:.2f} s;"
-          f" {len(lite.scheduler):,} deadlines on the heap; RSS {rss_mib():.0f} MiB", flush=True)
+    print(
+        f"missed-window sweep over every watched cue afterwards: {sweep_s:.2f} s;"
+        f" {len(lite.scheduler):,} deadlines on the heap; RSS {rss_mib():.0f} MiB",
+        flush=True,
+    )
     key = await lite.accounts.mint_key("million@example.com")
     busy = lite.store.db.fetchone("SELECT id FROM cues WHERE name = 'template'")[0]
     cues = lite.store.db.fetchone("SELECT COUNT(*) FROM cues")[0]
@@ -229,7 +232,8 @@ async def measure(args: argparse.Namespace) -> None:
     await lite.aclose()
     print(f"{cues:,} cues, {executions:,} executions")
     print(f"{'in-process read, ms':42s} {'20 cues p50 / p99':>18s}   {'large p50 / p99':>16s}")
-    for (label, _), small_p, large_p in zip(read_rows(busy), small.values(), large.values(), strict=True):  # fmt: skip
+    rows = zip(read_rows(busy), small.values(), large.values(), strict=True)
+    for (label, _), small_p, large_p in rows:
         print(f"{label:42s} {small_p['p50']:7.2f} / {small_p['p99']:6.2f}"
               f"   {large_p['p50']:7.2f} / {large_p['p99']:6.2f}")  # fmt: skip
 

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import smtplib
 import uuid
-from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,7 @@ from .models import (
     iso,
 )
 from .scheduler import OUTBOX, Due, Kind, Scheduler
-from .store import AlertFilters, CueState, Deadline, OutboxItem, Store, Tx, Watched
+from .store import AlertFilters, CueState, Deadline, OutboxItem, Store, Tx
 from .telemetry import Telemetry
 from .webhooks import USER_AGENT, Deliverer, DeliveryFailed, WebhookRequest, canonical_body, sign
 
@@ -74,7 +73,7 @@ WINDOW_HORIZON_CUES = 5_000
 WINDOW_HORIZON_MS = 3_600_000
 # Watched cues read per step of a sweep (each step is one heap entry, so fires and
 # requests run between steps).
-SWEEP_SLICE = 2_000
+SWEEP_SLICE = 500
 SWEEP_STEP = "step"
 
 
@@ -281,10 +280,12 @@ class AlertService:
         scheduler.on(Kind.OUTCOME_DEADLINE, self._deadlines_due)
         scheduler.on(Kind.MISSED_WINDOW, self._windows_due)
         scheduler.on(Kind.WINDOW_HORIZON, self._sweep_due)
-        # The sweep under way over the watched cues (None between sweeps), the horizon
-        # it fills the heap up to, the checks it found beyond the horizon while it may
-        # still keep them all, and the key of the entry that starts the next sweep.
-        self._sweep: AsyncGenerator[list[Watched], None] | None = None
+        # Where the sweep under way over the watched cues has got to (None between
+        # sweeps), the horizon it fills the heap up to, the checks it found beyond the
+        # horizon while it may still keep them all, and the key of the entry that starts
+        # the next sweep.
+        self._sweep: int | None = None
+        self._sweeps = 0
         self._sweep_horizon_ms = 0
         self._beyond: list[tuple[int, str]] | None = None
         self._next_sweep: str | None = None
@@ -305,9 +306,8 @@ class AlertService:
         """Compute every watched cue's missed-window end, a slice of cues per step (the
         first step now, the others as heap entries due at once), and keep the checks
         that end before the horizon; a few thousand cues are kept whole."""
-        if self._sweep is not None:
-            await self._sweep.aclose()  # abandoned: the heap was re-planned
-        self._sweep = self.store.cues.watched(SWEEP_SLICE)
+        self._sweep = 0  # one under way is abandoned: the heap was re-planned
+        self._sweeps += 1
         self._sweep_horizon_ms = now_ms + WINDOW_HORIZON_MS
         self._beyond = []
         # Every check set during the sweep is kept: the sweep may have read its cue before.
@@ -316,7 +316,11 @@ class AlertService:
 
     async def _sweep_step(self, now_ms: int) -> None:
         assert self._sweep is not None
-        watched: list[Watched] = await anext(self._sweep, [])
+        sweep = self._sweeps
+        watched, position = await self.store.cues.watched(self._sweep, SWEEP_SLICE)
+        if sweep != self._sweeps:
+            return  # a new sweep began meanwhile (the heap was re-planned)
+        self._sweep = position
         horizon_ms, push = self._sweep_horizon_ms, self.scheduler.push
         for cue_id, cron, timezone, start_ms, multiplier in watched:
             due_ms = window_end_ms(cron, timezone, start_ms, multiplier)
@@ -329,7 +333,6 @@ class AlertService:
                 if len(self._beyond) > WINDOW_HORIZON_CUES:
                     self._beyond = None  # too many to keep: they wait for the next sweep
         if len(watched) < SWEEP_SLICE:  # the last slice
-            await self._sweep.aclose()
             self._end_sweep()
         else:
             push(now_ms, Kind.WINDOW_HORIZON, SWEEP_STEP)

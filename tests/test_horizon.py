@@ -103,7 +103,7 @@ async def test_more_fires_at_one_instant_than_the_heap_reads_are_read_when_near(
     assert entries(app, Kind.FIRE) == 0  # an hour away: nothing held yet
     await advance(app, 2 * 3600)
     async with app.client(user.api_key) as api:
-        assert await runs(api) == dict.fromkeys(made, [iso_at(burst)])
+        assert await runs(api) == {cue_id: [iso_at(burst)] for cue_id in made}
 
 
 async def test_cues_created_or_moved_while_running_fire_at_their_new_time(

@@ -40,7 +40,6 @@ from .records import (
     SessionMatch,
     Ticket,
     TicketLimitReached,
-    Watched,
     WorkerRecord,
 )
 
@@ -79,7 +78,6 @@ __all__ = [
     "Ticket",
     "TicketLimitReached",
     "Tx",
-    "Watched",
     "WorkerRecord",
     "is_postgres",
     "store_for",

@@ -21,7 +21,7 @@ Conventions for every method here:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..models import Alert, Cue, Execution, Outcome, User
@@ -459,11 +459,12 @@ class CueStore(Protocol):
         """Delete the cue and (by cascade) its executions; False if it was not there."""
         ...
 
-    def watched(self, slice_size: int = 20_000) -> AsyncGenerator[list[Watched], None]:
-        """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices of `slice_size` (the last one shorter, maybe empty), for
-        a sweep over their missed-window checks: a million cues are never all records at
-        once. The start is `watch_from_ms`, or `created_at_ms` when it has none."""
+    async def watched(self, after: int, limit: int) -> tuple[list[Watched], int]:
+        """(id, cron, time zone, window start, window multiplier) of up to `limit` active
+        recurring cues after position `after` (0 is the beginning), and the position
+        to go on from: a sweep over their missed-window checks reads them a slice at a
+        time, so a million cues are never all records at once. The start is
+        `watch_from_ms`, or `created_at_ms` when it has none."""
         ...
 
     async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
