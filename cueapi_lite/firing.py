@@ -56,6 +56,8 @@ FIRE_HORIZON_ENTRIES = 5_000
 # The next fires are read this long before the horizon, so they are on the heap in time.
 HORIZON_LEAD_MS = 1_000
 EARLIEST_MS = -(2**62)
+# A due cue another node holds is looked at again this much later.
+HELD_RETRY_MS = 250
 
 _MISSED_TEXT = {
     MissedReason.SERVER_DOWN: "the server was not running",
@@ -96,22 +98,23 @@ def apply_fires(
 ) -> tuple[set[str], list[Execution]]:
     """Apply each plan whose compare-and-set on its cue holds (still active, still due
     at `expected_next_ms`), counting its runnable executions as fired; a lost plan
-    writes nothing. Returns the cues whose plan applied and the executions inserted (an
+    writes nothing. Returns the cues another transaction holds (another node is firing
+    them: nothing written, look again shortly) and the executions inserted (an
     occurrence that already has a row is not inserted again, and not returned)."""
-    applied: set[str] = set()
+    taken = tx.take_due([plan.cue_id for plan in plans])
+    held = {plan.cue_id for plan in plans} - taken
     candidates: list[Execution] = []
     for plan in plans:
         fired = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
-        if not tx.apply_fire(plan, fired, now_ms):
+        if plan.cue_id in held or not tx.apply_fire(plan, fired, now_ms):
             continue
-        applied.add(plan.cue_id)
         candidates.extend(plan.executions)
         if plan.new_next_ms is not None:
             tx.after_commit(Deadline(Kind.FIRE, plan.cue_id, plan.new_next_ms))
     inserted = tx.insert_executions(candidates)
     for execution in inserted:
         _wait_for_worker(tx, execution, transports[execution.cue_id], unclaimed_ms)
-    return applied, inserted
+    return held, inserted
 
 
 def insert_fire(tx: Tx, cue: Cue, execution: Execution, unclaimed_ms: int) -> bool:
@@ -228,8 +231,9 @@ class Firing:
         plans: list[FirePlan] = []
         by_id: dict[str, Cue] = {}
         for cue in cues:
-            if cue.status != CueStatus.ACTIVE or cue.next_fire_at_ms != due[cue.id]:
-                continue  # a stale heap entry: the cue was paused, edited or deleted
+            next_ms = cue.next_fire_at_ms
+            if cue.status != CueStatus.ACTIVE or next_ms is None or next_ms > due[cue.id]:
+                continue  # a stale heap entry: the cue was paused, edited, deleted or fired
             plans.append(self.plan(cue, now_ms, reason))
             by_id[cue.id] = cue
         if not plans:
@@ -237,9 +241,17 @@ class Firing:
         if self.budgets is not None:
             plans = await self._within_budget(plans, by_id, now_ms)
         transports = {cue_id: cue.transport for cue_id, cue in by_id.items()}
-        _applied, inserted = await self.store.transact(
+        held, inserted = await self.store.transact(
             lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms)
         )
+        again_ms = now_ms + HELD_RETRY_MS
+        horizon = self.scheduler.horizon(Kind.FIRE)
+        if horizon is not None:  # the cue is due: a read from the horizon would not find it
+            again_ms = min(again_ms, horizon - 1)
+        for cue_id in held:
+            # Another node is firing it: look again once its transaction is over (then
+            # the cue is no longer due, or that node failed and it is fired here).
+            self.scheduler.push(again_ms, Kind.FIRE, cue_id)
         runnable: dict[str, list[Execution]] = {}
         for execution in inserted:
             if execution.status == ExecutionStatus.PENDING:

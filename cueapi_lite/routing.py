@@ -5,6 +5,8 @@ Matching is Starlette's own (`Route.matches`, first full match wins, a partial m
 answers 405, nothing answers 404); only the routes that could match are tried, in their
 registered order: routes whose path equals the request's, routes whose literal prefix
 (the path before its first `{`) starts it, and anything that is not a plain route (a mount).
+Prefixes are filed by their folder (up to their last `/`), so a request looks up one entry
+per `/` in its path instead of testing every prefix.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ class IndexedRouter(Router):
         super().__init__(routes=routes, **options)
         self._indexed = -1
         self._exact: dict[str, list[int]] = {}
-        self._prefixed: list[tuple[str, int]] = []
+        self._prefixed: dict[str, list[tuple[str, int]]] = {}  # by the prefix's folder
         self._always: list[int] = []
+        self._found: dict[str, list[int]] = {}  # candidates by path, for exact paths
 
     def _index(self) -> None:
-        self._exact, self._prefixed, self._always = {}, [], []
+        self._exact, self._prefixed, self._always, self._found = {}, {}, [], {}
         for position, route in enumerate(self.routes):
             if isinstance(route, Route) and route.path.startswith("/"):
                 wrapped = getattr(route.app, "__qualname__", "")
@@ -56,7 +59,9 @@ class IndexedRouter(Router):
                     # render: the exception layer Starlette wraps each route in adds nothing.
                     route.app = _lean(route.endpoint)
                 if "{" in route.path:
-                    self._prefixed.append((route.path[: route.path.index("{")], position))
+                    prefix = route.path[: route.path.index("{")]
+                    folder = prefix[: prefix.rindex("/") + 1]
+                    self._prefixed.setdefault(folder, []).append((prefix, position))
                 else:
                     self._exact.setdefault(route.path, []).append(position)
             else:
@@ -64,9 +69,19 @@ class IndexedRouter(Router):
         self._indexed = len(self.routes)
 
     def _candidates(self, path: str) -> list[int]:
+        known = self._found.get(path)
+        if known is not None:
+            return known
         found = [*self._exact.get(path, ()), *self._always]
-        found += [position for prefix, position in self._prefixed if path.startswith(prefix)]
+        end = path.find("/")
+        while end != -1:
+            for prefix, position in self._prefixed.get(path[: end + 1], ()):
+                if path.startswith(prefix):
+                    found.append(position)
+            end = path.find("/", end + 1)
         found.sort()
+        if path in self._exact:  # a fixed set of paths: remembering them is bounded
+            self._found[path] = found
         return found
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -482,7 +482,8 @@ async def test_alerts_are_listed_newest_first_and_their_outbox_is_due_in_order(
     assert (total, [a.id for a in page]) == (3, ["al30", "al20"])
     due = await store.alerts.outbox_due(25, 10)
     assert [item.alert.id for item in due] == ["al10", "al20"]
-    assert await store.alerts.next_outbox_ms() == 10
+    assert await store.alerts.outbox_due(25, 10) == []  # taken: not sent twice
+    assert await store.alerts.next_outbox_ms() == 30
     await store.alerts.outbox_done(due[0].id, "pending", "down", 1000, 25)
     await store.alerts.outbox_done(due[1].id, "sent", None, None, 25)
     assert [i.alert.id for i in await store.alerts.outbox_due(999, 10)] == ["al30"]

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..contract import Tx
+from ..contract import NodeStore, Tx
 from ..records import Deadline
 from .alerts import AlertStore
 from .claims import ClaimStore
@@ -68,6 +68,8 @@ class SqliteStore:
         self.usage = UsageStore(self.db)
         self.history = HistoryStore(self.db)
         self.dashboard = DashboardStore(self.db)
+        # One process per file (the server lock): no cluster to coordinate.
+        self.nodes: NodeStore | None = None
         self._listeners: list[Listener] = []
 
     def open(self) -> None:

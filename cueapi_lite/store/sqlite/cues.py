@@ -3,50 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ...models import Cue, CueStatus
 from ..records import Watched
 from .db import Database
+from .recent import Recent
 from .rows import CUE_COLUMNS, alerts_options, cue_from_row
 
 __all__ = ["CueStore"]
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Recent(Generic[K, V]):
-    """A bounded map that forgets the least recently used entry first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
 
 
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         # Where recent pages ended, by (user, status, version of that set, offset).
-        self._cursors: _Recent[tuple[Any, ...], tuple[int, int]] = _Recent(1024)
+        self._cursors: Recent[tuple[Any, ...], tuple[int, int]] = Recent(1024)
         # Records read recently, by (id, version): a row whose version has not moved is
         # unchanged, so its record (and its rendering, `models.cue_raw`) is reused and
         # the row is not read again. Records are never mutated (see models).
-        self._records: _Recent[tuple[str, int], Cue] = _Recent(4096)
+        self._records: Recent[tuple[str, int], Cue] = Recent(4096)
 
     def _cues(self, keys: list[tuple[str, int]]) -> list[Cue]:
         """The records for these (id, version) pairs, read from the database only for
