@@ -14,11 +14,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
@@ -26,14 +23,14 @@ from .clock import Clock, SystemClock
 from .cluster import Cluster
 from .config import Settings
 from .delivery import DeliveryJob, DeliveryService
-from .edge import Edge
-from .errors import ApiError, MethodNotAllowed, NotFound, render
+from .edge import Edge, LeanStarlette
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
-from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
+from .metrics import HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
+from .read_cache import ReadCache
 from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
@@ -69,38 +66,6 @@ __all__ = ["CueApiLite"]
 log = logging.getLogger(__name__)
 BOOTSTRAP_EMAIL = "admin@local"
 SETTLE_ROUNDS = 10_000
-
-
-def _error_response(exc: ApiError) -> Response:
-    status, body, headers = render(exc)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods served on the path template this request matched (one Route per method
-    here, so the router's own Allow header would name only the first)."""
-    routes = [r for r in request.app.router.routes if isinstance(r, Route)]
-    template = next((r.path for r in routes if r.matches(request.scope)[0] != Match.NONE), None)
-    methods: set[str] = set()
-    for route in routes:
-        if route.path == template:
-            methods |= route.methods or set()
-    return sorted(methods)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        refused = MethodNotAllowed(
-            f"Method {request.method} is not allowed on {request.url.path}",
-            headers={"Allow": ", ".join(_allowed_methods(request))},
-        )
-        return _error_response(refused)
-    if exc.status_code == 404:
-        return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
-    error = ApiError(str(exc.detail), "http_error")
-    error.status = exc.status_code  # type: ignore[misc]
-    return _error_response(error)
 
 
 class CueApiLite:
@@ -181,21 +146,26 @@ class CueApiLite:
         self.metrics = MetricsCollector(
             self.telemetry, self.http_stats, self.settings.db, self._metrics_state
         )
+        # SQLite's data version moves with every commit; PostgreSQL offers no such number
+        # (a node cannot tell when another node's transaction commits), so none is kept.
+        self.reads = ReadCache(
+            None if is_postgres(self.settings.db) else self.store.dashboard.data_version
+        )
         operations: list[Route] = []
         if self.settings.metrics:
             operations = metrics_routes(self.metrics, self.settings.metrics_token)
-        self.asgi = Starlette(
+        self.asgi = LeanStarlette(
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
                 *operations,
-                *cue_routes(self.cues, self.accounts),
+                *cue_routes(self.cues, self.accounts, self.reads),
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
-                *execution_routes(self.executions, self.accounts),
+                *execution_routes(self.executions, self.accounts, self.reads),
                 *alert_routes(self.alerts, self.accounts),
-                *auth_routes(self.accounts, self.limits),
+                *auth_routes(self.accounts, self.limits, self.reads),
                 *device_login_routes(self.devices, self.accounts, self.settings, self.clock),
-                *billing_routes(self.accounts, self.limits, self.clock),
+                *billing_routes(self.accounts, self.limits, self.clock, self.reads),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
                 *docs_routes(),
@@ -213,10 +183,12 @@ class CueApiLite:
                 ),
             ],
             middleware=[
-                Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
+                Middleware(
+                    Edge,
+                    max_body_bytes=self.settings.max_body_bytes,
+                    stats=self.http_stats if self.settings.metrics else None,
+                ),
             ],
-            exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
         self.asgi.router = IndexedRouter(
