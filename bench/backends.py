@@ -1,11 +1,15 @@
-"""SQLite next to PostgreSQL (one node), in one run: a burst and fire lateness.
+"""SQLite next to PostgreSQL with one and with two nodes, in one run: a burst and fire
+lateness, each node a real `cueapi-lite serve` process.
 
 * burst: N one-time cues due at the same instant, delivered to a local receiver
-  process; seconds from the instant until every execution is `success` and durable.
-* lateness: N one-time cues due at distinct instants over a few seconds; how late after
-  its instant each fire's execution row was durable (p50 / p99).
+  process; seconds from the instant until every execution is `success`.
+* lateness: N one-time cues due at distinct instants over a few seconds; how long after
+  its instant each execution's first attempt began (the fire committed, the attempt
+  taken from the queue; p50 / p99).
 
-PostgreSQL is a throwaway cluster from the system's binaries (as in the tests).
+The cues are written before the nodes start (through the cue service), so every setup
+starts from the same rows. PostgreSQL is a throwaway cluster from the system's binaries
+(as in the tests).
 
     python bench/backends.py [--burst 10000] [--lateness 2000] [--spread 10]
 """
@@ -15,121 +19,193 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
+import os
+import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import create_many, percentiles, receiver_process, run
+from common import machine, percentiles, receiver_process
 
 from cueapi_lite import CueApiLite, Settings
-from cueapi_lite.scheduler import Due, Kind
-from cueapi_lite.services.accounts import NewKey
+from cueapi_lite.store import is_postgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.pgcluster import Cluster, Databases, find_bin_dir
 
+# Time for the nodes to start (and load the cues) before the first instant.
+START_LEAD_S = 15
 
-@contextlib.asynccontextmanager
-async def server(db: str) -> AsyncIterator[tuple[CueApiLite, NewKey]]:
-    lite = CueApiLite(Settings(db=db))
-    await lite.start()
-    try:
-        yield lite, await lite.accounts.mint_key("bench@example.com")
-    finally:
-        await lite.aclose()
+
+class Node:
+    """A `cueapi-lite serve` process on a free port, its log discarded."""
+
+    def __init__(self, db: str, cwd: str) -> None:
+        env = dict(os.environ, CUEAPI_LITE_RATE_LIMIT_PER_MINUTE="0",
+                   CUEAPI_LITE_LOG_LEVEL="warning")  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cueapi_lite", "serve", "--port", "0", "--db", db],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            cwd=cwd,  # `-m` puts the working directory first on the path
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        banner = ""
+        while not banner.endswith("to stop.\n"):
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server did not start:\n{banner}")
+            banner += line
+        threading.Thread(target=self._discard, daemon=True).start()
+
+    def _discard(self) -> None:
+        assert self.process.stdout is not None
+        for _line in self.process.stdout:
+            pass
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
 
 
 def _at(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-async def burst(db: str, cues: int, url: str) -> float:
-    async with server(db) as (lite, key):
-        due_ms = (time.time_ns() // 1_000_000 // 1000 + 30) * 1000
-        bodies = [
-            {"name": f"burst-{n}", "schedule": {"type": "once", "at": _at(due_ms)},
-             "callback": {"url": f"{url}/hook"}, "payload": {"n": n}}
-            for n in range(cues)
-        ]  # fmt: skip
-        await create_many(lite, key, bodies)
-        while True:
-            await asyncio.sleep(0.1)
-            row = lite.store.db.fetchone(  # type: ignore[attr-defined]
-                "SELECT COUNT(*), MAX(updated_at_ms) FROM executions WHERE status = 'success'"
-            )
-            if row[0] >= cues:
-                return float((row[1] - due_ms) / 1000)
+def write_cues(db: str, bodies: Callable[[int], list[dict[str, Any]]]) -> None:
+    """Create the cues `bodies(now_ms)` through the cue service, no server running."""
+
+    async def create() -> None:
+        lite = CueApiLite(Settings(db=db))
+        await lite.open_offline()
+        try:
+            key = await lite.accounts.mint_key("bench@example.com")
+            made = bodies(time.time_ns() // 1_000_000)
+            for start in range(0, len(made), 500):
+                await asyncio.gather(
+                    *(lite.cues.create(key.user, b) for b in made[start : start + 500])
+                )
+        finally:
+            await lite.close_offline()
+
+    asyncio.run(create())
 
 
-async def lateness(db: str, cues: int, spread_s: float, url: str) -> dict[str, float]:
-    async with server(db) as (lite, key):
-        durable: list[float] = []
-        fire_due = lite.firing.fire_due
+def rows(db: str, sql: str) -> list[tuple[Any, ...]]:
+    if is_postgres(db):
+        import psycopg
 
-        async def timed(entries: list[Due], now_ms: int) -> None:
-            await fire_due(entries, now_ms)
-            done = time.time_ns() / 1e6
-            durable.extend(done - due for due, _ in entries)
-
-        lite.scheduler.on(Kind.FIRE, timed)
-        first_ms = time.time_ns() // 1_000_000 + 20_000
-        step_ms = spread_s * 1000 / cues
-        bodies = [
-            {"name": f"idle-{n}", "schedule": {"type": "once", "at": _at(first_ms + n * step_ms)},
-             "callback": {"url": f"{url}/hook"}}
-            for n in range(cues)
-        ]  # fmt: skip
-        await create_many(lite, key, bodies)
-        while len(durable) < cues:
-            await asyncio.sleep(0.25)
-        await lite.delivery.drain()
-        return percentiles(durable)
+        with psycopg.connect(db) as conn:
+            return list(conn.execute(sql.encode()).fetchall())
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return list(conn.execute(sql).fetchall())
 
 
 @contextlib.contextmanager
-def backends() -> Iterator[list[tuple[str, Any]]]:
-    """(label, a function giving a new empty database's `db` setting) per backend."""
-    bin_dir = find_bin_dir()
-    with tempfile.TemporaryDirectory() as folder:
-        files = iter(range(1000))
-        found: list[tuple[str, Any]] = [
-            ("SQLite", lambda: str(Path(folder) / f"bench-{next(files)}.db"))
-        ]
-        cluster = Cluster(bin_dir).start() if bin_dir else None
-        try:
-            if cluster is not None:
-                databases = Databases(cluster)
-                found.append(("PostgreSQL, 1 node", databases.new))
-            yield found
-        finally:
-            if cluster is not None:
-                cluster.stop()
+def nodes(db: str, count: int, cwd: str) -> Iterator[None]:
+    started: list[Node] = []
+    try:
+        for _ in range(count):
+            started.append(Node(db, cwd))
+        yield
+    finally:
+        for node in started:
+            node.stop()
+
+
+def wait_for_success(db: str, count: int, timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        [(done,)] = rows(db, "SELECT COUNT(*) FROM executions WHERE status = 'success'")
+        if done >= count:
+            return
+    raise RuntimeError(f"{count} executions were not delivered in {timeout_s} s")
+
+
+def burst(db: str, count: int, node_count: int, url: str, cwd: str) -> float:
+    due: list[int] = []
+
+    def bodies(now_ms: int) -> list[dict[str, Any]]:
+        due.append((now_ms // 1000 + START_LEAD_S) * 1000)
+        return [
+            {"name": f"burst-{n}", "schedule": {"type": "once", "at": _at(due[0])},
+             "callback": {"url": f"{url}/hook"}, "payload": {"n": n}}
+            for n in range(count)
+        ]  # fmt: skip
+
+    write_cues(db, bodies)
+    with nodes(db, node_count, cwd):
+        wait_for_success(db, count)
+    [(last,)] = rows(db, "SELECT MAX(updated_at_ms) FROM executions")
+    return float((last - due[0]) / 1000)
+
+
+def lateness(
+    db: str, count: int, spread_s: float, node_count: int, url: str, cwd: str
+) -> dict[str, float]:
+    def bodies(now_ms: int) -> list[dict[str, Any]]:
+        first_ms = now_ms + START_LEAD_S * 1000
+        step_ms = spread_s * 1000 / count
+        return [
+            {"name": f"idle-{n}", "schedule": {"type": "once", "at": _at(first_ms + n * step_ms)},
+             "callback": {"url": f"{url}/hook"}}
+            for n in range(count)
+        ]  # fmt: skip
+
+    write_cues(db, bodies)
+    with nodes(db, node_count, cwd):
+        wait_for_success(db, count)
+    found = rows(db, "SELECT started_at_ms - scheduled_for_ms FROM executions")
+    return percentiles([float(late) for (late,) in found])
 
 
 def main() -> None:
-    logging.disable(logging.WARNING)  # a burst logs every fire and delivery
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--lateness", type=int, default=2_000)
     parser.add_argument("--spread", type=float, default=10.0)
     args = parser.parse_args()
-    rows = []
-    with receiver_process() as url, backends() as found:
-        for label, new_db in found:
-            seconds = run(burst(new_db(), args.burst, url))
-            late = run(lateness(new_db(), args.lateness, args.spread, url))
-            rows.append((label, seconds, late))
+    print(machine(), flush=True)
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL's binaries are needed: apt-get install -y postgresql")
+    results = []
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        receiver_process() as url,
+        contextlib.closing(_Stoppable(Cluster(bin_dir).start())) as cluster,
+    ):
+        databases = Databases(cluster.cluster)
+        files = iter(range(1000))
+        setups: list[tuple[str, int, Callable[[], str]]] = [
+            ("SQLite", 1, lambda: str(Path(folder) / f"bench-{next(files)}.db")),
+            ("PostgreSQL, 1 node", 1, databases.new),
+            ("PostgreSQL, 2 nodes", 2, databases.new),
+        ]
+        for label, node_count, new_db in setups:
+            seconds = burst(new_db(), args.burst, node_count, url, folder)
+            late = lateness(new_db(), args.lateness, args.spread, node_count, url, folder)
+            results.append((label, seconds, late))
             print(f"{label}: burst {seconds:.2f} s; lateness p50 {late['p50']:.1f} ms,"
                   f" p99 {late['p99']:.1f} ms", flush=True)  # fmt: skip
     print(f"\n| backend | {args.burst:,}-cue burst | fire lateness p50 / p99 |")
     print("|---|---|---|")
-    for label, seconds, late in rows:
+    for label, seconds, late in results:
         print(f"| {label} | {seconds:.2f} s | {late['p50']:.1f} / {late['p99']:.1f} ms |")
+
+
+class _Stoppable:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def close(self) -> None:
+        self.cluster.stop()
 
 
 if __name__ == "__main__":

@@ -14,25 +14,23 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
 from .clock import Clock, SystemClock
+from .cluster import Cluster
 from .config import Settings
 from .delivery import DeliveryJob, DeliveryService
-from .edge import Edge
-from .errors import ApiError, MethodNotAllowed, NotFound, render
+from .edge import Edge, LeanStarlette
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
-from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
+from .metrics import HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
+from .read_cache import ReadCache
 from .retention import Retention
 from .routes.alerts import alert_routes
 from .routes.auth import auth_routes
@@ -63,45 +61,11 @@ from .webhooks import Deliverer, HttpDeliverer
 if TYPE_CHECKING:  # httpx (and its TLS stack) loads only when a client is asked for
     import httpx
 
-    from .store.postgres.lock import PgServerLock
-
 __all__ = ["CueApiLite"]
 
 log = logging.getLogger(__name__)
 BOOTSTRAP_EMAIL = "admin@local"
 SETTLE_ROUNDS = 10_000
-
-
-def _error_response(exc: ApiError) -> Response:
-    status, body, headers = render(exc)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods served on the path template this request matched (one Route per method
-    here, so the router's own Allow header would name only the first)."""
-    routes = [r for r in request.app.router.routes if isinstance(r, Route)]
-    template = next((r.path for r in routes if r.matches(request.scope)[0] != Match.NONE), None)
-    methods: set[str] = set()
-    for route in routes:
-        if route.path == template:
-            methods |= route.methods or set()
-    return sorted(methods)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        refused = MethodNotAllowed(
-            f"Method {request.method} is not allowed on {request.url.path}",
-            headers={"Allow": ", ".join(_allowed_methods(request))},
-        )
-        return _error_response(refused)
-    if exc.status_code == 404:
-        return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
-    error = ApiError(str(exc.detail), "http_error")
-    error.status = exc.status_code  # type: ignore[misc]
-    return _error_response(error)
 
 
 class CueApiLite:
@@ -116,12 +80,9 @@ class CueApiLite:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store_for(self.settings.db, self.settings.synchronous)
-        # One running instance per database: two would both plan every deadline.
-        self._lock: ServerLock | PgServerLock = ServerLock(self.settings.db)
-        if is_postgres(self.settings.db):
-            from .store.postgres.lock import PgServerLock
-
-            self._lock = PgServerLock(self.settings.db)
+        # One running instance per SQLite file: two would both plan every deadline. Nodes
+        # sharing a PostgreSQL database coordinate instead (`cluster`).
+        self._lock = None if is_postgres(self.settings.db) else ServerLock(self.settings.db)
         self.telemetry = Telemetry()
         if self.settings.metrics:
             self.store.on_batch(self.telemetry.committed)
@@ -151,6 +112,13 @@ class CueApiLite:
             self.telemetry,
         )  # fmt: skip
         self.scheduler.on_clock_change(self._clock_changed)
+        self.cluster: Cluster | None = None
+        if self.store.nodes is not None:
+            self.cluster = Cluster(
+                self.store.nodes, self.store, self.scheduler, self.clock,
+                self.settings.node_lease_s, self.firing, self.delivery, self.leases,
+                self.alerts, self._committed,
+            )  # fmt: skip
         self.accounts = AccountService(
             self.store, self.clock, self.settings, on_secret_changed=self.delivery.secret_changed,
             policy=self.policy,
@@ -178,21 +146,26 @@ class CueApiLite:
         self.metrics = MetricsCollector(
             self.telemetry, self.http_stats, self.settings.db, self._metrics_state
         )
+        # SQLite's data version moves with every commit; PostgreSQL offers no such number
+        # (a node cannot tell when another node's transaction commits), so none is kept.
+        self.reads = ReadCache(
+            None if is_postgres(self.settings.db) else self.store.dashboard.data_version
+        )
         operations: list[Route] = []
         if self.settings.metrics:
             operations = metrics_routes(self.metrics, self.settings.metrics_token)
-        self.asgi = Starlette(
+        self.asgi = LeanStarlette(
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
                 *operations,
-                *cue_routes(self.cues, self.accounts),
+                *cue_routes(self.cues, self.accounts, self.reads),
                 # Literal paths (/v1/executions/claimable, /claim) before /{execution_id}.
                 *worker_routes(self.leases, self.accounts, self.clock),
-                *execution_routes(self.executions, self.accounts),
+                *execution_routes(self.executions, self.accounts, self.reads),
                 *alert_routes(self.alerts, self.accounts),
-                *auth_routes(self.accounts, self.limits),
+                *auth_routes(self.accounts, self.limits, self.reads),
                 *device_login_routes(self.devices, self.accounts, self.settings, self.clock),
-                *billing_routes(self.accounts, self.limits, self.clock),
+                *billing_routes(self.accounts, self.limits, self.clock, self.reads),
                 *support_routes(self.support, self.accounts),
                 *echo_routes(self.echoes, self.accounts),
                 *docs_routes(),
@@ -210,10 +183,12 @@ class CueApiLite:
                 ),
             ],
             middleware=[
-                Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
+                Middleware(
+                    Edge,
+                    max_body_bytes=self.settings.max_body_bytes,
+                    stats=self.http_stats if self.settings.metrics else None,
+                ),
             ],
-            exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
         self.asgi.router = IndexedRouter(
@@ -252,7 +227,9 @@ class CueApiLite:
         if gap_ms > 0:
             self.firing.missed_reason = MissedReason(reason)
             return
-        await self.store.shift_deadlines(gap_ms)
+        # Nodes sharing a database (and a host's clock) shift the shared rows once.
+        if self.cluster is None or await self.cluster.is_oldest():
+            await self.store.shift_deadlines(gap_ms)
         self.scheduler.clear()
         await self._plan()
         await self.delivery.plan_retries()
@@ -278,21 +255,22 @@ class CueApiLite:
     async def start(self) -> None:
         """Open the database, reload deadlines, resume unfinished deliveries, run.
 
-        Raises `AlreadyRunning` when another instance runs on the same database file.
+        Raises `AlreadyRunning` when another instance runs on the same SQLite file; on
+        PostgreSQL it joins the nodes sharing the database.
         """
         if self.started:
             return
-        self._lock.acquire(iso(self.clock.now_ms()) or "")
-        try:
-            await asyncio.to_thread(self.store.open)
-        except BaseException:
-            self._lock.release()
-            raise
+        await self.open_offline()
         self.started = True
         now_ms = self.clock.now_ms()
         self.firing.started_ms = now_ms
+        if self.cluster is not None:
+            await self.cluster.listen()
         await self._plan()
-        await self.delivery.resume(now_ms)
+        if self.cluster is not None:
+            await self.cluster.join(now_ms)  # resumes what no live node is sending
+        else:
+            await self.delivery.resume(now_ms)
         self.delivery.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
 
@@ -306,25 +284,29 @@ class CueApiLite:
             self._loop_task = None
         await self.mcp.aclose()
         await self.delivery.aclose()
+        if self.cluster is not None:
+            await self.cluster.leave()
         await self.deliverer.close()
-        await asyncio.to_thread(self.store.close)
-        self._lock.release()
+        await self.close_offline()
         self.started = False
 
     async def open_offline(self) -> None:
-        """Open the database for an admin command (import): the server lock is held, so
-        no server runs on the file meanwhile, and nothing is scheduled or delivered.
-        Raises `AlreadyRunning` when a server runs on it."""
-        self._lock.acquire(iso(self.clock.now_ms()) or "")
+        """Open the database for an admin command (import): on SQLite the server lock is
+        held, so no server runs on the file meanwhile, and nothing is scheduled or
+        delivered. Raises `AlreadyRunning` when a server runs on it."""
+        if self._lock is not None:
+            self._lock.acquire(iso(self.clock.now_ms()) or "")
         try:
             await asyncio.to_thread(self.store.open)
         except BaseException:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
             raise
 
     async def close_offline(self) -> None:
         await asyncio.to_thread(self.store.close)
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -67,6 +67,9 @@ class Settings:
     lease_s: int = 900
     worker_timeout_s: int = 180
     unclaimed_expiry_s: int = 900
+    # PostgreSQL clusters: a node renews its lease every third of this; a node silent
+    # for this long is taken to be gone and a survivor takes over its deliveries.
+    node_lease_s: int = 10
     # Email, for alerts and the magic links of device logins: the SMTP server to send
     # through (unset: alert email is recorded as skipped, a magic link goes to the log).
     smtp_host: str | None = None
@@ -151,6 +154,8 @@ class Settings:
                 " monthly_execution_limit is set (the limit is timed from this month's"
                 " executions)"
             )
+        if not 1 <= self.node_lease_s <= 3600:
+            raise ValueError("node_lease_s must be between 1 and 3600")
         if not self.plan or len(self.plan) > 50:
             raise ValueError("plan must be a name of 1 to 50 characters")
 

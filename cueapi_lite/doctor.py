@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import Clock
 from .config import Settings
+from .store import is_postgres
 from .store.lock import running_server
 from .store.sqlite.inspect import (
     active_callback_urls,
@@ -237,8 +238,49 @@ def _port(settings: Settings, server_running: bool) -> Check:
     return Check("port", True, f"{where} is free")
 
 
+def _postgres(url: str) -> list[Check]:
+    """The schema version and the nodes sharing the database (read-only)."""
+    from .models import iso
+    from .store.postgres.db import redacted
+    from .store.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
+    from .store.postgres.nodes import inspect
+
+    where = redacted(url)
+    try:
+        names, nodes = inspect(url)
+    except Exception as exc:  # psycopg's errors: unreachable, refused, no such database
+        return [Check("database", False, f"{where}: {exc}".strip(), "check the URL and the server")]
+    known = [name for name, _sql in PG_MIGRATIONS]
+    if not names:
+        schema = Check("schema version", False, f"{where} has no schema", "start a node once")
+    elif set(names) - set(known):
+        schema = Check(
+            "schema version", False, "written by a newer cueapi-lite",
+            "upgrade cueapi-lite: pip install -U cueapi-lite",
+        )  # fmt: skip
+    elif missing := [name for name in known if name not in names]:
+        schema = Check(
+            "schema version", False, f"{len(missing)} migration(s) not applied",
+            "start a node once: it applies them",
+        )  # fmt: skip
+    else:
+        schema = Check("schema version", True, f"{known[-1]} ({where})")
+    live = [n for n in nodes if n.alive]
+    described = "; ".join(
+        f"{n.id} (pid {n.pid} on {n.host}, since {iso(n.started_at_ms)}"
+        f"{'' if n.alive else ', lease ran out: its work will be taken over'})"
+        for n in nodes
+    )
+    return [schema, Check("nodes", True, f"{len(live)} live: {described}" if nodes else "none")]
+
+
 async def run(settings: Settings, clock: Clock) -> list[Check]:
     """Every check, in the order they print."""
+    if is_postgres(settings.db):
+        checks = _postgres(settings.db)
+        checks.append(_time_zones())
+        checks.append(await _clock(clock))
+        return checks
     checks, urls = _database(settings.db)
     checks.append(_time_zones())
     checks.append(await _clock(clock))

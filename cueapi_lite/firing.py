@@ -51,6 +51,14 @@ Dispatch = Callable[[Cue, list[Execution]], None]
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
 # Cues fired per transaction of a burst: a cue due meanwhile waits for at most one slice.
 FIRE_SLICE = 100
+# The heap holds at most this many fires read from the database at once (plus those set
+# since); later ones wait in the cues' next-fire index until the heap gets near them.
+FIRE_HORIZON_ENTRIES = 5_000
+# The next fires are read this long before the horizon, so they are on the heap in time.
+HORIZON_LEAD_MS = 1_000
+EARLIEST_MS = -(2**62)
+# A due cue another node holds is looked at again this much later.
+HELD_RETRY_MS = 250
 
 _MISSED_TEXT = {
     MissedReason.SERVER_DOWN: "the server was not running",
@@ -91,22 +99,23 @@ def apply_fires(
 ) -> tuple[set[str], list[Execution]]:
     """Apply each plan whose compare-and-set on its cue holds (still active, still due
     at `expected_next_ms`), counting its runnable executions as fired; a lost plan
-    writes nothing. Returns the cues whose plan applied and the executions inserted (an
+    writes nothing. Returns the cues another transaction holds (another node is firing
+    them: nothing written, look again shortly) and the executions inserted (an
     occurrence that already has a row is not inserted again, and not returned)."""
-    applied: set[str] = set()
+    taken = tx.take_due([plan.cue_id for plan in plans])
+    held = {plan.cue_id for plan in plans} - taken
     candidates: list[Execution] = []
     for plan in plans:
         fired = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
-        if not tx.apply_fire(plan, fired, now_ms):
+        if plan.cue_id in held or not tx.apply_fire(plan, fired, now_ms):
             continue
-        applied.add(plan.cue_id)
         candidates.extend(plan.executions)
         if plan.new_next_ms is not None:
             tx.after_commit(Deadline(Kind.FIRE, plan.cue_id, plan.new_next_ms))
     inserted = tx.insert_executions(candidates)
     for execution in inserted:
         _wait_for_worker(tx, execution, transports[execution.cue_id], unclaimed_ms)
-    return applied, inserted
+    return held, inserted
 
 
 def insert_fire(tx: Tx, cue: Cue, execution: Execution, unclaimed_ms: int) -> bool:
@@ -144,7 +153,9 @@ class Firing:
         # Monthly execution budgets per user; the app sets this only when a limit is
         # configured, so by default the fire path makes no limit lookup at all.
         self.budgets: Budgets | None = None
+        self.horizon_entries = FIRE_HORIZON_ENTRIES
         scheduler.on(Kind.FIRE, self.fire_due)
+        scheduler.on(Kind.FIRE_HORIZON, self._horizon_due)
 
     @property
     def unclaimed_ms(self) -> int:
@@ -160,11 +171,42 @@ class Firing:
         return inserted
 
     async def load(self) -> int:
-        """Put every active cue's next fire on the heap (at start)."""
-        scheduled = await self.store.cues.scheduled()
-        for cue_id, due_ms in scheduled:
+        """At start: the earliest next fires on the heap (see `_read_ahead`)."""
+        return await self._read_ahead(EARLIEST_MS)
+
+    async def _read_ahead(self, from_ms: int) -> int:
+        """Put the next fires at or after `from_ms` on the heap, earliest first: at most
+        `horizon_entries` of them, but every fire of one instant (when the first instant
+        alone holds more, all of it shortly before it is due). When more are left, the
+        first instant not taken is the horizon: fires set at or after it stay off the
+        heap, and a FIRE_HORIZON entry reads on from it shortly before it is reached.
+        Start-up and memory cost the fires that are near, not the number of cues."""
+        # Every fire set while reading is kept: the read may not see its commit.
+        self.scheduler.hold(Kind.FIRE, None)
+        limit = self.horizon_entries
+        fires = await self.store.cues.fires_from(from_ms, limit + 1)
+        horizon = None
+        if len(fires) > limit and fires[0][1] == fires[-1][1]:
+            # One instant holds more than the limit: all of it is read shortly before it.
+            if fires[0][1] - HORIZON_LEAD_MS > self.clock.now_ms():
+                fires, horizon = [], fires[0][1]
+            while len(fires) > limit and fires[0][1] == fires[-1][1]:
+                limit *= 2
+                fires = await self.store.cues.fires_from(from_ms, limit + 1)
+        if len(fires) > limit:
+            horizon = fires[-1][1]
+            fires = [fire for fire in fires if fire[1] < horizon]
+        self.scheduler.hold(Kind.FIRE, horizon)
+        for cue_id, due_ms in fires:
             self.scheduler.push(due_ms, Kind.FIRE, cue_id)
-        return len(scheduled)
+        if horizon is not None:
+            self.scheduler.push(horizon - HORIZON_LEAD_MS, Kind.FIRE_HORIZON, str(horizon))
+        return len(fires)
+
+    async def _horizon_due(self, entries: list[Due], now_ms: int) -> None:
+        horizon = self.scheduler.horizon(Kind.FIRE)
+        if horizon is not None and str(horizon) in {key for _, key in entries}:
+            await self._read_ahead(horizon)  # others are stale (the heap was re-planned)
 
     async def fire_due(self, entries: list[Due], now_ms: int) -> None:
         # In slices, so that a burst's first deliveries start while later slices are
@@ -190,8 +232,9 @@ class Firing:
         plans: list[FirePlan] = []
         by_id: dict[str, Cue] = {}
         for cue in cues:
-            if cue.status != CueStatus.ACTIVE or cue.next_fire_at_ms != due[cue.id]:
-                continue  # a stale heap entry: the cue was paused, edited or deleted
+            next_ms = cue.next_fire_at_ms
+            if cue.status != CueStatus.ACTIVE or next_ms is None or next_ms > due[cue.id]:
+                continue  # a stale heap entry: the cue was paused, edited, deleted or fired
             plans.append(self.plan(cue, now_ms, reason))
             by_id[cue.id] = cue
         if not plans:
@@ -199,9 +242,17 @@ class Firing:
         if self.budgets is not None:
             plans = await self._within_budget(plans, by_id, now_ms)
         transports = {cue_id: cue.transport for cue_id, cue in by_id.items()}
-        _applied, inserted = await self.store.transact(
+        held, inserted = await self.store.transact(
             lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms)
         )
+        again_ms = now_ms + HELD_RETRY_MS
+        horizon = self.scheduler.horizon(Kind.FIRE)
+        if horizon is not None:  # the cue is due: a read from the horizon would not find it
+            again_ms = min(again_ms, horizon - 1)
+        for cue_id in held:
+            # Another node is firing it: look again once its transaction is over (then
+            # the cue is no longer due, or that node failed and it is fired here).
+            self.scheduler.push(again_ms, Kind.FIRE, cue_id)
         runnable: dict[str, list[Execution]] = {}
         for execution in inserted:
             if execution.status == ExecutionStatus.PENDING:

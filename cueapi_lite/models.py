@@ -49,6 +49,7 @@ __all__ = [
     "encode",
     "epoch_ms",
     "execution_json",
+    "execution_raw",
     "iso",
     "new_cue_id",
     "new_execution",
@@ -286,6 +287,8 @@ class Execution:
     updated_at_ms: int = 0
     transport: str = Transport.WEBHOOK.value
     verification_reason: str | None = None
+    # The record's rendered JSON, kept on first render (`execution_raw`); see `Cue`.
+    rendered: bytes | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -427,6 +430,15 @@ def cue_raw(cue: Cue) -> msgspec.Raw:
     rendered = cue.rendered
     if rendered is None:
         rendered = cue.rendered = _encoder.encode(cue_json(cue))
+    return msgspec.Raw(rendered)
+
+
+def execution_raw(execution: Execution) -> msgspec.Raw:
+    """`execution_json` encoded, computed once per record: the store hands out one shared
+    record per identical row, so a page of unchanged executions costs no rendering."""
+    rendered = execution.rendered
+    if rendered is None:
+        rendered = execution.rendered = _encoder.encode(execution_json(execution))
     return msgspec.Raw(rendered)
 
 

@@ -174,11 +174,12 @@ async def test_a_database_from_before_the_counters_gets_them_filled_in(
     await app.aclose()
     # Rows written by a version without the counters (straight into the old schema):
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("DELETE FROM migrations WHERE name LIKE '0005%'")
+    conn.execute("DELETE FROM migrations WHERE name LIKE '0005%' OR name LIKE '0009%'")
     for trigger in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {trigger[0]}")
     conn.execute("DROP TABLE cue_counts")
     conn.execute("DROP TABLE execution_counts")
+    conn.execute("DROP TABLE cue_execution_counts")
     for index in ("cues_user_page", "cues_user_status_page", "executions_user_page",
                   "executions_cue_page"):  # fmt: skip
         conn.execute(f"DROP INDEX {index}")

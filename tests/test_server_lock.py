@@ -1,4 +1,4 @@
-"""One running instance per database file (the lock on `<db>.lock`)."""
+"""One running instance per SQLite file (the lock on `<db>.lock`); many on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -56,19 +56,21 @@ def test_a_lock_file_written_by_something_else_still_counts_as_held(tmp_path: Pa
         lock.release()
 
 
-async def test_a_second_server_on_one_postgresql_database_does_not_start(
+async def test_servers_on_one_postgresql_database_all_start_as_nodes(
     pg_databases: Any, clock: ManualClock
 ) -> None:
     settings = Settings(db=pg_databases.new())
     first = CueApiLite(settings, clock=clock)
-    await first.start()
     second = CueApiLite(settings, clock=clock)
+    await first.start()
+    await second.start()
     try:
-        with pytest.raises(
-            AlreadyRunning, match=rf"already running on postgresql://.*\(pid {os.getpid()} on "
-        ):
-            await second.start()
+        assert first.store.nodes is not None
+        nodes = await first.store.nodes.nodes()
+        assert {n.id for n in nodes} == {first.store.nodes.node_id, second.store.nodes.node_id}
+        assert all(n.alive and n.pid == os.getpid() for n in nodes)
     finally:
-        await first.aclose()
-    await second.start()  # the first one's session ended, and its lock with it
-    await second.aclose()
+        await second.aclose()
+    # A node that stops removes itself: the others adopt its work at once.
+    assert [n.id for n in await first.store.nodes.nodes()] == [first.store.nodes.node_id]
+    await first.aclose()

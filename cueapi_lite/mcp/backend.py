@@ -99,7 +99,7 @@ class ServicesBackend:
 
     async def get_cue(self, cue_id: str) -> Json:
         cue, executions, total = await self._call(self.lite.cues.get(self.user, cue_id))
-        return {**cue_json(cue), **recent_executions_json(executions, total)}
+        return {**cue_json(cue), **recent_executions_json(executions, total, execution_json)}
 
     async def update_cue(self, cue_id: str, body: Json) -> Json:
         return cue_json(await self._call(self.lite.cues.update(self.user, cue_id, body)))
@@ -114,7 +114,7 @@ class ServicesBackend:
         found, total = await self._call(
             self.lite.executions.page(self.user, ExecutionFilters(**filters), limit, offset)
         )
-        return execution_page_json(found, total, limit, offset)
+        return execution_page_json(found, total, limit, offset, render=execution_json)
 
     async def get_execution(self, execution_id: str) -> Json:
         return execution_json(await self._call(self.lite.executions.get(self.user, execution_id)))

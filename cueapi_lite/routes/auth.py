@@ -13,10 +13,11 @@ from starlette.routing import Route
 
 from ..limits import shown_limit
 from ..models import User, iso
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService, Caller, NewSession
-from ..services.limits import LimitService
+from ..services.limits import DAY_MS, LimitService
 from ..store import KeyRecord, Preferences
-from .common import admit_anonymous, caller_of, json_body, ok, user_of
+from .common import admit_anonymous, caller_of, json_body, ok, reused, user_of
 
 __all__ = ["auth_routes", "key_json"]
 
@@ -54,7 +55,7 @@ def _session_json(session: NewSession) -> dict[str, Any]:
     }
 
 
-def auth_routes(accounts: AccountService, limits: LimitService) -> list[Route]:
+def auth_routes(accounts: AccountService, limits: LimitService, reads: ReadCache) -> list[Route]:
     rate_limit = shown_limit(accounts.settings.rate_limit_per_minute)
 
     async def me_json(user: User, caller: Caller, prefs: Preferences) -> dict[str, Any]:
@@ -90,8 +91,14 @@ def auth_routes(accounts: AccountService, limits: LimitService) -> list[Route]:
 
     async def me(request: Request) -> Response:
         caller = await caller_of(request, accounts)
-        prefs = await accounts.preferences(caller.user)
-        return ok(await me_json(caller.user, caller, prefs))
+
+        async def render() -> Any:
+            prefs = await accounts.preferences(caller.user)
+            return await me_json(caller.user, caller, prefs)
+
+        # The month's counts start again at a midnight (UTC), so the day is in the key.
+        day = accounts.clock.now_ms() // DAY_MS
+        return await reused(request, reads, (caller.rate_identity, day), render)
 
     async def update_me(request: Request) -> Response:
         caller = await caller_of(request, accounts)

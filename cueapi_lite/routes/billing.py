@@ -14,17 +14,26 @@ from ..clock import Clock
 from ..errors import NotFound
 from ..limits import UNLIMITED
 from ..models import iso
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService
-from ..services.limits import LimitService
+from ..services.limits import DAY_MS, LimitService, Usage
 from .common import admit_anonymous, caller_of, ok, rate_state
 
 __all__ = ["billing_routes"]
 
 
-def billing_routes(accounts: AccountService, limits: LimitService, clock: Clock) -> list[Route]:
+def billing_routes(
+    accounts: AccountService, limits: LimitService, clock: Clock, reads: ReadCache
+) -> list[Route]:
     async def usage(request: Request) -> Response:
         caller = await caller_of(request, accounts)
-        found = await limits.usage(caller.user)
+
+        async def read() -> Usage:
+            return await limits.usage(caller.user)
+
+        # The month's counts start again at a midnight (UTC), so the day is in the key.
+        now_ms = clock.now_ms()
+        found = await reads.get(("usage", caller.user.id, now_ms // DAY_MS), read)
         rate = rate_state(request)
         rate_limit = rate.limit if rate else UNLIMITED
         return ok(
@@ -33,7 +42,7 @@ def billing_routes(accounts: AccountService, limits: LimitService, clock: Clock)
                 "billing_period": {
                     "start": iso(found.period_start_ms),
                     "end": iso(found.period_end_ms),
-                    "days_remaining": found.days_remaining(clock.now_ms()),
+                    "days_remaining": found.days_remaining(now_ms),
                 },
                 "cues": {
                     "active": found.cues_active,

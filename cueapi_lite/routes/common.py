@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from ..errors import Unprocessable
 from ..json_input import decode_json_body
 from ..models import User, encode
 from ..ratelimit import SCOPE_KEY, RateState
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService, Caller
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "public_base",
     "query",
     "rate_state",
+    "reused",
     "user_of",
 ]
 
@@ -61,6 +64,20 @@ class JsonResponse(Response):
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JsonResponse(encode(data), status, headers)
+
+
+async def reused(
+    request: Request, reads: ReadCache, who: Hashable, render: Callable[[], Awaitable[Any]]
+) -> Response:
+    """A 200 answer to this path and query string, kept while nothing commits; `render()`
+    makes it (and checks the query) when none is kept. `who` holds everything else the
+    answer depends on: the user, or the credential when the answer names it."""
+
+    async def body() -> bytes:
+        return encode(await render())
+
+    key = (who, request.scope["path"], request.scope["query_string"])
+    return JsonResponse(await reads.get(key, body))
 
 
 def no_content() -> Response:

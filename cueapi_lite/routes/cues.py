@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_json, started_json
+from ..models import Cue, Execution, cue_raw, cue_raw_with, execution_raw, started_json
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService
 from ..services.cues import RECENT_EXECUTIONS, CueService
-from .common import json_body, no_content, ok, page, query, user_of
+from .common import json_body, no_content, ok, page, query, reused, user_of
 
 __all__ = ["cue_page_json", "cue_routes", "recent_executions_json"]
 
@@ -24,17 +25,19 @@ def cue_page_json(
     return {"cues": [render(c) for c in found], "total": total, "limit": limit, "offset": offset}
 
 
-def recent_executions_json(executions: list[Execution], total: int) -> dict[str, Any]:
-    """What E3 adds to the cue: its newest executions."""
+def recent_executions_json(
+    executions: list[Execution], total: int, render: Callable[[Execution], Any] = execution_raw
+) -> dict[str, Any]:
+    """What E3 adds to the cue: its newest executions (pre-encoded by default)."""
     return {
-        "executions": [execution_json(e) for e in executions],
+        "executions": [render(e) for e in executions],
         "execution_total": total,
         "execution_limit": RECENT_EXECUTIONS,
         "execution_offset": 0,
     }
 
 
-def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
+def cue_routes(cues: CueService, accounts: AccountService, reads: ReadCache) -> list[Route]:
     async def create(request: Request) -> Response:
         user = await user_of(request, accounts)
         cue = await cues.create(user, await json_body(request))
@@ -42,14 +45,22 @@ def cue_routes(cues: CueService, accounts: AccountService) -> list[Route]:
 
     async def list_cues(request: Request) -> Response:
         user = await user_of(request, accounts)
-        limit, offset = page(request)
-        found, total = await cues.page(user, query(request, "status"), limit, offset)
-        return ok(cue_page_json(found, total, limit, offset))
+
+        async def render() -> Any:
+            limit, offset = page(request)
+            found, total = await cues.page(user, query(request, "status"), limit, offset)
+            return cue_page_json(found, total, limit, offset)
+
+        return await reused(request, reads, user.id, render)
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
-        cue, executions, total = await cues.get(user, request.path_params["cue_id"])
-        return ok(cue_raw_with(cue, recent_executions_json(executions, total)))
+
+        async def render() -> Any:
+            cue, executions, total = await cues.get(user, request.path_params["cue_id"])
+            return cue_raw_with(cue, recent_executions_json(executions, total))
+
+        return await reused(request, reads, user.id, render)
 
     async def update(request: Request) -> Response:
         user = await user_of(request, accounts)

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..models import Execution, execution_json, started_json
+from ..models import Execution, execution_raw, started_json
+from ..read_cache import ReadCache
 from ..services.accounts import AccountService
 from ..services.executions import ExecutionService
 from ..store import ExecutionFilters
-from .common import json_body, ok, page, query, user_of
+from .common import json_body, ok, page, query, reused, user_of
 
 __all__ = ["execution_page_json", "execution_routes", "outcome_recorded_json"]
 
 
 def execution_page_json(
-    found: list[Execution], total: int, limit: int, offset: int
+    found: list[Execution],
+    total: int,
+    limit: int,
+    offset: int,
+    render: Callable[[Execution], Any] = execution_raw,
 ) -> dict[str, Any]:
+    """E7's page; `render` makes each execution (pre-encoded by default, `execution_json`
+    for a dict)."""
     return {
-        "executions": [execution_json(e) for e in found],
+        "executions": [render(e) for e in found],
         "total": total,
         "limit": limit,
         "offset": offset,
@@ -38,23 +46,32 @@ def outcome_recorded_json(execution: Execution, state: str) -> dict[str, Any]:
     }
 
 
-def execution_routes(executions: ExecutionService, accounts: AccountService) -> list[Route]:
+def execution_routes(
+    executions: ExecutionService, accounts: AccountService, reads: ReadCache
+) -> list[Route]:
     async def list_executions(request: Request) -> Response:
         user = await user_of(request, accounts)
-        limit, offset = page(request)
-        filters = ExecutionFilters(
-            cue_id=query(request, "cue_id"),
-            status=query(request, "status"),
-            outcome_state=query(request, "outcome_state"),
-            triggered_by=query(request, "triggered_by"),
-        )
-        found, total = await executions.page(user, filters, limit, offset)
-        return ok(execution_page_json(found, total, limit, offset))
+
+        async def render() -> Any:
+            limit, offset = page(request)
+            filters = ExecutionFilters(
+                cue_id=query(request, "cue_id"),
+                status=query(request, "status"),
+                outcome_state=query(request, "outcome_state"),
+                triggered_by=query(request, "triggered_by"),
+            )
+            found, total = await executions.page(user, filters, limit, offset)
+            return execution_page_json(found, total, limit, offset)
+
+        return await reused(request, reads, user.id, render)
 
     async def get(request: Request) -> Response:
         user = await user_of(request, accounts)
-        execution = await executions.get(user, request.path_params["execution_id"])
-        return ok(execution_json(execution))
+
+        async def render() -> Any:
+            return execution_raw(await executions.get(user, request.path_params["execution_id"]))
+
+        return await reused(request, reads, user.id, render)
 
     async def outcome(request: Request) -> Response:
         user = await user_of(request, accounts)

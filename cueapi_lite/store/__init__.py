@@ -7,7 +7,7 @@ a cursor or SQL.
 
 from __future__ import annotations
 
-from .contract import DashboardStore, Store, Tx
+from .contract import DashboardStore, NodeStore, Store, Tx
 from .records import (
     LOGIN_TOKEN,
     SESSION_TOKEN,
@@ -32,6 +32,7 @@ from .records import (
     LastActiveKey,
     LeaseCheck,
     NewCredentials,
+    NodeRecord,
     OutboxItem,
     OutcomeCount,
     Preferences,
@@ -68,6 +69,8 @@ __all__ = [
     "LastActiveKey",
     "LeaseCheck",
     "NewCredentials",
+    "NodeRecord",
+    "NodeStore",
     "OutboxItem",
     "OutcomeCount",
     "Preferences",

@@ -40,6 +40,7 @@ from .records import (
     KeyMatch,
     KeyRecord,
     LeaseCheck,
+    NodeRecord,
     OutboxItem,
     OutcomeCount,
     Preferences,
@@ -59,6 +60,7 @@ __all__ = [
     "DeviceStore",
     "ExecutionStore",
     "HistoryStore",
+    "NodeStore",
     "OutcomeStore",
     "Store",
     "SupportStore",
@@ -128,6 +130,12 @@ class Tx(Protocol):
 
     def count_fire(self, cue_id: str) -> None:
         """`fired_count + 1` (an unscheduled execution was inserted)."""
+        ...
+
+    def take_due(self, cue_ids: Sequence[str]) -> set[str]:
+        """Hold the cues about to be fired for this transaction, skipping any another
+        transaction holds (on PostgreSQL, another node firing them); the ids held. With
+        one writer (SQLite) every id is held at no cost."""
         ...
 
     # --- executions -----------------------------------------------------------------
@@ -301,6 +309,52 @@ class Tx(Protocol):
         ...
 
 
+class NodeStore(Protocol):
+    """The nodes sharing one database (PostgreSQL), each under a lease it renews. Lease
+    times are the database's clock, so hosts need not agree on the time."""
+
+    @property
+    def node_id(self) -> str:
+        """This process's node: the owner of the executions it inserts or sends."""
+        ...
+
+    async def join(self, host: str, pid: int, started_ms: int, lease_ms: int) -> int:
+        """Register (or re-register) this node, leased for `lease_ms`. Returns the
+        earliest `started_ms` of the nodes whose lease holds: when the cluster started."""
+        ...
+
+    async def renew(self, lease_ms: int) -> bool:
+        """Lease this node for `lease_ms` more; False when its row is gone (another node
+        found its lease run out and took over its work)."""
+        ...
+
+    async def remove_expired(self) -> list[str]:
+        """Delete the nodes whose lease ran out; their ids. Of several nodes doing this at
+        once each row is deleted by exactly one."""
+        ...
+
+    async def adopt(self, now_ms: int) -> list[Execution]:
+        """Take over the open webhook executions (pending, delivering, retrying) whose
+        owner is no registered node: owner -> this node; one cut off in `delivering`
+        goes back to `pending` with its attempt not counted. Rows another node is taking
+        over at the same moment are skipped. The executions after the change."""
+        ...
+
+    async def leave(self) -> None:
+        """Delete this node's row (a clean stop: the others adopt its work at once)."""
+        ...
+
+    async def nodes(self) -> list[NodeRecord]:
+        """Every registered node, oldest first, with `alive` by the database's clock."""
+        ...
+
+    def wakeups(self) -> AsyncIterator[list[Deadline]]:
+        """The deadlines other nodes' commits published (a cue's next fire), as they
+        arrive; first an empty list once listening. Raises when the connection fails;
+        what was published until the caller listens again is not seen."""
+        ...
+
+
 class UserStore(Protocol):
     async def create(self, email: str, webhook_secret: str, now_ms: int) -> User | None:
         """Insert a user; None when the email (case-insensitive) is taken."""
@@ -459,15 +513,17 @@ class CueStore(Protocol):
         """Delete the cue and (by cascade) its executions; False if it was not there."""
         ...
 
-    def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
-        """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices of at most `slice_size` (at start, to arm their
-        missed-window checks; a million cues are never all records at once). The start
-        is `watch_from_ms`, or `created_at_ms` when it has none."""
+    async def watched(self, after: int, limit: int) -> tuple[list[Watched], int]:
+        """(id, cron, time zone, window start, window multiplier) of up to `limit` active
+        recurring cues after position `after` (0 is the beginning), and the position
+        to go on from: a sweep over their missed-window checks reads them a slice at a
+        time, so a million cues are never all records at once. The start is
+        `watch_from_ms`, or `created_at_ms` when it has none."""
         ...
 
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        """(cue id, next fire instant) of the active cues whose next fire is at or after
+        `from_ms`, earliest first (ties in any order), at most `limit` of them."""
         ...
 
 
@@ -538,7 +594,11 @@ class AlertStore(Protocol):
         """Mark acknowledged (the first time only); None if the user has no such alert."""
         ...
 
-    async def outbox_due(self, now_ms: int, limit: int) -> list[OutboxItem]: ...
+    async def outbox_due(self, now_ms: int, limit: int) -> list[OutboxItem]:
+        """Take up to `limit` pending outbox rows due at `now_ms` to send: each is due
+        again only `OUTBOX_TAKEN_MS` later (unless `outbox_done` records it first), so
+        of several nodes asking at once each row goes to one."""
+        ...
 
     async def next_outbox_ms(self) -> int | None: ...
 
@@ -699,6 +759,10 @@ class Store(Protocol):
     def history(self) -> HistoryStore: ...
     @property
     def dashboard(self) -> DashboardStore: ...
+    @property
+    def nodes(self) -> NodeStore | None:
+        """The cluster's nodes; None for a backend only one process may use (SQLite)."""
+        ...
 
     def open(self) -> None:
         """Connect, create the schema or apply pending migrations (each recorded with

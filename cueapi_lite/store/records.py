@@ -38,6 +38,7 @@ __all__ = [
     "LastActiveKey",
     "LeaseCheck",
     "NewCredentials",
+    "NodeRecord",
     "OutboxItem",
     "OutcomeCount",
     "Preferences",
@@ -167,6 +168,19 @@ class FirePlan:
     new_next_ms: int | None
     executions: Sequence[Execution]
     new_status: str | None = None  # e.g. a `once` cue whose only occurrence was skipped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A node of a cluster: where it runs, when it started (its clock) and whether its
+    lease still holds (the database's clock)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at_ms: int
+    lease_expires_ms: int
+    alive: bool
 
 
 @dataclasses.dataclass(slots=True)

@@ -16,8 +16,10 @@ BANNER_TIMEOUT_S = 20.0
 
 
 class ServeProcess:
-    def __init__(self, db: Path, *extra: str) -> None:
+    def __init__(self, db: Path | str, *extra: str, **settings: str) -> None:
+        # `settings`: CUEAPI_LITE_<NAME> variables for this process (e.g. node_lease_s="2").
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.update({f"CUEAPI_LITE_{name.upper()}": value for name, value in settings.items()})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cueapi_lite", "serve", "--port", "0", "--db", str(db), *extra],
             stdout=subprocess.PIPE,

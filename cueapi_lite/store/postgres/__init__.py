@@ -4,10 +4,12 @@
 SQLite backend uses (their statements are written in SQL both databases understand;
 `db.translate` rewrites the few spellings that differ) on a `PgDatabase`: write
 transactions on a pool, locking the rows their rules read; reads on their own connection.
+`sharing` holds the statements that must see other nodes, `nodes` the cluster's leases.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -21,16 +23,16 @@ from ..sqlite.cues import CueStore
 from ..sqlite.dashboard import DashboardStore
 from ..sqlite.db import Database
 from ..sqlite.devices import DeviceStore
-from ..sqlite.executions import ExecutionStore
 from ..sqlite.history import HistoryStore
 from ..sqlite.outcomes import OutcomeStore
 from ..sqlite.sessions import TokenStore
 from ..sqlite.support import SupportStore
-from ..sqlite.tx import SqliteTx
 from ..sqlite.usage import UsageStore
 from ..sqlite.users import UserStore
 from ..sqlite.workers import WorkerStore
 from .db import PgDatabase
+from .nodes import CHANNEL, SHARED_KINDS, PgNodeStore, notifications
+from .sharing import PgExecutionStore, PgTx
 
 __all__ = ["PostgresStore"]
 
@@ -55,12 +57,13 @@ class PostgresStore:
     """The database of a cluster of cueapi-lite nodes, in one PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
-        self.pg = PgDatabase(url)
+        node_id = f"node-{secrets.token_hex(6)}"
+        self.pg = PgDatabase(url, node_id)
         # The resource modules need only the methods both databases offer.
         db = cast(Database, self.pg)
         self.users = UserStore(db)
         self.cues = CueStore(db)
-        self.executions = ExecutionStore(db)
+        self.executions = PgExecutionStore(db, node_id)
         self.outcomes = OutcomeStore(db)
         self.alerts = AlertStore(db)
         self.claims = ClaimStore(db)
@@ -71,6 +74,7 @@ class PostgresStore:
         self.usage = UsageStore(db)
         self.history = PgHistoryStore(db)
         self.dashboard = PgDashboardStore(db)
+        self.nodes = PgNodeStore(self.pg, node_id)
         self._listeners: list[Listener] = []
 
     @property
@@ -101,8 +105,14 @@ class PostgresStore:
         # `work` may run more than once (after a deadlock); only the deadlines of the
         # run that committed are published.
         def op(conn: Any) -> tuple[T, list[Deadline]]:
-            tx = SqliteTx(cast(sqlite3.Connection, conn))
-            return work(tx), tx.deadlines
+            tx = PgTx(cast(sqlite3.Connection, conn))
+            result = work(tx)
+            # Fire instants go to every node (delivered with the commit, dropped with a
+            # rollback): whichever node is free when a cue falls due fires it.
+            fires = [d for d in tx.deadlines if d.kind in SHARED_KINDS]
+            for payload in notifications(self.pg.node_id, fires):
+                conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
+            return result, tx.deadlines
 
         result, deadlines = await self.pg.write(op)
         if deadlines:

@@ -137,8 +137,10 @@ class PgConnection:
 class PgDatabase:
     """A pool of write connections plus one read connection for one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node_id: str = "") -> None:
         self.url = url
+        # Every pooled connection names its node: executions it inserts are that node's.
+        self.node_id = node_id
         self.path = redacted(url)
         self._pool: ConnectionPool | None = None
         self._read: psycopg.Connection[Any] | None = None
@@ -150,6 +152,9 @@ class PgDatabase:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.row_factory = _row_factory
+        if self.node_id:
+            conn.execute("SELECT set_config('cueapi.node', %s, false)", (self.node_id,))
+            conn.commit()
 
     def open(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:

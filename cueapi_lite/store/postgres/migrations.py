@@ -264,6 +264,79 @@ MIGRATIONS: list[tuple[str, str]] = [
             EXECUTE FUNCTION execution_counts_change();
         """,
     ),
+    (
+        "0006_nodes",
+        """
+        -- The nodes sharing this database: each renews its lease; a node whose lease ran
+        -- out is removed by a survivor, which takes over the delivery work it owned.
+        -- Times are the database's clock, so the hosts' clocks need not agree.
+        CREATE TABLE nodes (
+            id                TEXT PRIMARY KEY,
+            host              TEXT NOT NULL,
+            pid               BIGINT NOT NULL,
+            started_at_ms     BIGINT NOT NULL,
+            lease_expires_ms  BIGINT NOT NULL
+        );
+        -- The node that delivers an execution: the inserting connection's node (every
+        -- pooled connection names its node in `cueapi.node`), then the node that began
+        -- its latest attempt.
+        ALTER TABLE executions ADD COLUMN owner TEXT
+            DEFAULT current_setting('cueapi.node', true);
+        CREATE INDEX executions_open ON executions(owner)
+            WHERE status IN ('pending', 'delivering', 'retrying') AND transport = 'webhook';
+        CREATE FUNCTION now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+            SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT
+        $$;
+        """,
+    ),
+    (
+        "0007_unfinished_execution_indexes",
+        """
+        -- Unfinished work is looked up at start (and when the clock is set back): with
+        -- ten million executions each scan of the table took seconds. Partial indexes
+        -- hold only the few rows still in flight; their conditions are repeated word for
+        -- word by the statements that use them (store/sqlite/rows.py).
+        CREATE INDEX executions_unfinished ON executions(status)
+            WHERE status IN ('pending', 'delivering', 'retrying');
+        CREATE INDEX executions_awaiting_outcome ON executions(outcome_deadline_ms)
+            WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL;
+        """,
+    ),
+    (
+        "0009_cue_execution_counts",
+        """
+        -- Executions per cue (see the SQLite migration of the same name).
+        CREATE TABLE cue_execution_counts (
+            cue_id  TEXT PRIMARY KEY,
+            stored  BIGINT NOT NULL
+        );
+        INSERT INTO cue_execution_counts (cue_id, stored)
+            SELECT cue_id, COUNT(*) FROM executions GROUP BY cue_id;
+
+        CREATE FUNCTION cue_execution_counts_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO cue_execution_counts (cue_id, stored) VALUES (NEW.cue_id, 1)
+                    ON CONFLICT (cue_id)
+                    DO UPDATE SET stored = cue_execution_counts.stored + 1;
+            ELSE
+                UPDATE cue_execution_counts SET stored = stored - 1 WHERE cue_id = OLD.cue_id;
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER cue_execution_counts_insert AFTER INSERT ON executions
+            FOR EACH ROW EXECUTE FUNCTION cue_execution_counts_change();
+        CREATE TRIGGER cue_execution_counts_delete AFTER DELETE ON executions
+            FOR EACH ROW EXECUTE FUNCTION cue_execution_counts_change();
+        CREATE FUNCTION cue_execution_counts_cue_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM cue_execution_counts WHERE cue_id = OLD.id;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER cue_execution_counts_cue_gone AFTER DELETE ON cues
+            FOR EACH ROW EXECUTE FUNCTION cue_execution_counts_cue_gone();
+        """,
+    ),
 ]
 
 

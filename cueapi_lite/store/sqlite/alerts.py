@@ -13,7 +13,12 @@ from ..records import AlertFilters, OutboxItem
 from .db import Database
 from .rows import alert_from_row
 
-__all__ = ["AlertStore"]
+__all__ = ["OUTBOX_TAKEN_MS", "AlertStore"]
+
+# Outbox rows being sent are not due again for this long: another node sharing the
+# database does not send them too, and a node that dies while sending leaves them to be
+# sent again after this.
+OUTBOX_TAKEN_MS = 5 * 60_000
 
 
 class AlertStore:
@@ -65,18 +70,32 @@ class AlertStore:
         return await self.db.write(op)
 
     async def outbox_due(self, now_ms: int, limit: int) -> list[OutboxItem]:
+        def take(conn: sqlite3.Connection) -> list[int]:
+            # A row another node is taking is skipped, not waited for (PostgreSQL).
+            rows = conn.execute(
+                "UPDATE alert_outbox SET next_attempt_ms = ? WHERE id IN"
+                " (SELECT id FROM alert_outbox WHERE status = 'pending'"
+                " AND next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT ?"
+                " /*for update skip locked*/) RETURNING id",
+                (now_ms + OUTBOX_TAKEN_MS, now_ms, limit),
+            ).fetchall()
+            return sorted(int(row[0]) for row in rows)
+
+        taken = await self.db.write(take)
+        if not taken:
+            return []
         rows = self.db.fetchall(
-            "SELECT o.id AS outbox_id, o.channel, o.target, o.attempts, a.*"
+            "SELECT o.id AS outbox_id, o.channel, o.target, o.attempts, a.*"  # noqa: S608
             " FROM alert_outbox o JOIN alerts a ON a.id = o.alert_id"
-            " WHERE o.status = 'pending' AND o.next_attempt_ms <= ?"
-            " ORDER BY o.next_attempt_ms LIMIT ?",
-            (now_ms, limit),
+            f" WHERE o.id IN ({', '.join('?' * len(taken))})",
+            taken,
         )
-        return [
-            OutboxItem(row["outbox_id"], row["channel"], row["target"], row["attempts"],
-                       alert_from_row(row))
+        items = {
+            row["outbox_id"]: OutboxItem(row["outbox_id"], row["channel"], row["target"],
+                                         row["attempts"], alert_from_row(row))
             for row in rows
-        ]  # fmt: skip
+        }  # fmt: skip
+        return [items[i] for i in taken if i in items]
 
     async def next_outbox_ms(self) -> int | None:
         row = self.db.fetchone(

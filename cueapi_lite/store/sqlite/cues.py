@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ...models import Cue, CueStatus
 from ..records import Watched
 from .db import Database
+from .recent import Recent
 from .rows import CUE_COLUMNS, alerts_options, cue_from_row
 
 __all__ = ["CueStore"]
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Recent(Generic[K, V]):
-    """A bounded map that forgets the least recently used entry first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
 
 
 class CueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         # Where recent pages ended, by (user, status, version of that set, offset).
-        self._cursors: _Recent[tuple[Any, ...], tuple[int, int]] = _Recent(1024)
+        self._cursors: Recent[tuple[Any, ...], tuple[int, int]] = Recent(1024)
         # Records read recently, by (id, version): a row whose version has not moved is
         # unchanged, so its record (and its rendering, `models.cue_raw`) is reused and
         # the row is not read again. Records are never mutated (see models).
-        self._records: _Recent[tuple[str, int], Cue] = _Recent(4096)
+        self._records: Recent[tuple[str, int], Cue] = Recent(4096)
 
     def _cues(self, keys: list[tuple[str, int]]) -> list[Cue]:
         """The records for these (id, version) pairs, read from the database only for
@@ -151,31 +125,25 @@ class CueStore:
 
         return await self.db.write(op)
 
-    async def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
-        """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices (at start, to arm their missed-window checks). The
-        start is `watch_from_ms`, or `created_at_ms` when it has none."""
-        after = 0
-        while True:
-            rows = self.db.fetchall(
-                "SELECT rowid, id, cron, timezone, COALESCE(watch_from_ms, created_at_ms),"
-                " alerts FROM cues WHERE rowid > ? AND status = 'active'"
-                " AND schedule_type = 'recurring' AND cron IS NOT NULL ORDER BY rowid LIMIT ?",
-                (after, slice_size),
-            )
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield [
-                (row[1], row[2], row[3], row[4], alerts_options(row[5]).missed_window_multiplier)
-                for row in rows
-            ]
-            await asyncio.sleep(0)  # let requests in between slices
-
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def watched(self, after: int, limit: int) -> tuple[list[Watched], int]:
+        # In rowid order: a sweep reads the table's pages in order, a slice at a time.
         rows = self.db.fetchall(
-            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms IS NOT NULL AND status = ?",
-            (CueStatus.ACTIVE.value,),
+            "SELECT rowid, id, cron, timezone, COALESCE(watch_from_ms, created_at_ms),"
+            " alerts FROM cues WHERE rowid > ? AND status = 'active'"
+            " AND schedule_type = 'recurring' AND cron IS NOT NULL ORDER BY rowid LIMIT ?",
+            (after, limit),
+        )
+        watched = [
+            (row[1], row[2], row[3], row[4], alerts_options(row[5]).missed_window_multiplier)
+            for row in rows
+        ]
+        return watched, rows[-1][0] if rows else after
+
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        # On the `cues_due` index, in its order: reads `limit` entries, not every cue.
+        rows = self.db.fetchall(
+            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms >= ? AND status = ?"
+            " ORDER BY next_fire_at_ms LIMIT ?",
+            (from_ms, CueStatus.ACTIVE.value, limit),
         )
         return [(row[0], row[1]) for row in rows]

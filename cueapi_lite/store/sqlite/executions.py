@@ -7,21 +7,40 @@ the caller lost a race (the row moved on, or its cue was deleted) and must do no
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from ...models import Execution
 from ..records import ExecutionFilters
 from .db import Database
-from .rows import execution_from_row
+from .recent import Recent
+from .rows import UNFINISHED, execution_from_row
 
 __all__ = ["ExecutionStore"]
 
 # Ids per statement (well under the bound on SQL variables).
 _CHUNK = 500
+# Rows whose texts (payload, answer body, outcome) are longer are not kept as records:
+# 4,096 records of at most this size bound what reuse can hold.
+_KEPT_TEXT_CHARS = 16_384
 
 
 class ExecutionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Records read recently, by their whole row: an identical row is an unchanged
+        # execution, so its record (and its rendering, `models.execution_raw`) is reused.
+        # No version column is needed, and every backend and node may keep its own.
+        self._records: Recent[tuple[Any, ...], Execution] = Recent(4096)
+
+    def _record(self, row: sqlite3.Row) -> Execution:
+        key = tuple(row)
+        execution = self._records.get(key)
+        if execution is None:
+            execution = execution_from_row(row)
+            texts = (row["payload"], row["response_body"], row["outcome"])
+            if sum(len(text) for text in texts if text) <= _KEPT_TEXT_CHARS:
+                self._records.put(key, execution)
+        return execution
 
     # --- reads ----------------------------------------------------------------------
 
@@ -29,7 +48,7 @@ class ExecutionStore:
         row = self.db.fetchone(
             "SELECT * FROM executions WHERE id = ? AND user_id = ?", (execution_id, user_id)
         )
-        return execution_from_row(row) if row else None
+        return self._record(row) if row else None
 
     async def get_any(self, execution_id: str) -> Execution | None:
         row = self.db.fetchone("SELECT * FROM executions WHERE id = ?", (execution_id,))
@@ -40,10 +59,11 @@ class ExecutionStore:
     ) -> tuple[list[Execution], int]:
         """A page of the user's executions, newest occurrence first, and the total.
 
-        With no filter the total comes from `execution_counts`. A cue's executions are
-        read on the cue's index once the cue is known to be the user's (its executions
-        are the user's too). A page after the first skips `offset` entries of the index
-        to find its first row, then reads only the page's rows.
+        With no filter the total comes from `execution_counts`, with only a cue from
+        `cue_execution_counts`. A cue's executions are read on the cue's index once the
+        cue is known to be the user's (its executions are the user's too). A page after
+        the first skips `offset` entries of the index to find its first row, then reads
+        only the page's rows.
         """
         where, params = ["user_id = ?"], [user_id]
         with self.db.snapshot():
@@ -65,6 +85,11 @@ class ExecutionStore:
                     "SELECT COALESCE(SUM(stored), 0) FROM execution_counts WHERE user_id = ?",
                     (user_id,),
                 )
+            elif len(where) == 1:
+                row = self.db.fetchone(
+                    "SELECT COALESCE(SUM(stored), 0) FROM cue_execution_counts WHERE cue_id = ?",
+                    (filters.cue_id,),
+                )
             else:
                 row = self.db.fetchone(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)  # noqa: S608
             total = int(row[0]) if row else 0
@@ -85,12 +110,12 @@ class ExecutionStore:
                 f"SELECT * FROM executions WHERE {clause}{order} LIMIT ?",  # noqa: S608
                 [*params, limit],
             )
-        return [execution_from_row(row) for row in rows], total
+        return [self._record(row) for row in rows], total
 
     async def open_webhook_executions(self) -> list[Execution]:
         """Webhook executions that still have delivery work (startup resume)."""
         rows = self.db.fetchall(
-            "SELECT * FROM executions WHERE status IN ('pending', 'delivering', 'retrying')"
+            f"SELECT * FROM executions WHERE {UNFINISHED}"  # noqa: S608
             " AND transport = 'webhook' ORDER BY scheduled_for_ms"
         )
         return [execution_from_row(row) for row in rows]
@@ -128,11 +153,11 @@ class ExecutionStore:
 
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE executions SET status = 'pending',"
+                "UPDATE executions SET status = 'pending',"  # noqa: S608
                 " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
                 " error_message = 'attempt interrupted by a server restart; sending again',"
                 " updated_at_ms = ?"
-                " WHERE status = 'delivering' AND transport = 'webhook'",
+                f" WHERE {UNFINISHED} AND status = 'delivering' AND transport = 'webhook'",
                 (now_ms,),
             ).rowcount
 

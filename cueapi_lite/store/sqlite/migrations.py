@@ -319,6 +319,60 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON executions(cue_id, scheduled_for_ms, created_at_ms);
         """,
     ),
+    (
+        "0006_nodes",
+        """
+        -- The nodes of a cluster sharing one PostgreSQL database, and the node that owns
+        -- an execution's delivery work. SQLite has one node and never fills them; both
+        -- schemas keep the same tables and columns.
+        CREATE TABLE nodes (
+            id                TEXT PRIMARY KEY,
+            host              TEXT NOT NULL,
+            pid               INTEGER NOT NULL,
+            started_at_ms     INTEGER NOT NULL,
+            lease_expires_ms  INTEGER NOT NULL
+        );
+        ALTER TABLE executions ADD COLUMN owner TEXT;
+        """,
+    ),
+    (
+        "0007_unfinished_execution_indexes",
+        """
+        -- Unfinished work is looked up at start (and when the clock is set back): with
+        -- ten million executions each scan of the table took seconds. Partial indexes
+        -- hold only the few rows still in flight; their conditions are repeated word for
+        -- word by the statements that use them (store/sqlite/rows.py).
+        CREATE INDEX executions_unfinished ON executions(status)
+            WHERE status IN ('pending', 'delivering', 'retrying');
+        CREATE INDEX executions_awaiting_outcome ON executions(outcome_deadline_ms)
+            WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL;
+        """,
+    ),
+    (
+        "0009_cue_execution_counts",
+        """
+        -- Executions per cue: the total of a cue's history (E3, E7 with only `cue_id`) is
+        -- read, not counted over what may be a million rows. Triggers of their own, so
+        -- the per-user counters' triggers stay as they are.
+        CREATE TABLE cue_execution_counts (
+            cue_id  TEXT PRIMARY KEY,
+            stored  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO cue_execution_counts (cue_id, stored)
+            SELECT cue_id, COUNT(*) FROM executions GROUP BY cue_id;
+
+        CREATE TRIGGER cue_execution_counts_insert AFTER INSERT ON executions BEGIN
+            INSERT INTO cue_execution_counts (cue_id, stored) VALUES (new.cue_id, 1)
+                ON CONFLICT (cue_id) DO UPDATE SET stored = stored + 1;
+        END;
+        CREATE TRIGGER cue_execution_counts_delete AFTER DELETE ON executions BEGIN
+            UPDATE cue_execution_counts SET stored = stored - 1 WHERE cue_id = old.cue_id;
+        END;
+        CREATE TRIGGER cue_execution_counts_cue_gone AFTER DELETE ON cues BEGIN
+            DELETE FROM cue_execution_counts WHERE cue_id = old.id;
+        END;
+        """,
+    ),
 ]
 
 

@@ -171,6 +171,9 @@ class SqliteTx:
         )
         return cursor.rowcount == 1
 
+    def take_due(self, cue_ids: Sequence[str]) -> set[str]:
+        return set(cue_ids)  # the one writer holds every row already
+
     def count_fire(self, cue_id: str) -> None:
         self.conn.execute(
             "UPDATE cues SET fired_count = fired_count + 1, version = version + 1 WHERE id = ?",

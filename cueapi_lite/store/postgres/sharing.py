@@ -1,0 +1,51 @@
+"""Where several nodes write the same rows: taking due cues and beginning an attempt.
+The SQLite statements assume one writer; these skip what another node holds and record
+which node sends what.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..sqlite.executions import ExecutionStore
+from ..sqlite.tx import SqliteTx
+
+__all__ = ["PgExecutionStore", "PgTx"]
+
+
+class PgTx(SqliteTx):
+    """The shared row operations, and the ones that must see the other nodes."""
+
+    __slots__ = ()
+
+    def take_due(self, cue_ids: Sequence[str]) -> set[str]:
+        if not cue_ids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT id FROM cues WHERE id = ANY(?) ORDER BY id FOR UPDATE SKIP LOCKED",
+            (list(cue_ids),),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+
+class PgExecutionStore(ExecutionStore):
+    def __init__(self, db: Any, node_id: str) -> None:
+        super().__init__(db)
+        self.node_id = node_id
+
+    async def begin_attempt(self, execution_id: str, now_ms: int) -> int | None:
+        # The node that sends an attempt owns the execution from then on: if it dies,
+        # the others know whose work to take over.
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"
+                " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
+                " next_retry_ms = NULL, updated_at_ms = ?, owner = ?"
+                " WHERE id = ? AND status IN ('pending', 'retrying') RETURNING attempts",
+                (now_ms, now_ms, now_ms, self.node_id, execution_id),
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        return await self.db.write(op, savepoint=False)
