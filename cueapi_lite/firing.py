@@ -213,7 +213,9 @@ class Firing:
         # still being written (the writer thread works beside the event loop).
         reason, self.missed_reason = self.missed_reason, MissedReason.SERVER_DOWN
         for start in range(0, len(entries), FIRE_SLICE):
-            await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason)
+            # A burst's later slices let writes that are due now go first.
+            urgent = start == 0
+            await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason, urgent)
             # A cue that fell due while a big batch is being written goes before the
             # batch's next slice, so a burst does not hold up other cues' fires.
             await self._fire_newly_due(reason)
@@ -226,7 +228,9 @@ class Firing:
                 return
             await self._fire_slice(newly, now_ms, reason)
 
-    async def _fire_slice(self, entries: list[Due], now_ms: int, reason: MissedReason) -> None:
+    async def _fire_slice(
+        self, entries: list[Due], now_ms: int, reason: MissedReason, urgent: bool = True
+    ) -> None:
         due = {key: due_ms for due_ms, key in entries}
         cues = await self.store.cues.get_many(list(due))
         plans: list[FirePlan] = []
@@ -243,7 +247,7 @@ class Firing:
             plans = await self._within_budget(plans, by_id, now_ms)
         transports = {cue_id: cue.transport for cue_id, cue in by_id.items()}
         held, inserted = await self.store.transact(
-            lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms)
+            lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms), urgent
         )
         again_ms = now_ms + HELD_RETRY_MS
         horizon = self.scheduler.horizon(Kind.FIRE)

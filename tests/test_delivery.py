@@ -440,12 +440,12 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
         transact = lite.store.transact
         calls = 0
 
-        async def slow_first_write(work: Any) -> Any:
+        async def slow_first_write(work: Any, urgent: bool = False) -> Any:
             nonlocal calls
             calls += 1
             if calls == 1:
                 clock.advance(1)  # writing the burst's first slice takes a second
-            return await transact(work)
+            return await transact(work, urgent)
 
         lite.store.transact = slow_first_write  # type: ignore[method-assign]
         clock.advance(60)

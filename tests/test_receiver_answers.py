@@ -93,9 +93,9 @@ async def test_an_unstorable_answer_does_not_cost_the_answers_finished_with_it_t
     transact = lite.store.transact
     writes: list[str] = []
 
-    async def recorded(work: Any) -> Any:
+    async def recorded(work: Any, urgent: bool = False) -> Any:
         try:
-            result = await transact(work)
+            result = await transact(work, urgent)
         except sqlite3.DataError:
             writes.append("failed")
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,76 @@ async def test_a_failing_operation_does_not_undo_its_neighbours(tmp_path: Path) 
         assert rows == [1, 2]
     finally:
         writer.close()
+
+
+class Held:
+    """An op that holds the writer thread until released (and says when it started)."""
+
+    def __init__(self, order: list[str], name: str) -> None:
+        self.order, self.name = order, name
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        self.started.set()
+        assert self.release.wait(5)
+        self.order.append(self.name)
+
+
+def note(order: list[str], name: str):  # type: ignore[no-untyped-def]
+    return lambda conn: order.append(name)
+
+
+async def test_an_urgent_write_goes_before_the_writes_still_queued(tmp_path: Path) -> None:
+    writer = Writer(str(tmp_path / "urgent.db"))
+    writer.start()
+    order: list[str] = []
+    try:
+        held = Held(order, "held")
+        running = asyncio.ensure_future(writer.run(held))
+        await asyncio.to_thread(held.started.wait, 5)
+        queued = [asyncio.ensure_future(writer.run(note(order, n))) for n in ("a", "b")]
+        await asyncio.sleep(0)  # (the writes are queued when their tasks first run)
+        urgent = asyncio.ensure_future(writer.run(note(order, "urgent"), urgent=True))
+        await asyncio.sleep(0)
+        held.release.set()
+        await asyncio.gather(running, *queued, urgent)
+    finally:
+        writer.close()
+    assert order == ["held", "urgent", "a", "b"]
+
+
+async def test_a_batch_is_committed_early_for_an_urgent_write(tmp_path: Path) -> None:
+    """An urgent write waits for the op being run, not for the rest of its batch, and the
+    ops before it are committed (their callers answered) before it runs."""
+    writer = Writer(str(tmp_path / "early.db"))
+    writer.start()
+    order: list[str] = []
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (n TEXT)"))
+        first = Held(order, "first")
+        blocking = asyncio.ensure_future(writer.run(first))
+        await asyncio.to_thread(first.started.wait, 5)
+        batched = Held(order, "batched")
+        tail = [asyncio.ensure_future(writer.run(batched))]
+        tail += [asyncio.ensure_future(writer.run(note(order, "after")))]
+        await asyncio.sleep(0)
+        first.release.set()  # the next batch: `batched` (held), then `after`
+        await asyncio.to_thread(batched.started.wait, 5)
+        before = writer.batches
+
+        def urgent_op(conn: sqlite3.Connection) -> int:
+            order.append("urgent")
+            return writer.batches
+
+        urgent = asyncio.ensure_future(writer.run(urgent_op, urgent=True))
+        await asyncio.sleep(0)
+        batched.release.set()
+        committed_before_urgent = await urgent
+        await asyncio.gather(blocking, *tail)
+    finally:
+        writer.close()
+    assert order == ["first", "batched", "urgent", "after"]
+    assert committed_before_urgent == before + 1  # `batched` was committed on its own
 
 
 async def test_a_second_writer_process_can_use_the_same_file(tmp_path: Path) -> None:

@@ -548,8 +548,9 @@ class ExecutionStore(Protocol):
         ...
 
     async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
-        """`begin_attempt` for many executions in one write: the attempt numbers in the
-        order asked (an id asked for twice is begun once, for its first asker)."""
+        """`begin_attempt` for many executions in one write (an urgent one: the attempts
+        are about to be sent): the attempt numbers in the order asked (an id asked for
+        twice is begun once, for its first asker)."""
         ...
 
     async def requeue_interrupted(self, now_ms: int) -> int:
@@ -793,13 +794,14 @@ class Store(Protocol):
         committed (for metrics: how many writes one commit carried, how long it took)."""
         ...
 
-    async def transact(self, work: Callable[[Tx], T]) -> T:
+    async def transact(self, work: Callable[[Tx], T], urgent: bool = False) -> T:
         """Run `work(tx)` in one transaction and commit; its return value is returned.
 
         If `work` raises, nothing it wrote is kept and the exception propagates. `work`
         runs on a thread of the store's choosing and must do nothing but call `tx` and
         compute (no awaiting, no I/O of its own): PostgreSQL runs it again from the
-        start when it aborted the transaction to break a deadlock.
+        start when it aborted the transaction to break a deadlock. `urgent` work (a fire
+        that is due now) goes before writes still waiting, where the store queues them.
         """
         ...
 

@@ -101,9 +101,10 @@ class PostgresStore:
     def on_batch(self, listener: Callable[[int, float], None]) -> None:
         self.pg.on_commit = listener
 
-    async def transact(self, work: Callable[[Tx], T]) -> T:
+    async def transact(self, work: Callable[[Tx], T], urgent: bool = False) -> T:
         # `work` may run more than once (after a deadlock); only the deadlines of the
-        # run that committed are published.
+        # run that committed are published. Writes are not queued here (each takes a
+        # connection of the pool), so `urgent` changes nothing.
         def op(conn: Any) -> tuple[T, list[Deadline]]:
             tx = PgTx(cast(sqlite3.Connection, conn))
             result = work(tx)

@@ -202,7 +202,9 @@ class PgDatabase:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.read.execute(translate(sql), tuple(params)).fetchall()
 
-    async def write(self, op: Callable[[Any], T], savepoint: bool = True) -> T:
+    async def write(
+        self, op: Callable[[Any], T], savepoint: bool = True, urgent: bool = False
+    ) -> T:
         """Run `op(connection)` in one transaction on a writer thread; again (from the
         start) when PostgreSQL broke a deadlock by aborting it."""
         if self._executor is None:

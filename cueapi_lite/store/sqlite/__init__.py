@@ -93,14 +93,14 @@ class SqliteStore:
     def on_batch(self, listener: Callable[[int, float], None]) -> None:
         self.db.writer.on_commit = listener
 
-    async def transact(self, work: Callable[[Tx], T]) -> T:
+    async def transact(self, work: Callable[[Tx], T], urgent: bool = False) -> T:
         # `work` runs on the writer thread, inside the group-commit batch, in its own
         # savepoint; the deadlines it published are handed on once the batch committed.
         def op(conn: sqlite3.Connection) -> tuple[T, list[Deadline]]:
             tx = SqliteTx(conn)
             return work(tx), tx.deadlines
 
-        result, deadlines = await self.db.write(op)
+        result, deadlines = await self.db.write(op, urgent=urgent)
         if deadlines:
             for listener in self._listeners:
                 listener(deadlines)

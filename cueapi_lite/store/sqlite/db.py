@@ -10,6 +10,7 @@ the last committed state and never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -30,6 +31,7 @@ Op = Callable[[sqlite3.Connection], Any]
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_WAKE = object()  # an urgent op was queued beside the queue
 # Operations committed together at most; bounds the latency one batch adds to the next.
 MAX_BATCH = 2000
 
@@ -61,12 +63,17 @@ class Writer:
     anything but SQLite. Its return value resolves the awaiting future after COMMIT; if it
     raises, only its own savepoint is rolled back and the exception is re-raised to its
     caller. If COMMIT itself fails, every operation of that batch fails.
+
+    An `urgent` op (a cue's fire that is due now, an attempt about to be sent) goes before
+    the ops still queued, and a batch being written is committed early for it: it waits
+    for the op being run, not for a burst's whole batch.
     """
 
     def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._urgent: collections.deque[Any] = collections.deque()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -82,12 +89,18 @@ class Writer:
         if self._error is not None:
             raise self._error
 
-    async def run(self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True) -> T:
+    async def run(
+        self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True, urgent: bool = False
+    ) -> T:
         """Queue `op`; `savepoint=False` is for an op of one statement, which is atomic
         by itself (it saves two statements per op on the hot path)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((op, future, loop, savepoint))
+        if urgent:
+            self._urgent.append((op, future, loop, savepoint))
+            self._queue.put(_WAKE)
+        else:
+            self._queue.put((op, future, loop, savepoint))
         return await future
 
     @property
@@ -110,34 +123,46 @@ class Writer:
             self._ready.set()
             return
         self._ready.set()
+        waiting: collections.deque[Any] = collections.deque()  # taken from the queue, in order
+        stop = False
         try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    return
-                batch = [item]
-                stop = False
-                while len(batch) < MAX_BATCH:
+            while not stop or waiting or self._urgent:
+                if not stop and not waiting and not self._urgent:
+                    item = self._queue.get()
+                    stop = item is _STOP
+                    if item is not _STOP and item is not _WAKE:
+                        waiting.append(item)
+                while not stop:
                     try:
                         more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if more is _STOP:
-                        stop = True
-                        break
-                    batch.append(more)
-                self._commit(conn, batch)
-                if stop:
-                    return
+                    stop = more is _STOP
+                    if more is not _STOP and more is not _WAKE:
+                        waiting.append(more)
+                batch = []
+                while self._urgent:
+                    batch.append(self._urgent.popleft())
+                while waiting and len(batch) < MAX_BATCH:
+                    batch.append(waiting.popleft())
+                if batch:
+                    done = self._commit(conn, batch)
+                    waiting.extendleft(reversed(batch[done:]))  # cut short: they go next
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: Sequence[Any]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: Sequence[Any]) -> int:
+        """Run the batch's ops in one transaction; commit early (after at least one op)
+        when an urgent op is waiting. Returns how many ops ran."""
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         started = time.perf_counter()
+        ran = len(batch)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, future, loop, savepoint in batch:
+            for index, (op, future, loop, savepoint) in enumerate(batch):
+                if index and self._urgent:
+                    ran = index
+                    break
                 if savepoint:
                     conn.execute("SAVEPOINT op")
                 try:
@@ -156,11 +181,11 @@ class Writer:
             log.exception("write batch failed")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [((future, loop), None, exc) for _op, future, loop, _sp in batch]
+            outcomes = [((future, loop), None, exc) for _op, future, loop, _sp in batch[:ran]]
         self.batches += 1
-        self.operations += len(batch)
+        self.operations += ran
         if self.on_commit is not None:
-            self.on_commit(len(batch), time.perf_counter() - started)
+            self.on_commit(ran, time.perf_counter() - started)
         by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
         for (future, loop), result, error in outcomes:
             by_loop.setdefault(loop, []).append((future, result, error))
@@ -168,6 +193,7 @@ class Writer:
             # A closed loop raises RuntimeError: nobody is waiting for these any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, items)
+        return ran
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -225,5 +251,7 @@ class Database:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self.read.execute(sql, params).fetchall())
 
-    async def write(self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True) -> T:
-        return await self.writer.run(op, savepoint)
+    async def write(
+        self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True, urgent: bool = False
+    ) -> T:
+        return await self.writer.run(op, savepoint, urgent)
