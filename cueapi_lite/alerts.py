@@ -66,6 +66,15 @@ SEVERITY = {
     "verification_failed": "warning",
 }
 _FINISHED = (ExecutionStatus.SUCCESS.value, ExecutionStatus.FAILED.value)
+# With more watched cues than this, the heap holds only the missed-window checks that
+# end within WINDOW_HORIZON_MS; a sweep over the watched cues reads the next ones
+# halfway there. Below it, every check stays on the heap and there is no sweep.
+WINDOW_HORIZON_CUES = 5_000
+WINDOW_HORIZON_MS = 3_600_000
+# Watched cues read per step of a sweep (each step is one heap entry, so fires and
+# requests run between steps).
+SWEEP_SLICE = 500
+SWEEP_STEP = "step"
 
 
 def missed_window_ms(cue: Cue) -> int | None:
@@ -270,6 +279,16 @@ class AlertService:
         scheduler.on(Kind.NOTIFY, self._outbox_due)
         scheduler.on(Kind.OUTCOME_DEADLINE, self._deadlines_due)
         scheduler.on(Kind.MISSED_WINDOW, self._windows_due)
+        scheduler.on(Kind.WINDOW_HORIZON, self._sweep_due)
+        # Where the sweep under way over the watched cues has got to (None between
+        # sweeps), the horizon it fills the heap up to, the checks it found beyond the
+        # horizon while it may still keep them all, and the key of the entry that starts
+        # the next sweep.
+        self._sweep: int | None = None
+        self._sweeps = 0
+        self._sweep_horizon_ms = 0
+        self._beyond: list[tuple[int, str]] | None = None
+        self._next_sweep: str | None = None
 
     # --- arming -----------------------------------------------------------------------
 
@@ -278,21 +297,65 @@ class AlertService:
         self._seen_alert = await self.store.history.newest_alert()
         for execution_id, deadline_ms in await self.store.outcomes.open_deadlines():
             self.scheduler.push(deadline_ms, Kind.OUTCOME_DEADLINE, execution_id)
-        # Read in slices of a few columns: a million cues are never all records at once.
-        async for watched in self.store.cues.watched():
-            for cue_id, cron, timezone, start_ms, multiplier in watched:
-                due_ms = window_end_ms(cron, timezone, start_ms, multiplier)
-                if due_ms is not None:
-                    self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue_id)
         next_ms = await self.store.alerts.next_outbox_ms()
         if next_ms is not None:
             self.scheduler.push(next_ms, Kind.NOTIFY, OUTBOX)
+        await self._begin_sweep(self.clock.now_ms())
 
-    def watch(self, cue: Cue) -> None:
-        """Arm the missed-window check of an active recurring cue (at start)."""
-        deadline = window_deadline(cue)
-        if deadline is not None:
-            self.scheduler.push(deadline.at_ms, Kind.MISSED_WINDOW, cue.id)
+    async def _begin_sweep(self, now_ms: int) -> None:
+        """Compute every watched cue's missed-window end, a slice of cues per step (the
+        first step now, the others as heap entries due at once), and keep the checks
+        that end before the horizon; a few thousand cues are kept whole."""
+        self._sweep = 0  # one under way is abandoned: the heap was re-planned
+        self._sweeps += 1
+        self._sweep_horizon_ms = now_ms + WINDOW_HORIZON_MS
+        self._beyond = []
+        # Every check set during the sweep is kept: the sweep may have read its cue before.
+        self.scheduler.hold(Kind.MISSED_WINDOW, None)
+        await self._sweep_step(now_ms)
+
+    async def _sweep_step(self, now_ms: int) -> None:
+        assert self._sweep is not None
+        sweep = self._sweeps
+        watched, position = await self.store.cues.watched(self._sweep, SWEEP_SLICE)
+        if sweep != self._sweeps:
+            return  # a new sweep began meanwhile (the heap was re-planned)
+        self._sweep = position
+        horizon_ms, push = self._sweep_horizon_ms, self.scheduler.push
+        for cue_id, cron, timezone, start_ms, multiplier in watched:
+            due_ms = window_end_ms(cron, timezone, start_ms, multiplier)
+            if due_ms is None:
+                continue
+            if due_ms < horizon_ms:
+                push(due_ms, Kind.MISSED_WINDOW, cue_id)
+            elif self._beyond is not None:
+                self._beyond.append((due_ms, cue_id))
+                if len(self._beyond) > WINDOW_HORIZON_CUES:
+                    self._beyond = None  # too many to keep: they wait for the next sweep
+        if len(watched) < SWEEP_SLICE:  # the last slice
+            self._end_sweep()
+        else:
+            push(now_ms, Kind.WINDOW_HORIZON, SWEEP_STEP)
+
+    def _end_sweep(self) -> None:
+        self._sweep = None
+        if self._beyond is not None:  # few cues: every check is on the heap
+            for due_ms, cue_id in self._beyond:
+                self.scheduler.push(due_ms, Kind.MISSED_WINDOW, cue_id)
+            self._beyond = None
+            return
+        horizon_ms = self._sweep_horizon_ms
+        self.scheduler.hold(Kind.MISSED_WINDOW, horizon_ms)
+        self._next_sweep = str(horizon_ms)
+        sweep_at_ms = horizon_ms - WINDOW_HORIZON_MS // 2
+        self.scheduler.push(sweep_at_ms, Kind.WINDOW_HORIZON, self._next_sweep)
+
+    async def _sweep_due(self, entries: list[Due], now_ms: int) -> None:
+        if self._sweep is not None:
+            await self._sweep_step(now_ms)
+        elif self._next_sweep in {key for _, key in entries}:
+            await self._begin_sweep(now_ms)
+        # Otherwise stale: from before the heap was re-planned.
 
     # --- the API --------------------------------------------------------------------
 

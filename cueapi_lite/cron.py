@@ -226,7 +226,9 @@ class CronSchedule:
             max_years_between_matches=MAX_YEARS_BETWEEN_MATCHES,
         )
         self._fixed = self._zone_is_fixed(self.zone)
+        # The last two answers (see next_occurrence).
         self._last: tuple[int, Occurrence] | None = None
+        self._before_last: tuple[int, Occurrence] | None = None
         if self.next_after(0) is None:
             raise CronError(f"Cron expression {expression!r} never fires")
 
@@ -282,13 +284,15 @@ class CronSchedule:
         """The first fire instant strictly after `after_ms`, or None if there is none."""
         # The answer is the same for every instant from an earlier question up to the
         # occurrence it found: cues created (or succeeding) within one interval share it,
-        # so re-arming a million cues' checks at start computes once per interval.
-        last = self._last
-        if last is not None and last[0] <= after_ms < last[1].at_ms:
-            return last[1]
+        # so re-arming a million cues' checks at start computes once per interval. Two
+        # answers are kept: a missed window asks for the occurrence after its start and
+        # then for the one after that, in turn for every cue.
+        for known in (self._last, self._before_last):
+            if known is not None and known[0] <= after_ms < known[1].at_ms:
+                return known[1]
         found = _next_cached(self, after_ms)
         if found is not None:
-            self._last = (after_ms, found)
+            self._last, self._before_last = (after_ms, found), self._last
         return found
 
     def next_after(self, after_ms: int) -> int | None:

@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
 FIRE_SLICE = 500
+# The heap holds at most this many fires read from the database at once (plus those set
+# since); later ones wait in the cues' next-fire index until the heap gets near them.
+FIRE_HORIZON_ENTRIES = 5_000
+# The next fires are read this long before the horizon, so they are on the heap in time.
+HORIZON_LEAD_MS = 1_000
+EARLIEST_MS = -(2**62)
 # A due cue another node holds is looked at again this much later.
 HELD_RETRY_MS = 250
 
@@ -146,7 +152,9 @@ class Firing:
         # Monthly execution budgets per user; the app sets this only when a limit is
         # configured, so by default the fire path makes no limit lookup at all.
         self.budgets: Budgets | None = None
+        self.horizon_entries = FIRE_HORIZON_ENTRIES
         scheduler.on(Kind.FIRE, self.fire_due)
+        scheduler.on(Kind.FIRE_HORIZON, self._horizon_due)
 
     @property
     def unclaimed_ms(self) -> int:
@@ -162,11 +170,42 @@ class Firing:
         return inserted
 
     async def load(self) -> int:
-        """Put every active cue's next fire on the heap (at start)."""
-        scheduled = await self.store.cues.scheduled()
-        for cue_id, due_ms in scheduled:
+        """At start: the earliest next fires on the heap (see `_read_ahead`)."""
+        return await self._read_ahead(EARLIEST_MS)
+
+    async def _read_ahead(self, from_ms: int) -> int:
+        """Put the next fires at or after `from_ms` on the heap, earliest first: at most
+        `horizon_entries` of them, but every fire of one instant (when the first instant
+        alone holds more, all of it shortly before it is due). When more are left, the
+        first instant not taken is the horizon: fires set at or after it stay off the
+        heap, and a FIRE_HORIZON entry reads on from it shortly before it is reached.
+        Start-up and memory cost the fires that are near, not the number of cues."""
+        # Every fire set while reading is kept: the read may not see its commit.
+        self.scheduler.hold(Kind.FIRE, None)
+        limit = self.horizon_entries
+        fires = await self.store.cues.fires_from(from_ms, limit + 1)
+        horizon = None
+        if len(fires) > limit and fires[0][1] == fires[-1][1]:
+            # One instant holds more than the limit: all of it is read shortly before it.
+            if fires[0][1] - HORIZON_LEAD_MS > self.clock.now_ms():
+                fires, horizon = [], fires[0][1]
+            while len(fires) > limit and fires[0][1] == fires[-1][1]:
+                limit *= 2
+                fires = await self.store.cues.fires_from(from_ms, limit + 1)
+        if len(fires) > limit:
+            horizon = fires[-1][1]
+            fires = [fire for fire in fires if fire[1] < horizon]
+        self.scheduler.hold(Kind.FIRE, horizon)
+        for cue_id, due_ms in fires:
             self.scheduler.push(due_ms, Kind.FIRE, cue_id)
-        return len(scheduled)
+        if horizon is not None:
+            self.scheduler.push(horizon - HORIZON_LEAD_MS, Kind.FIRE_HORIZON, str(horizon))
+        return len(fires)
+
+    async def _horizon_due(self, entries: list[Due], now_ms: int) -> None:
+        horizon = self.scheduler.horizon(Kind.FIRE)
+        if horizon is not None and str(horizon) in {key for _, key in entries}:
+            await self._read_ahead(horizon)  # others are stale (the heap was re-planned)
 
     async def fire_due(self, entries: list[Due], now_ms: int) -> None:
         # In slices, so that a burst's first deliveries start while later slices are
@@ -205,10 +244,14 @@ class Firing:
         held, inserted = await self.store.transact(
             lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms)
         )
+        again_ms = now_ms + HELD_RETRY_MS
+        horizon = self.scheduler.horizon(Kind.FIRE)
+        if horizon is not None:  # the cue is due: a read from the horizon would not find it
+            again_ms = min(again_ms, horizon - 1)
         for cue_id in held:
             # Another node is firing it: look again once its transaction is over (then
             # the cue is no longer due, or that node failed and it is fired here).
-            self.scheduler.push(now_ms + HELD_RETRY_MS, Kind.FIRE, cue_id)
+            self.scheduler.push(again_ms, Kind.FIRE, cue_id)
         runnable: dict[str, list[Execution]] = {}
         for execution in inserted:
             if execution.status == ExecutionStatus.PENDING:

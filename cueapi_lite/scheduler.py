@@ -5,6 +5,10 @@ outcome deadline, a lease expiry. Whoever changes a deadline pushes an entry; th
 sleeps until the earliest one, pops everything due and hands each kind's batch to its
 handler. Stale entries are not removed: handlers check the row's current deadline and
 skip entries that no longer match. No polling, no timer per cue, no SQL in here.
+
+A kind can be held to a horizon (`hold`): its entries due at or after it are not kept,
+and the kind's owner reads them from the database when the heap gets there, so a
+million cues cost the heap only the deadlines that are near.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ OUTBOX = "outbox"
 
 class Kind(StrEnum):
     FIRE = "fire"
+    FIRE_HORIZON = "fire_horizon"
     RETRY = "retry"
     OUTCOME_DEADLINE = "outcome_deadline"
     LEASE = "lease"
     UNCLAIMED = "unclaimed"
     MISSED_WINDOW = "missed_window"
+    WINDOW_HORIZON = "window_horizon"
     NOTIFY = "notify"
     RETENTION = "retention"
 
@@ -55,6 +61,8 @@ class Scheduler:
         self._heap: list[tuple[int, int, str, str]] = []
         self._seq = itertools.count()
         self._handlers: dict[str, Handler] = {}
+        # Kinds held to a horizon: entries due at or after it are left to the database.
+        self._horizons: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._sleeping_until: float = float("inf")
         self._lock = asyncio.Lock()
@@ -72,13 +80,30 @@ class Scheduler:
         self._on_clock_change = handler
 
     def push(self, due_ms: int, kind: Kind, key: str) -> None:
-        heapq.heappush(self._heap, (due_ms, next(self._seq), kind.value, key))
+        name = kind.value
+        if self._horizons and due_ms >= self._horizons.get(name, due_ms + 1):
+            return  # beyond the kind's horizon: its owner reads it when the heap gets there
+        heapq.heappush(self._heap, (due_ms, next(self._seq), name, key))
         if due_ms < self._sleeping_until:
             self._wake.set()
 
+    def hold(self, kind: Kind, horizon_ms: int | None) -> None:
+        """From now on keep only entries of `kind` due before `horizon_ms` (None: all).
+        The kind's owner promises to read the later ones itself before the heap reaches
+        the horizon; a horizon is set before the entries below it are pushed."""
+        if horizon_ms is None:
+            self._horizons.pop(kind.value, None)
+        else:
+            self._horizons[kind.value] = horizon_ms
+
+    def horizon(self, kind: Kind) -> int | None:
+        return self._horizons.get(kind.value)
+
     def clear(self) -> None:
-        """Forget every entry (before re-planning all deadlines from the database)."""
+        """Forget every entry and horizon (before re-planning all deadlines from the
+        database)."""
         self._heap.clear()
+        self._horizons.clear()
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -103,3 +103,22 @@ def test_take_due_removes_only_due_entries_of_one_kind() -> None:
     assert scheduler.take_due(Kind.FIRE, 500, limit=2) == []
     assert len(scheduler) == 2  # the retry and the later fire stay
     assert scheduler.next_due_ms() == 150
+
+
+async def test_a_kind_held_to_a_horizon_keeps_only_the_entries_before_it() -> None:
+    scheduler = Scheduler(ManualClock(0))
+    scheduler.hold(Kind.FIRE, 1_000)
+    scheduler.push(999, Kind.FIRE, "near")
+    scheduler.push(1_000, Kind.FIRE, "at the horizon")
+    scheduler.push(5_000, Kind.FIRE, "far")
+    scheduler.push(5_000, Kind.RETRY, "another kind")
+    assert scheduler.horizon(Kind.FIRE) == 1_000
+    assert scheduler.take_due(Kind.FIRE, 10_000, limit=10) == [(999, "near")]
+    scheduler.hold(Kind.FIRE, None)  # no horizon: everything is kept again
+    scheduler.push(5_000, Kind.FIRE, "far")
+    assert scheduler.take_due(Kind.FIRE, 10_000, limit=10) == [(5_000, "far")]
+    scheduler.hold(Kind.FIRE, 1_000)
+    scheduler.clear()  # re-planning forgets horizons with the entries
+    assert scheduler.horizon(Kind.FIRE) is None
+    scheduler.push(5_000, Kind.FIRE, "far")
+    assert len(scheduler) == 1

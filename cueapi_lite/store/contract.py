@@ -513,15 +513,17 @@ class CueStore(Protocol):
         """Delete the cue and (by cascade) its executions; False if it was not there."""
         ...
 
-    def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
-        """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices of at most `slice_size` (at start, to arm their
-        missed-window checks; a million cues are never all records at once). The start
-        is `watch_from_ms`, or `created_at_ms` when it has none."""
+    async def watched(self, after: int, limit: int) -> tuple[list[Watched], int]:
+        """(id, cron, time zone, window start, window multiplier) of up to `limit` active
+        recurring cues after position `after` (0 is the beginning), and the position
+        to go on from: a sweep over their missed-window checks reads them a slice at a
+        time, so a million cues are never all records at once. The start is
+        `watch_from_ms`, or `created_at_ms` when it has none."""
         ...
 
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        """(cue id, next fire instant) of the active cues whose next fire is at or after
+        `from_ms`, earliest first (ties in any order), at most `limit` of them."""
         ...
 
 

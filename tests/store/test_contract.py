@@ -181,7 +181,25 @@ async def test_a_fire_applies_only_while_the_cue_is_active_and_due(store: Store)
     after = await store.cues.get(alice, made.id)
     assert after is not None
     assert (after.next_fire_at_ms, after.fired_count) == (2 * HOUR_MS, 1)
-    assert await store.cues.scheduled() == [(made.id, 2 * HOUR_MS)]
+    assert await store.cues.fires_from(0, 10) == [(made.id, 2 * HOUR_MS)]
+
+
+async def test_next_fires_are_read_from_an_instant_on_earliest_first(store: Store) -> None:
+    alice = await user(store)
+    at = [3, 1, 2, 2, 5]
+    made = [
+        await stored_cue(store, alice, name=f"c{n}", next_fire_at_ms=due * HOUR_MS)
+        for n, due in enumerate(at)
+    ]
+    await stored_cue(store, alice, name="paused", status="paused", next_fire_at_ms=HOUR_MS)
+    await stored_cue(store, alice, name="done", status="completed", next_fire_at_ms=None)
+    fires = await store.cues.fires_from(2 * HOUR_MS, 10)
+    assert [due for _id, due in fires] == [2 * HOUR_MS, 2 * HOUR_MS, 3 * HOUR_MS, 5 * HOUR_MS]
+    assert {cue_id for cue_id, _due in fires[:2]} == {made[2].id, made[3].id}
+    first, second = await store.cues.fires_from(0, 2)
+    assert first == (made[1].id, HOUR_MS)
+    assert second in fires[:2]
+    assert await store.cues.fires_from(5 * HOUR_MS + 1, 10) == []
 
 
 async def test_of_many_concurrent_fires_of_one_occurrence_one_applies(store: Store) -> None:
@@ -199,7 +217,7 @@ async def test_a_paused_cue_does_not_fire_and_is_not_scheduled(store: Store) -> 
     assert not await tx(store, lambda t: t.set_cue_status(made.id, "active", "paused", 1, True))
     plan = FirePlan(made.id, HOUR_MS, 2 * HOUR_MS, [])
     assert not await tx(store, lambda t: t.apply_fire(plan, 1, 5))
-    assert await store.cues.scheduled() == []
+    assert await store.cues.fires_from(0, 10) == []
 
 
 async def test_count_run_writes_what_the_rule_decided(store: Store) -> None:

@@ -290,6 +290,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_unfinished_execution_indexes",
+        """
+        -- Unfinished work is looked up at start (and when the clock is set back): with
+        -- ten million executions each scan of the table took seconds. Partial indexes
+        -- hold only the few rows still in flight; their conditions are repeated word for
+        -- word by the statements that use them (store/sqlite/rows.py).
+        CREATE INDEX executions_unfinished ON executions(status)
+            WHERE status IN ('pending', 'delivering', 'retrying');
+        CREATE INDEX executions_awaiting_outcome ON executions(outcome_deadline_ms)
+            WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL;
+        """,
+    ),
+    (
         "0009_cue_execution_counts",
         """
         -- Executions per cue (see the SQLite migration of the same name).

@@ -22,6 +22,7 @@ from .devices import DeviceStore
 from .executions import ExecutionStore
 from .history import HistoryStore
 from .outcomes import OutcomeStore
+from .rows import AWAITING_OUTCOME, UNFINISHED
 from .sessions import TokenStore
 from .support import SupportStore
 from .tx import SqliteTx
@@ -36,11 +37,11 @@ Listener = Callable[[list[Deadline]], None]
 
 # `shift_deadlines`: every relative deadline, moved by the jump (one parameter each).
 SHIFT_DEADLINES = (
-    "UPDATE executions SET next_retry_ms = next_retry_ms + ? WHERE status = 'retrying'",
-    "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"
-    " WHERE status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
-    "UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ?"
-    " WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL",
+    "UPDATE executions SET next_retry_ms = next_retry_ms + ?"  # noqa: S608
+    f" WHERE {UNFINISHED} AND status = 'retrying'",
+    "UPDATE executions SET lease_expires_at_ms = lease_expires_at_ms + ?"  # noqa: S608
+    f" WHERE {UNFINISHED} AND status = 'delivering' AND lease_expires_at_ms IS NOT NULL",
+    f"UPDATE executions SET outcome_deadline_ms = outcome_deadline_ms + ? WHERE {AWAITING_OUTCOME}",  # noqa: S608
     "UPDATE executions SET updated_at_ms = updated_at_ms + ?"
     " WHERE status = 'pending' AND transport = 'worker'",
     "UPDATE cues SET watch_from_ms = watch_from_ms + ?, version = version + 1"

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..records import Claimable, LeaseCheck
 from .db import Database
-from .rows import execution_from_row
+from .rows import UNFINISHED, execution_from_row
 
 __all__ = ["ClaimStore"]
 
@@ -78,8 +78,8 @@ class ClaimStore:
     async def claimed(self) -> list[tuple[str, int]]:
         """(execution id, lease expiry) of every claimed worker execution (at start)."""
         rows = self.db.fetchall(
-            "SELECT id, lease_expires_at_ms FROM executions"
-            " WHERE status = 'delivering' AND transport = 'worker'"
+            "SELECT id, lease_expires_at_ms FROM executions"  # noqa: S608
+            f" WHERE {UNFINISHED} AND status = 'delivering' AND transport = 'worker'"
             " AND lease_expires_at_ms IS NOT NULL"
         )
         return [(row[0], row[1]) for row in rows]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ...models import Cue, CueStatus
@@ -127,31 +125,25 @@ class CueStore:
 
         return await self.db.write(op)
 
-    async def watched(self, slice_size: int = 20_000) -> AsyncIterator[list[Watched]]:
-        """(id, cron, time zone, window start, window multiplier) of every active
-        recurring cue, in slices (at start, to arm their missed-window checks). The
-        start is `watch_from_ms`, or `created_at_ms` when it has none."""
-        after = 0
-        while True:
-            rows = self.db.fetchall(
-                "SELECT rowid, id, cron, timezone, COALESCE(watch_from_ms, created_at_ms),"
-                " alerts FROM cues WHERE rowid > ? AND status = 'active'"
-                " AND schedule_type = 'recurring' AND cron IS NOT NULL ORDER BY rowid LIMIT ?",
-                (after, slice_size),
-            )
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield [
-                (row[1], row[2], row[3], row[4], alerts_options(row[5]).missed_window_multiplier)
-                for row in rows
-            ]
-            await asyncio.sleep(0)  # let requests in between slices
-
-    async def scheduled(self) -> list[tuple[str, int]]:
-        """(cue id, next fire instant) of every active cue that has a next fire."""
+    async def watched(self, after: int, limit: int) -> tuple[list[Watched], int]:
+        # In rowid order: a sweep reads the table's pages in order, a slice at a time.
         rows = self.db.fetchall(
-            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms IS NOT NULL AND status = ?",
-            (CueStatus.ACTIVE.value,),
+            "SELECT rowid, id, cron, timezone, COALESCE(watch_from_ms, created_at_ms),"
+            " alerts FROM cues WHERE rowid > ? AND status = 'active'"
+            " AND schedule_type = 'recurring' AND cron IS NOT NULL ORDER BY rowid LIMIT ?",
+            (after, limit),
+        )
+        watched = [
+            (row[1], row[2], row[3], row[4], alerts_options(row[5]).missed_window_multiplier)
+            for row in rows
+        ]
+        return watched, rows[-1][0] if rows else after
+
+    async def fires_from(self, from_ms: int, limit: int) -> list[tuple[str, int]]:
+        # On the `cues_due` index, in its order: reads `limit` entries, not every cue.
+        rows = self.db.fetchall(
+            "SELECT id, next_fire_at_ms FROM cues WHERE next_fire_at_ms >= ? AND status = ?"
+            " ORDER BY next_fire_at_ms LIMIT ?",
+            (from_ms, CueStatus.ACTIVE.value, limit),
         )
         return [(row[0], row[1]) for row in rows]

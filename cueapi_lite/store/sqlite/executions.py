@@ -13,7 +13,7 @@ from ...models import Execution
 from ..records import ExecutionFilters
 from .db import Database
 from .recent import Recent
-from .rows import execution_from_row
+from .rows import UNFINISHED, execution_from_row
 
 __all__ = ["ExecutionStore"]
 
@@ -113,7 +113,7 @@ class ExecutionStore:
     async def open_webhook_executions(self) -> list[Execution]:
         """Webhook executions that still have delivery work (startup resume)."""
         rows = self.db.fetchall(
-            "SELECT * FROM executions WHERE status IN ('pending', 'delivering', 'retrying')"
+            f"SELECT * FROM executions WHERE {UNFINISHED}"  # noqa: S608
             " AND transport = 'webhook' ORDER BY scheduled_for_ms"
         )
         return [execution_from_row(row) for row in rows]
@@ -138,11 +138,11 @@ class ExecutionStore:
 
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE executions SET status = 'pending',"
+                "UPDATE executions SET status = 'pending',"  # noqa: S608
                 " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
                 " error_message = 'attempt interrupted by a server restart; sending again',"
                 " updated_at_ms = ?"
-                " WHERE status = 'delivering' AND transport = 'webhook'",
+                f" WHERE {UNFINISHED} AND status = 'delivering' AND transport = 'webhook'",
                 (now_ms,),
             ).rowcount
 

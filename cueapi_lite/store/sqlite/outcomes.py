@@ -6,6 +6,7 @@ The outcome transitions are `Tx` operations (see `store.contract.Tx`).
 from __future__ import annotations
 
 from .db import Database
+from .rows import AWAITING_OUTCOME
 
 __all__ = ["OutcomeStore"]
 
@@ -17,7 +18,6 @@ class OutcomeStore:
     async def open_deadlines(self) -> list[tuple[str, int]]:
         """(execution id, deadline) of every execution still waiting for its outcome."""
         rows = self.db.fetchall(
-            "SELECT id, outcome_deadline_ms FROM executions WHERE outcome IS NULL"
-            " AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL"
+            f"SELECT id, outcome_deadline_ms FROM executions WHERE {AWAITING_OUTCOME}"  # noqa: S608
         )
         return [(row[0], row[1]) for row in rows]

@@ -27,12 +27,14 @@ from ...models import (
 from ..records import CueState, KeyRecord
 
 __all__ = [
+    "AWAITING_OUTCOME",
     "CUE_COLUMNS",
     "CUE_INSERT",
     "CUE_STATE_COLUMNS",
     "EXECUTION_COLUMNS",
     "EXECUTION_INSERT",
     "KEY_COLUMNS",
+    "UNFINISHED",
     "alert_from_row",
     "alerts_options",
     "cue_from_row",
@@ -43,6 +45,13 @@ __all__ = [
     "key_from_row",
     "user_from_row",
 ]
+
+
+# The conditions of migration 0007's partial indexes on executions. SQLite uses a partial
+# index only for a query that repeats its condition word for word, so the statements
+# that look for unfinished work (start-up, a clock set back) include these texts.
+UNFINISHED = "status IN ('pending', 'delivering', 'retrying')"
+AWAITING_OUTCOME = "outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL"
 
 
 CUE_COLUMNS = (
