@@ -227,7 +227,9 @@ class CueApiLite:
         if gap_ms > 0:
             self.firing.missed_reason = MissedReason(reason)
             return
-        await self.store.shift_deadlines(gap_ms)
+        # Nodes sharing a database (and a host's clock) shift the shared rows once.
+        if self.cluster is None or await self.cluster.is_oldest():
+            await self.store.shift_deadlines(gap_ms)
         self.scheduler.clear()
         await self._plan()
         await self.delivery.plan_retries()
