@@ -203,6 +203,7 @@ class DeliveryService:
         # (a cue due during a burst) need not wait for one of the burst's to end.
         self._fresh: set[asyncio.Task[None]] = set()
         self._fresh_limit = max(1, concurrency // 8)
+        self._sending: dict[int, int] = {}  # attempts in flight per scheduled instant
         self._idle = asyncio.Event()
         self._idle.set()
         self._secrets: dict[str, str] = {}
@@ -251,9 +252,11 @@ class DeliveryService:
             self._in_flight >= self.concurrency
             and len(self._fresh) < self._fresh_limit
             and not self._lanes.holds(job.scheduled_for_ms)
+            and job.scheduled_for_ms not in self._sending
         ):
             # Every worker is busy (a burst): the first attempt of another instant
-            # starts now rather than after one of the burst's attempts has ended.
+            # (none of it waiting or in flight) starts now rather than after one of the
+            # burst's attempts has ended.
             task = asyncio.ensure_future(self._run(job))
             self._fresh.add(task)
             task.add_done_callback(self._fresh.discard)
@@ -295,13 +298,19 @@ class DeliveryService:
             await self._run(self._lanes.take())
 
     async def _run(self, job: DeliveryJob) -> None:
+        instant = job.scheduled_for_ms
         self._in_flight += 1
+        self._sending[instant] = self._sending.get(instant, 0) + 1
         try:
             await self.attempt(job)
         except Exception:
             log.exception("delivery attempt for execution %s crashed", job.execution_id)
         finally:
             self._in_flight -= 1
+            if self._sending[instant] == 1:
+                del self._sending[instant]
+            else:
+                self._sending[instant] -= 1
             if not self._queue.qsize() and not self._in_flight:
                 self._idle.set()
 

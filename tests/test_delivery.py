@@ -420,6 +420,37 @@ async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_
         await lite.aclose()
 
 
+async def test_a_bursts_own_later_slices_wait_for_the_pool(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only another instant's attempt starts beside a busy pool: the burst's own attempts
+    of later slices wait for its workers, so at most the pool's attempts are in flight."""
+    monkeypatch.setattr(firing, "FIRE_SLICE", 2)
+    deliverer = GatedDeliverer()
+    lite = CueApiLite(
+        Settings(db=str(tmp_path / "own.db"), delivery_concurrency=2),
+        clock=clock, deliverer=deliverer,
+    )  # fmt: skip
+    await lite.start()
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+        async with lite.client(key.api_key) as api:
+            for n in range(6):
+                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+        clock.advance(60)
+        await lite.scheduler.tick(clock.now_ms())  # three slices, the first two sent
+        await deliverer.seen(2)
+        await asyncio.sleep(0)  # (one more turn: any attempt started is counted)
+        assert (lite.delivery.in_flight, lite.delivery.queued) == (2, 4)
+        deliverer.gate.set()
+        await lite.settle()
+        assert len(deliverer.requests) == 6
+    finally:
+        deliverer.gate.set()
+        await lite.aclose()
+
+
 async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_slice(
     tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
