@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.cli import main
+from cueapi_lite.models import Alert
 from cueapi_lite.services.accounts import NewKey
 
 from ..conftest import FakeDeliverer, status
@@ -290,3 +291,18 @@ async def test_nodes_on_one_host_move_shared_deadlines_once_when_the_clock_is_se
     assert after["cue_id"] == cue["id"]
     retry_ms = [ms(e["next_retry"]) for e in (before, after)]
     assert retry_ms[1] - retry_ms[0] == -3600_000  # moved once, not once per node
+
+
+async def test_nodes_asking_for_the_alert_outbox_at_once_each_get_other_rows(
+    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
+) -> None:
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "alerting")
+    now_ms = clock.now_ms()
+    alert = Alert("al1", alice.user.id, cue["id"], None, "outcome_timeout", "warning", "m", {},
+                  None, now_ms)  # fmt: skip
+    targets = [("webhook", f"http://127.0.0.1:9/alert/{n}") for n in range(60)]
+    await nodes[0].store.transact(lambda tx: tx.insert_alert(alert, targets))
+    taken = await asyncio.gather(*(app.store.alerts.outbox_due(now_ms, 25) for app in nodes))
+    ids = [item.id for items in taken for item in items]
+    assert len(ids) == len(set(ids)) == 60  # every row to one node, none to two
