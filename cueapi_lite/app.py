@@ -14,11 +14,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from .alerts import AlertService
 from .callbacks import CallbackPolicy
@@ -26,13 +23,12 @@ from .clock import Clock, SystemClock
 from .cluster import Cluster
 from .config import Settings
 from .delivery import DeliveryJob, DeliveryService
-from .edge import Edge
-from .errors import ApiError, MethodNotAllowed, NotFound, render
+from .edge import Edge, LeanStarlette
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
-from .metrics import HttpMetrics, HttpStats, MetricsCollector, metrics_routes
+from .metrics import HttpStats, MetricsCollector, metrics_routes
 from .models import Cue, Execution, MissedReason, Transport, iso
 from .read_cache import ReadCache
 from .retention import Retention
@@ -60,7 +56,7 @@ from .store import Deadline, Store, is_postgres, store_for
 from .store.lock import ServerLock
 from .telemetry import Telemetry
 from .web import dashboard_routes
-from .webhooks import AiohttpDeliverer, Deliverer
+from .webhooks import Deliverer, HttpDeliverer
 
 if TYPE_CHECKING:  # httpx (and its TLS stack) loads only when a client is asked for
     import httpx
@@ -70,38 +66,6 @@ __all__ = ["CueApiLite"]
 log = logging.getLogger(__name__)
 BOOTSTRAP_EMAIL = "admin@local"
 SETTLE_ROUNDS = 10_000
-
-
-def _error_response(exc: ApiError) -> Response:
-    status, body, headers = render(exc)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods served on the path template this request matched (one Route per method
-    here, so the router's own Allow header would name only the first)."""
-    routes = [r for r in request.app.router.routes if isinstance(r, Route)]
-    template = next((r.path for r in routes if r.matches(request.scope)[0] != Match.NONE), None)
-    methods: set[str] = set()
-    for route in routes:
-        if route.path == template:
-            methods |= route.methods or set()
-    return sorted(methods)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        refused = MethodNotAllowed(
-            f"Method {request.method} is not allowed on {request.url.path}",
-            headers={"Allow": ", ".join(_allowed_methods(request))},
-        )
-        return _error_response(refused)
-    if exc.status_code == 404:
-        return _error_response(NotFound(f"No such endpoint: {request.url.path}"))
-    error = ApiError(str(exc.detail), "http_error")
-    error.status = exc.status_code  # type: ignore[misc]
-    return _error_response(error)
 
 
 class CueApiLite:
@@ -123,7 +87,7 @@ class CueApiLite:
         if self.settings.metrics:
             self.store.on_batch(self.telemetry.committed)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
-        self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
+        self.deliverer: Deliverer = deliverer or HttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
         )
         self.scheduler = Scheduler(self.clock)
@@ -190,7 +154,7 @@ class CueApiLite:
         operations: list[Route] = []
         if self.settings.metrics:
             operations = metrics_routes(self.metrics, self.settings.metrics_token)
-        self.asgi = Starlette(
+        self.asgi = LeanStarlette(
             routes=[
                 *health_routes(self._checks, self.clock.now_ms),
                 *operations,
@@ -219,10 +183,12 @@ class CueApiLite:
                 ),
             ],
             middleware=[
-                Middleware(Edge, max_body_bytes=self.settings.max_body_bytes),
-                *([Middleware(HttpMetrics, self.http_stats)] if self.settings.metrics else []),
+                Middleware(
+                    Edge,
+                    max_body_bytes=self.settings.max_body_bytes,
+                    stats=self.http_stats if self.settings.metrics else None,
+                ),
             ],
-            exception_handlers={HTTPException: _http_exception},
             lifespan=self._lifespan,
         )
         self.asgi.router = IndexedRouter(
@@ -261,7 +227,9 @@ class CueApiLite:
         if gap_ms > 0:
             self.firing.missed_reason = MissedReason(reason)
             return
-        await self.store.shift_deadlines(gap_ms)
+        # Nodes sharing a database (and a host's clock) shift the shared rows once.
+        if self.cluster is None or await self.cluster.is_oldest():
+            await self.store.shift_deadlines(gap_ms)
         self.scheduler.clear()
         await self._plan()
         await self.delivery.plan_retries()

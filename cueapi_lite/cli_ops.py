@@ -273,26 +273,38 @@ def service_install(
 
 @click.command()
 @click.option(
-    "--from", "source", required=True, type=click.Path(exists=True, dir_okay=False),
-    help="The SQLite database file to copy (no server may be running on it).",
+    "--from", "source", required=True,
+    help="The database to copy: a SQLite file or a postgresql:// URL (no server on it).",
 )  # fmt: skip
-@click.option("--to", "target", required=True, help="An empty PostgreSQL database's URL.")
+@click.option(
+    "--to", "target", required=True,
+    help="An empty PostgreSQL database's URL, or a new SQLite file.",
+)  # fmt: skip
 def migrate(source: str, target: str) -> None:
-    """Copy a SQLite database (users, keys, cues, executions, alerts, everything) into
-    an empty PostgreSQL database, then check every table's row count."""
+    """Copy a database (users, keys, cues, executions, alerts, everything) from SQLite
+    into an empty PostgreSQL database, or from PostgreSQL into a new SQLite file, then
+    check every table's row count."""
     from .store import is_postgres
 
-    if not is_postgres(target):
-        raise click.ClickException("--to must be a postgresql:// URL")
-    from .store.copy import CopyError, copy_sqlite_to_postgres
+    if is_postgres(source) == is_postgres(target):
+        raise click.ClickException(
+            "one of --from and --to must be a postgresql:// URL and the other a SQLite file"
+        )
+    from .store.copy import CopyError, copy_postgres_to_sqlite, copy_sqlite_to_postgres
 
     try:
-        counts = copy_sqlite_to_postgres(source, target)
+        if is_postgres(target):
+            if not Path(source).is_file():
+                raise CopyError(f"no SQLite database at {source}")
+            counts = copy_sqlite_to_postgres(source, target)
+        else:
+            counts = copy_postgres_to_sqlite(source, target)
     except CopyError as exc:
         raise click.ClickException(str(exc)) from None
     for copied in counts:
         click.echo(f"{copied.table:<18} {copied.source_rows:>10,} rows copied, counts match")
-    click.echo("Done: point `cueapi-lite serve --db` at the PostgreSQL URL.")
+    where = "PostgreSQL URL" if is_postgres(target) else "SQLite file"
+    click.echo(f"Done: point `cueapi-lite serve --db` at the {where}.")
 
 
 COMMANDS: list[click.Command] = [

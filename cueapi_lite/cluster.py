@@ -93,6 +93,12 @@ class Cluster:
         except Exception:
             log.exception("could not remove this node's row; the others wait for its lease")
 
+    async def is_oldest(self) -> bool:
+        """Whether this is the longest-running live node (the one that moves shared
+        deadlines after the clock jumped back)."""
+        live = [n for n in await self.nodes.nodes() if n.alive]
+        return not live or live[0].id == self.nodes.node_id
+
     # --- the lease ------------------------------------------------------------------
 
     async def _keep(self) -> None:

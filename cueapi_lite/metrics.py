@@ -2,9 +2,9 @@
 
 Counters and histograms are the plain numbers `Telemetry` keeps (no lock or label lookup
 on the burst path); the scheduler, the delivery pool and the file are read as they are;
-stored rows are counted on a connection of the scrape's own thread. `HttpMetrics` is a
-pure ASGI middleware counting requests by route template (never the raw path, so ids do
-not make new series). Loopback clients may scrape; with `metrics_token` set, every
+stored rows are counted on a connection of the scrape's own thread. `HttpStats` counts
+requests by route template (never the raw path, so ids do not make new series); the edge
+records them. Loopback clients may scrape; with `metrics_token` set, every
 client must send it as a bearer token.
 """
 
@@ -31,14 +31,14 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from .errors import ApiError, Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized
 from .store import is_postgres
 from .store.sqlite.history import HistoryStore
-from .telemetry import DURATION_BUCKETS, Histogram, Telemetry, stopwatch
+from .telemetry import DURATION_BUCKETS, Histogram, Telemetry
 
-__all__ = ["HttpMetrics", "HttpStats", "MetricsCollector", "metrics_routes"]
+__all__ = ["HttpStats", "MetricsCollector", "metrics_routes"]
 
 UNMATCHED = "unmatched"
 # Any other method a client makes up counts as "other", so clients cannot create series.
@@ -46,50 +46,25 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class HttpStats:
-    """Requests by (method, route template, status) and latency per route template."""
+    """Requests by (method, route template, status) and latency per route template. The
+    edge records each routed request (it sits outside the router, so it sees the router's
+    `scope["route"]`); requests it refuses before routing (413 by `Content-Length`) are
+    not counted."""
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, str]] = Counter()
         self.latency: dict[str, Histogram] = {}
 
-
-class HttpMetrics:
-    """ASGI middleware filling `HttpStats`. It sits inside `Edge`, so it sees the
-    router's `scope["route"]` (Edge copies the scope when it cleans the path)."""
-
-    def __init__(self, app: ASGIApp, stats: HttpStats) -> None:
-        self.app = app
-        self.requests = stats.requests
-        self.latency = stats.latency
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = stopwatch()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        except ApiError as exc:
-            status = exc.status
-            raise
-        finally:
-            route = scope.get("route")
-            # A mount at the root (the dashboard) has the empty path.
-            template = UNMATCHED if route is None else getattr(route, "path", "") or "/"
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            self.requests[(method, template, str(status))] += 1
-            histogram = self.latency.get(template)
-            if histogram is None:
-                histogram = self.latency[template] = Histogram(DURATION_BUCKETS)
-            histogram.observe(stopwatch() - started)
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        # A mount at the root (the dashboard) has the empty path.
+        template = UNMATCHED if route is None else getattr(route, "path", "") or "/"
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        self.requests[(method, template, str(status))] += 1
+        histogram = self.latency.get(template)
+        if histogram is None:
+            histogram = self.latency[template] = Histogram(DURATION_BUCKETS)
+        histogram.observe(seconds)
 
 
 def _histogram(name: str, doc: str, histogram: Histogram) -> HistogramMetricFamily:

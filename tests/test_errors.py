@@ -82,3 +82,13 @@ async def test_health_and_status_need_no_key(lite: CueApiLite) -> None:
             "database": "up", "scheduler": "up", "delivery": "up"
         }  # fmt: skip
         assert (await client.get("/status")).json() == {"status": "healthy"}
+
+
+async def test_a_405_names_every_method_of_a_path_with_an_id(api: httpx.AsyncClient) -> None:
+    response = await api.put("/v1/cues/cue_anything")
+    assert_envelope(response, 405, "method_not_allowed")
+    allowed = set(response.headers["allow"].replace(" ", "").split(","))
+    assert allowed == {"DELETE", "GET", "HEAD", "PATCH"}
+    fire = await api.get("/v1/cues/cue_anything/fire")
+    assert_envelope(fire, 405, "method_not_allowed")
+    assert fire.headers["allow"] == "POST"

@@ -1,7 +1,9 @@
-"""`cueapi-lite migrate`: a SQLite database copied into PostgreSQL serves the same API."""
+"""`cueapi-lite migrate`: a SQLite database copied into PostgreSQL, and back into a new
+SQLite file, serves the same API."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +92,58 @@ async def test_migrate_refuses_while_a_server_runs_on_the_file(
     assert "a server is running on" in result.output
 
 
-def test_migrate_wants_a_postgresql_url(tmp_path: Path) -> None:
+def test_migrate_wants_a_postgresql_url_on_one_side(tmp_path: Path) -> None:
     source = tmp_path / "a.db"
     source.write_bytes(b"")
     result = CliRunner().invoke(main, ["migrate", "--from", str(source), "--to", "b.db"])
     assert result.exit_code == 1
-    assert "--to must be a postgresql:// URL" in result.output
+    assert "one of --from and --to must be a postgresql:// URL" in result.output
+
+
+async def test_a_database_copied_back_from_postgresql_answers_like_the_original(
+    tmp_path: Path, pg_databases: Any, clock: ManualClock
+) -> None:
+    source = str(tmp_path / "old.db")
+    api_key, before = await _history(source, clock)
+    middle = pg_databases.new()
+    there = CliRunner().invoke(main, ["migrate", "--from", source, "--to", middle])
+    assert there.exit_code == 0, there.output
+    back = str(tmp_path / "back.db")
+    result = CliRunner().invoke(main, ["migrate", "--from", middle, "--to", back])
+    assert result.exit_code == 0, result.output
+    assert "executions                  3 rows copied, counts match" in result.output
+    assert "point `cueapi-lite serve --db` at the SQLite file" in result.output
+    lite = CueApiLite(Settings(db=back), clock=clock, deliverer=FakeDeliverer())
+    await lite.start()
+    try:
+        async with lite.client(api_key) as api:
+            assert (await api.get("/v1/cues")).json() == before["cues"]
+            assert (await api.get("/v1/executions")).json() == before["executions"]
+            assert (await api.get("/v1/alerts")).json() == before["alerts"]
+            usage = (await api.get("/v1/usage")).json()
+            ticket = await api.post("/v1/support", json=TICKET)
+            assert ticket.json()["ticket_id"] == 2  # ids go on from the copied ones
+    finally:
+        await lite.aclose()
+    assert usage["executions"]["used"] == 3  # the kept counters came back too
+    again = CliRunner().invoke(main, ["migrate", "--from", middle, "--to", back])
+    assert again.exit_code == 1
+    assert "already exists; give the name of a new file" in again.output
+
+
+async def test_migrate_back_refuses_while_nodes_run_on_the_database(
+    tmp_path: Path, pg_databases: Any, clock: ManualClock
+) -> None:
+    source = pg_databases.new()
+    lite = CueApiLite(Settings(db=source), clock=clock, deliverer=FakeDeliverer())
+    await lite.start()
+    try:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, main, ["migrate", "--from", source, "--to", str(tmp_path / "x.db")]
+        )
+    finally:
+        await lite.aclose()
+    assert result.exit_code == 1
+    assert "1 node(s) run on postgresql://" in result.output
+    assert "stop them first" in result.output
+    assert not (tmp_path / "x.db").exists()

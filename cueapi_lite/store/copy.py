@@ -1,14 +1,16 @@
-"""Copy a whole SQLite database into an empty PostgreSQL database, then compare counts.
+"""Copy a whole database between SQLite and PostgreSQL (either way), then compare counts.
 
 Every table, every column both schemas have, in the source's row order (so pages keep
 their order); the counters the triggers keep are copied as they were (deleting a cue
 does not give its runs back, so they cannot be recomputed from the rows). The source
-must not be in use by a server, the target must be empty.
+must not be in use by a server (a SQLite file's lock, a PostgreSQL database's live
+nodes), the target must be empty (a new SQLite file).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 from typing import Any
 
@@ -17,8 +19,10 @@ import psycopg
 from .lock import running_server
 from .postgres import PostgresStore
 from .postgres.db import redacted
+from .postgres.nodes import inspect
+from .sqlite import SqliteStore
 
-__all__ = ["Copied", "CopyError", "copy_sqlite_to_postgres"]
+__all__ = ["Copied", "CopyError", "copy_postgres_to_sqlite", "copy_sqlite_to_postgres"]
 
 # Parents before children (foreign keys); the trigger-kept counters last.
 TABLES = (
@@ -77,6 +81,72 @@ def copy_sqlite_to_postgres(source: str, target: str) -> list[Copied]:
             + ", ".join(f"{c.table} {c.source_rows} -> {c.target_rows}" for c in wrong)
         )
     return counts
+
+
+def copy_postgres_to_sqlite(source: str, target: str) -> list[Copied]:
+    """Copy `source` (a postgresql:// URL) into `target` (a new SQLite file). Returns the
+    row counts per table; raises CopyError when they differ or the copy cannot start."""
+    if os.path.exists(target) and os.path.getsize(target) > 0:
+        raise CopyError(f"{target} already exists; give the name of a new file")
+    try:
+        _names, nodes = inspect(source)
+    except psycopg.Error as exc:
+        raise CopyError(f"cannot read {redacted(source)}: {exc}") from None
+    live = [n for n in nodes if n.alive]
+    if live:
+        raise CopyError(
+            f"{len(live)} node(s) run on {redacted(source)}"
+            f" ({', '.join(f'pid {n.pid} on {n.host}' for n in live)}); stop them first"
+        )
+    store = SqliteStore(target)
+    store.open()  # the schema, on a new file
+    store.close()
+    lite = sqlite3.connect(target, isolation_level=None)
+    try:
+        with psycopg.connect(source) as pg:
+            lite.execute("BEGIN IMMEDIATE")
+            try:
+                for table in TABLES:
+                    _copy_back(pg, lite, table)
+                lite.execute("COMMIT")
+            except BaseException:
+                lite.execute("ROLLBACK")
+                raise
+            counts = [
+                Copied(table, _count(pg.execute, table), _count(lite.execute, table))
+                for table in TABLES
+            ]
+    finally:
+        lite.close()
+    wrong = [c for c in counts if c.source_rows != c.target_rows]
+    if wrong:
+        raise CopyError(
+            "row counts differ: "
+            + ", ".join(f"{c.table} {c.source_rows} -> {c.target_rows}" for c in wrong)
+        )
+    return counts
+
+
+def _copy_back(pg: psycopg.Connection[Any], lite: sqlite3.Connection, table: str) -> None:
+    source_columns = [
+        str(row[0])
+        for row in pg.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    ]
+    target_columns = {row[1] for row in lite.execute(f"PRAGMA table_info({table})")}
+    columns = [c for c in source_columns if c in target_columns and c != "rowid"]
+    names = ", ".join(columns)
+    if table in _COUNTERS:
+        lite.execute(f"DELETE FROM {table}")  # noqa: S608 - kept by the triggers: replace
+    order = " ORDER BY rowid" if "rowid" in source_columns else ""
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    with pg.cursor(name=f"copy_{table}") as rows:  # server-side: big tables in batches
+        rows.execute(f"SELECT {names} FROM {table}{order}".encode())  # noqa: S608
+        while batch := rows.fetchmany(_BATCH):
+            lite.executemany(insert, batch)
 
 
 def _count(execute: Any, table: str) -> int:

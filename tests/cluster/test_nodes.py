@@ -17,10 +17,11 @@ from click.testing import CliRunner
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.cli import main
+from cueapi_lite.models import Alert
 from cueapi_lite.services.accounts import NewKey
 
-from ..conftest import FakeDeliverer
-from ..helpers import iso_at
+from ..conftest import FakeDeliverer, status
+from ..helpers import iso_at, ms
 from ..test_restart import HangingDeliverer
 from ..test_workers import claim, fire, worker_cue
 
@@ -80,11 +81,11 @@ async def settle_all(apps: list[CueApiLite]) -> None:
     await asyncio.gather(*(app.settle() for app in apps))
 
 
-async def hourly(api: httpx.AsyncClient, name: str) -> dict[str, Any]:
+async def hourly(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
     response = await api.post(
         "/v1/cues",
         json={"name": name, "schedule": {"type": "recurring", "cron": "0 * * * *"},
-              "callback": {"url": "http://127.0.0.1:9/hook"}},
+              "callback": {"url": "http://127.0.0.1:9/hook"}, **fields},
     )  # fmt: skip
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -267,3 +268,41 @@ async def test_doctor_lists_the_nodes_and_whose_lease_ran_out(
     [listed] = [line for line in lines if line.startswith("✓ nodes: 2 live: ")]
     assert all(f"{node_id} (pid " in listed for node_id in ids)
     assert listed.count("lease ran out") == 1
+
+
+async def test_nodes_on_one_host_move_shared_deadlines_once_when_the_clock_is_set_back(
+    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
+) -> None:
+    assert isinstance(nodes[0].deliverer, FakeDeliverer)
+    nodes[0].deliverer.answer(status(503), status(200))
+    for app in nodes[1:]:
+        await app.aclose()  # the first node fires and fails the first attempt
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "retried", retry={"max_attempts": 2, "backoff_minutes": [5]})
+        to_next_hour(clock)
+        await nodes[0].settle()
+        for app in nodes[1:]:
+            await app.start()
+        [before] = await executions_of(api)
+        clock.jump(-3600)  # the host's clock is set back an hour: every node sees it
+        await settle_all(nodes)
+        [after] = await executions_of(api)
+    assert before["status"] == after["status"] == "retrying"
+    assert after["cue_id"] == cue["id"]
+    retry_ms = [ms(e["next_retry"]) for e in (before, after)]
+    assert retry_ms[1] - retry_ms[0] == -3600_000  # moved once, not once per node
+
+
+async def test_nodes_asking_for_the_alert_outbox_at_once_each_get_other_rows(
+    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
+) -> None:
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "alerting")
+    now_ms = clock.now_ms()
+    alert = Alert("al1", alice.user.id, cue["id"], None, "outcome_timeout", "warning", "m", {},
+                  None, now_ms)  # fmt: skip
+    targets = [("webhook", f"http://127.0.0.1:9/alert/{n}") for n in range(60)]
+    await nodes[0].store.transact(lambda tx: tx.insert_alert(alert, targets))
+    taken = await asyncio.gather(*(app.store.alerts.outbox_due(now_ms, 25) for app in nodes))
+    ids = [item.id for items in taken for item in items]
+    assert len(ids) == len(set(ids)) == 60  # every row to one node, none to two

@@ -77,50 +77,51 @@ def _parse(payload: str) -> tuple[str, list[Deadline]]:
 
 
 class PgNodeStore:
-    """`store.contract.NodeStore` on PostgreSQL."""
+    """`store.contract.NodeStore` on PostgreSQL. The lease is kept on a connection of
+    its own, in the event loop: a renewal never waits behind the writer threads' queue
+    (a burst queues thousands of writes there, longer than a lease)."""
 
     def __init__(self, db: PgDatabase, node_id: str) -> None:
         self.db = db
         self._node_id = node_id
+        self._conn: psycopg.AsyncConnection[Any] | None = None
 
     @property
     def node_id(self) -> str:
         return self._node_id
 
-    async def join(self, host: str, pid: int, started_ms: int, lease_ms: int) -> int:
-        def op(conn: Any) -> int:
-            conn.execute(
-                "INSERT INTO nodes (id, host, pid, started_at_ms, lease_expires_ms)"
-                " VALUES (?, ?, ?, ?, now_ms() + ?) ON CONFLICT (id) DO UPDATE"
-                " SET lease_expires_ms = EXCLUDED.lease_expires_ms",
-                (self._node_id, host, pid, started_ms, lease_ms),
-            )
-            row = conn.execute(
-                "SELECT MIN(started_at_ms) FROM nodes WHERE lease_expires_ms > now_ms()"
-            ).fetchone()
-            return int(row[0]) if row and row[0] is not None else started_ms
+    async def _lease(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.db.url, autocommit=True)
+        try:
+            cursor = await self._conn.execute(sql.encode(), tuple(params))
+            return await cursor.fetchall() if cursor.description else [cursor.rowcount]
+        except psycopg.OperationalError:
+            await self._conn.close()  # connected again on the next call
+            raise
 
-        return await self.db.write(op)
+    async def join(self, host: str, pid: int, started_ms: int, lease_ms: int) -> int:
+        await self._lease(
+            "INSERT INTO nodes (id, host, pid, started_at_ms, lease_expires_ms)"
+            " VALUES (%s, %s, %s, %s, now_ms() + %s) ON CONFLICT (id) DO UPDATE"
+            " SET lease_expires_ms = EXCLUDED.lease_expires_ms",
+            (self._node_id, host, pid, started_ms, lease_ms),
+        )
+        [(earliest,)] = await self._lease(
+            "SELECT MIN(started_at_ms) FROM nodes WHERE lease_expires_ms > now_ms()"
+        )
+        return started_ms if earliest is None else int(earliest)
 
     async def renew(self, lease_ms: int) -> bool:
-        def op(conn: Any) -> bool:
-            return bool(
-                conn.execute(
-                    "UPDATE nodes SET lease_expires_ms = now_ms() + ? WHERE id = ?",
-                    (lease_ms, self._node_id),
-                ).rowcount
-            )
-
-        return await self.db.write(op)
+        [changed] = await self._lease(
+            "UPDATE nodes SET lease_expires_ms = now_ms() + %s WHERE id = %s",
+            (lease_ms, self._node_id),
+        )
+        return bool(changed)
 
     async def remove_expired(self) -> list[str]:
-        def op(conn: Any) -> list[str]:
-            rows = conn.execute(
-                "DELETE FROM nodes WHERE lease_expires_ms < now_ms() RETURNING id"
-            ).fetchall()
-            return [str(row[0]) for row in rows]
-
-        return await self.db.write(op)
+        rows = await self._lease("DELETE FROM nodes WHERE lease_expires_ms < now_ms() RETURNING id")
+        return [str(row[0]) for row in rows]
 
     async def adopt(self, now_ms: int) -> list[Execution]:
         def op(conn: Any) -> list[Execution]:
@@ -131,13 +132,15 @@ class PgNodeStore:
         return sorted(adopted, key=lambda e: e.scheduled_for_ms)
 
     async def leave(self) -> None:
-        def op(conn: Any) -> None:
-            conn.execute("DELETE FROM nodes WHERE id = ?", (self._node_id,))
-
-        await self.db.write(op)
+        try:
+            await self._lease("DELETE FROM nodes WHERE id = %s", (self._node_id,))
+        finally:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
 
     async def nodes(self) -> list[NodeRecord]:
-        rows = self.db.fetchall(
+        rows = await self._lease(
             "SELECT id, host, pid, started_at_ms, lease_expires_ms,"
             " lease_expires_ms > now_ms() AS alive FROM nodes ORDER BY started_at_ms, id"
         )
