@@ -56,7 +56,7 @@ from .store import Deadline, Store, is_postgres, store_for
 from .store.lock import ServerLock
 from .telemetry import Telemetry
 from .web import dashboard_routes
-from .webhooks import AiohttpDeliverer, Deliverer
+from .webhooks import Deliverer, HttpDeliverer
 
 if TYPE_CHECKING:  # httpx (and its TLS stack) loads only when a client is asked for
     import httpx
@@ -87,7 +87,7 @@ class CueApiLite:
         if self.settings.metrics:
             self.store.on_batch(self.telemetry.committed)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
-        self.deliverer: Deliverer = deliverer or AiohttpDeliverer(
+        self.deliverer: Deliverer = deliverer or HttpDeliverer(
             self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
         )
         self.scheduler = Scheduler(self.clock)

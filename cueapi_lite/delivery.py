@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import logging
 from collections import OrderedDict, deque
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from .alerts import alert_on_outcome, check_consecutive_failures
 from .clock import Clock
@@ -38,6 +39,8 @@ __all__ = ["DeliveryJob", "DeliveryService", "finish_attempt"]
 
 log = logging.getLogger(__name__)
 RESPONSE_EXCERPT_CHARS = 2000
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 
 
 def finish_attempt(tx: Tx, result: AttemptResult, now_ms: int) -> Finished | None:
@@ -123,6 +126,9 @@ class _Lanes:
             lane = self._lanes[job.scheduled_for_ms] = deque()
         lane.append(job)
 
+    def holds(self, instant: int) -> bool:
+        return instant in self._lanes
+
     def take(self) -> DeliveryJob:
         instant, lane = next(iter(self._lanes.items()))
         job = lane.popleft()
@@ -131,6 +137,45 @@ class _Lanes:
         else:
             del self._lanes[instant]
         return job
+
+
+class _Batched(Generic[Item, Answer]):
+    """Calls made during one turn of the event loop, run as one: the attempts of a burst
+    begin together and finish together, one write for all instead of one write each.
+
+    `run(items)` answers each item in order, an exception standing for that item's
+    failure; if `run` itself raises, every item of the batch fails with it.
+    """
+
+    def __init__(self, run: Callable[[list[Item]], Awaitable[list[Answer | Exception]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, item: Item) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            # A task's first step runs on the loop's next turn: by then every call of
+            # this turn has joined the batch.
+            task = asyncio.ensure_future(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._waiting.append((item, future))
+        return await future
+
+    async def _flush(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            answers = await self._run([item for item, _future in batch])
+        except Exception as exc:
+            answers = [exc] * len(batch)
+        for (_item, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
 
 
 class DeliveryService:
@@ -154,9 +199,15 @@ class DeliveryService:
         self._lanes = _Lanes()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        # Attempts started beside a saturated pool: the first attempt of an instant
+        # (a cue due during a burst) need not wait for one of the burst's to end.
+        self._fresh: set[asyncio.Task[None]] = set()
+        self._fresh_limit = max(1, concurrency // 8)
         self._idle = asyncio.Event()
         self._idle.set()
         self._secrets: dict[str, str] = {}
+        self._begin = _Batched(self._begin_many)
+        self._finish = _Batched(self._finish_many)
         scheduler.on(Kind.RETRY, self._retries_due)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -168,9 +219,10 @@ class DeliveryService:
         ]
 
     async def aclose(self) -> None:
-        for task in self._workers:
+        tasks = [*self._workers, *self._fresh]
+        for task in tasks:
             task.cancel()
-        for task in self._workers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers = []
@@ -195,6 +247,17 @@ class DeliveryService:
 
     def submit(self, job: DeliveryJob) -> None:
         self._idle.clear()
+        if (
+            self._in_flight >= self.concurrency
+            and len(self._fresh) < self._fresh_limit
+            and not self._lanes.holds(job.scheduled_for_ms)
+        ):
+            # Every worker is busy (a burst): the first attempt of another instant
+            # starts now rather than after one of the burst's attempts has ended.
+            task = asyncio.ensure_future(self._run(job))
+            self._fresh.add(task)
+            task.add_done_callback(self._fresh.discard)
+            return
         self._lanes.put(job)
         self._queue.put_nowait(None)
 
@@ -229,16 +292,18 @@ class DeliveryService:
     async def _work(self) -> None:
         while True:
             await self._queue.get()
-            job = self._lanes.take()
-            self._in_flight += 1
-            try:
-                await self.attempt(job)
-            except Exception:
-                log.exception("delivery attempt for execution %s crashed", job.execution_id)
-            finally:
-                self._in_flight -= 1
-                if not self._queue.qsize() and not self._in_flight:
-                    self._idle.set()
+            await self._run(self._lanes.take())
+
+    async def _run(self, job: DeliveryJob) -> None:
+        self._in_flight += 1
+        try:
+            await self.attempt(job)
+        except Exception:
+            log.exception("delivery attempt for execution %s crashed", job.execution_id)
+        finally:
+            self._in_flight -= 1
+            if not self._queue.qsize() and not self._in_flight:
+                self._idle.set()
 
     async def _retries_due(self, entries: list[Due], now_ms: int) -> None:
         due = {key: due_ms for due_ms, key in entries}
@@ -305,7 +370,7 @@ class DeliveryService:
         )
 
     async def attempt(self, job: DeliveryJob) -> None:
-        attempt = await self.store.executions.begin_attempt(job.execution_id, self.clock.now_ms())
+        attempt = await self._begin(job.execution_id)
         if attempt is None:
             return  # deleted, or another attempt got there first
         started = stopwatch()
@@ -329,9 +394,26 @@ class DeliveryService:
         if finished is not None and result.outcome_state is not None:
             self.telemetry.outcome(job.execution_id, result.outcome_state, "webhook answer")
 
-    async def _finish(self, result: AttemptResult) -> Finished | None:
+    async def _begin_many(self, execution_ids: list[str]) -> list[int | Exception | None]:
+        begun = await self.store.executions.begin_attempts(execution_ids, self.clock.now_ms())
+        return list(begun)
+
+    async def _finish_many(self, results: list[AttemptResult]) -> list[Finished | Exception | None]:
         now_ms = self.clock.now_ms()
-        return await self.store.transact(lambda tx: finish_attempt(tx, result, now_ms))
+        try:
+            finished = await self.store.transact(
+                lambda tx: [finish_attempt(tx, result, now_ms) for result in results]
+            )
+            return list(finished)
+        except Exception as exc:
+            if len(results) == 1:
+                return [exc]
+        # One of them could not be recorded: each on its own, so that the others are,
+        # and the failure reaches only its own attempt.
+        answers: list[Finished | Exception | None] = []
+        for result in results:
+            answers += await self._finish_many([result])
+        return answers
 
     async def _deliver(self, job: DeliveryJob, attempt: int) -> AttemptResult:
         secret = await self._secret(job.user_id)

@@ -49,7 +49,8 @@ __all__ = ["Firing", "apply_fires", "fire_deadline", "insert_fire", "next_fire_m
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Cue, list[Execution]], None]
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
-FIRE_SLICE = 500
+# Cues fired per transaction of a burst: a cue due meanwhile waits for at most one slice.
+FIRE_SLICE = 100
 # The heap holds at most this many fires read from the database at once (plus those set
 # since); later ones wait in the cues' next-fire index until the heap gets near them.
 FIRE_HORIZON_ENTRIES = 5_000

@@ -149,19 +149,25 @@ class Scheduler:
             return sum(len(entries) for entries in batches.values())
 
     async def check_clock(self) -> None:
-        """Compare wall and monotonic progress since the last look; report a change."""
-        wall, mono, boot = (
-            self.clock.now_ms(), self.clock.monotonic_ms(), self.clock.boottime_ms()
-        )  # fmt: skip
-        wall_gap = (wall - self._last_wall_ms) - (mono - self._last_mono_ms)
-        boot_gap = (boot - self._last_boot_ms) - (mono - self._last_mono_ms)
-        self._last_wall_ms, self._last_mono_ms, self._last_boot_ms = wall, mono, boot
-        if abs(wall_gap) < CLOCK_CHANGE_THRESHOLD_MS or self._on_clock_change is None:
-            return
-        # Suspended: boot time ran on while the monotonic clock stood still. Otherwise
-        # the wall clock alone moved.
-        asleep = wall_gap > 0 and abs(boot_gap - wall_gap) < CLOCK_CHANGE_THRESHOLD_MS
-        await self._on_clock_change("host_asleep" if asleep else "clock_jump", wall_gap, wall)
+        """Compare wall and monotonic progress since the last look; report a change.
+
+        Under the loop's lock: a second caller (`settle()` beside the running loop) waits
+        until a change the first one saw has been handled, instead of seeing no gap and
+        going on as if the deadlines had already been moved."""
+        async with self._lock:
+            wall, mono, boot = (
+                self.clock.now_ms(), self.clock.monotonic_ms(), self.clock.boottime_ms()
+            )  # fmt: skip
+            wall_gap = (wall - self._last_wall_ms) - (mono - self._last_mono_ms)
+            boot_gap = (boot - self._last_boot_ms) - (mono - self._last_mono_ms)
+            self._last_wall_ms, self._last_mono_ms, self._last_boot_ms = wall, mono, boot
+            if abs(wall_gap) < CLOCK_CHANGE_THRESHOLD_MS or self._on_clock_change is None:
+                return
+            # Suspended: boot time ran on while the monotonic clock stood still. Otherwise
+            # the wall clock alone moved.
+            asleep = wall_gap > 0 and abs(boot_gap - wall_gap) < CLOCK_CHANGE_THRESHOLD_MS
+            reason = "host_asleep" if asleep else "clock_jump"
+            await self._on_clock_change(reason, wall_gap, wall)
 
     async def run(self) -> None:
         """The loop: check the clock, run what is due, sleep until the next deadline."""

@@ -1,9 +1,9 @@
 """Signed webhook requests: the canonical body, the signature and the HTTP transport.
 
 `Deliverer` is the seam: the service hands it a finished `WebhookRequest` and gets a
-`WebhookResponse` or a `DeliveryFailed`. `AiohttpDeliverer` is the real one: one shared
-session, a bounded connection pool, a per-attempt timeout, no redirects, and every
-resolved address checked against the callback policy before connecting.
+`WebhookResponse` or a `DeliveryFailed`. `HttpDeliverer` is the real one: a bounded
+keep-alive pool (`http_client`), a per-attempt timeout, no redirects, and every resolved
+address checked against the callback policy before connecting.
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import hashlib
 import hmac
 import json
 import socket
-from functools import lru_cache
+import time
 from typing import Any, Protocol
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-
 from .callbacks import CallbackPolicy, CallbackRefused
+from .http_client import ConnectFailed, HttpPool
 
 __all__ = [
-    "AiohttpDeliverer",
     "Deliverer",
     "DeliveryFailed",
+    "HttpDeliverer",
     "WebhookRequest",
     "WebhookResponse",
     "canonical_body",
@@ -33,7 +31,8 @@ __all__ = [
 ]
 
 USER_AGENT = "CueAPI/1.0"
-READ_LIMIT = 64 * 1024
+# How long a name's checked addresses are used before it is resolved again.
+DNS_CACHE_S = 10.0
 # Headers a cue's callback.headers may not set: they carry the signature and framing.
 RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding",
                               "connection"})  # fmt: skip
@@ -66,12 +65,7 @@ class WebhookRequest:
 @dataclasses.dataclass(frozen=True, slots=True)
 class WebhookResponse:
     status: int
-    body: bytes  # at most READ_LIMIT bytes
-
-
-@lru_cache(maxsize=64)
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds)
+    body: bytes  # at most READ_LIMIT (64 KiB) bytes
 
 
 class DeliveryFailed(Exception):
@@ -84,72 +78,57 @@ class Deliverer(Protocol):
     async def close(self) -> None: ...
 
 
-class _PolicyResolver(AbstractResolver):
-    """Resolves names, then refuses addresses that the callback policy blocks."""
-
-    def __init__(self, policy: CallbackPolicy) -> None:
-        self._policy = policy
-        self._inner = aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if self._policy.address_allowed(r["host"])]
-        if not allowed:
-            raise OSError(f"{host} resolves only to addresses the callback policy blocks")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-class AiohttpDeliverer:
-    """HTTP delivery over one shared aiohttp session (measured 10x+ faster than httpx)."""
+class HttpDeliverer:
+    """Webhook requests over `http_client`: the URL the callback policy decided on, each
+    resolved address checked before connecting, one timeout for the whole attempt."""
 
     def __init__(self, policy: CallbackPolicy, connection_limit: int = 100) -> None:
         self._policy = policy
-        self._limit = connection_limit
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = HttpPool(self._resolve, connection_limit)
+        self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, resolver=_PolicyResolver(self._policy), ttl_dns_cache=10
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
-            )
-        return self._session
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        """The host's addresses the policy allows (remembered for DNS_CACHE_S)."""
+        now = time.monotonic()
+        known = self._resolved.get((host, port))
+        if known is not None and known[0] > now:
+            return known[1]
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        allowed = [address for address in found if self._policy.address_allowed(address)]
+        if not allowed:
+            raise OSError(f"{host} resolves only to addresses the callback policy blocks")
+        if len(self._resolved) >= 1024:
+            self._resolved.clear()
+        self._resolved[(host, port)] = (now + DNS_CACHE_S, allowed)
+        return allowed
 
     async def send(self, request: WebhookRequest) -> WebhookResponse:
         try:
-            # Connect to the canonical URL the policy decided on: the HTTP client must
-            # find nothing left to normalise, and IP literals never reach the resolver.
+            # Connect to the canonical URL the policy decided on: nothing is left to
+            # normalise, and IP literals never reach the resolver.
             url = self._policy.check(request.url)
         except CallbackRefused as exc:
             raise DeliveryFailed(str(exc)) from None
-        session = self._open()
+        target = self._pool.target(url)
+        lines = [f"{request.method} {target.path} HTTP/1.1", f"Host: {target.authority}"]
+        lines += [f"{name}: {value}" for name, value in request.headers.items()]
+        if request.body is not None:
+            lines.append(f"Content-Length: {len(request.body)}")
+        head = "\r\n".join(lines) + "\r\n\r\n"
         try:
-            async with session.request(
-                request.method,
-                url,
-                data=request.body,
-                headers=request.headers,
-                allow_redirects=False,
-                timeout=_timeout(request.timeout_s),
-            ) as response:
-                body = await response.content.read(READ_LIMIT)
-                return WebhookResponse(response.status, body)
+            if head.count("\n") != len(lines) + 1 or "\r\r" in head or "\x00" in head:
+                raise ValueError("a header carries a line break or NUL")
+            async with asyncio.timeout(request.timeout_s):
+                status, body = await self._pool.request(target, head.encode("utf-8"), request.body)
+            return WebhookResponse(status, body)
         except TimeoutError:
             raise DeliveryFailed(f"Timed out after {request.timeout_s:g}s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise DeliveryFailed(f"Connection failed: {exc.os_error or exc}") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except ConnectFailed as exc:
+            raise DeliveryFailed(f"Connection failed: {exc.error}") from None
+        except (OSError, ValueError) as exc:
             raise DeliveryFailed(f"Delivery failed: {exc.__class__.__name__}: {exc}") from None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._pool.close()
         await asyncio.sleep(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from cueapi import verify_webhook
 
 from cueapi_lite import CueApiLite, ManualClock, Settings, firing
 from cueapi_lite.services.accounts import NewKey
+from cueapi_lite.webhooks import WebhookRequest, WebhookResponse
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
 from .helpers import iso_at
@@ -357,6 +359,65 @@ async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     names = [json.loads(request.body or b"{}")["name"] for request in deliverer.requests]
     assert len(names) == 6
     assert names.index("unrelated") <= 2  # one queue would send it last
+
+
+class GatedDeliverer(FakeDeliverer):
+    """Holds every request whose body names a burst cue until `gate` opens; `seen(n)`
+    waits until n requests have arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self._arrived = asyncio.Condition()
+
+    async def send(self, request: WebhookRequest) -> WebhookResponse:
+        async with self._arrived:
+            self._arrived.notify_all()
+        response = await super().send(request)
+        if b'"name": "burst-' in (request.body or b""):
+            await self.gate.wait()
+        return response
+
+    async def seen(self, count: int) -> None:
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.requests) >= count), 5)
+
+
+async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Two workers, both held by the burst's attempts: the attempt of a cue due a moment
+    later is sent at once, beside them, not when one of them ends."""
+    deliverer = GatedDeliverer()
+    lite = CueApiLite(
+        Settings(db=str(tmp_path / "fresh.db"), delivery_concurrency=2),
+        clock=clock, deliverer=deliverer,
+    )  # fmt: skip
+    await lite.start()
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        burst_at = clock.now_ms() + 60_000
+        async with lite.client(key.api_key) as api:
+            for n in range(6):
+                once = {"type": "once", "at": iso_at(burst_at)}
+                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            later = {"type": "once", "at": iso_at(burst_at + 1)}
+            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+        clock.advance(60)
+        await lite.scheduler.tick(clock.now_ms())
+        await deliverer.seen(2)  # both workers hold a burst attempt
+        clock.advance(0.001)
+        await lite.scheduler.tick(clock.now_ms())
+        await deliverer.seen(3)
+        names = [json.loads(r.body or b"{}")["name"] for r in deliverer.requests]
+        assert names[2] == "unrelated"
+        assert len(names) == 3  # the burst's other four still wait for a worker
+        deliverer.gate.set()
+        await lite.settle()
+        assert len(deliverer.requests) == 7
+    finally:
+        deliverer.gate.set()
+        await lite.aclose()
 
 
 async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_slice(

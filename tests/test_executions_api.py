@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from cueapi_lite import CueApiLite, ManualClock
+from cueapi_lite.models import new_execution_id
 
 from .conftest import webhook_cue
 
@@ -181,3 +183,13 @@ async def test_unknown_execution_is_404(api: httpx.AsyncClient) -> None:
                               json={"success": True})  # fmt: skip
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "execution_not_found"
+
+
+def test_execution_ids_are_distinct_random_uuids() -> None:
+    """Ids come from a pool of system randomness (read 256 at a time): every one is a
+    well-formed version 4 UUID, and none repeats across many pool refills."""
+    ids = [new_execution_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)

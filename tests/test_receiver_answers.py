@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cueapi_lite import CueApiLite, ManualClock, Settings
+from cueapi_lite import CueApiLite, ManualClock, Settings, delivery
 from cueapi_lite.services.accounts import NewKey
+from cueapi_lite.store import AttemptResult
 from cueapi_lite.webhooks import WebhookResponse
 
 from .conftest import FakeDeliverer, webhook_cue
+from .helpers import iso_at
 
 DEEP = b'{"success": true, "metadata": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
 HOSTILE = {
@@ -64,6 +66,55 @@ async def test_a_good_answer_still_records_its_outcome(
     execution = (await api.get(f"/v1/executions/{fired['id']}")).json()
     assert execution["outcome"]["metadata"] == {"x": 1.5}
     assert execution["error_message"] is None
+
+
+async def test_an_unstorable_answer_does_not_cost_the_answers_finished_with_it_theirs(
+    api: httpx.AsyncClient, lite: CueApiLite, deliverer: FakeDeliverer, clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Attempts that end together are recorded in one write; when one of them cannot be
+    stored, that write is undone and each is recorded on its own: the others as they
+    were, the one that failed without its outcome."""
+    finish = delivery.finish_attempt
+
+    def fussy_store(tx: Any, result: AttemptResult, now_ms: int) -> Any:
+        if result.outcome is not None and result.outcome.result == "unstorable":
+            raise sqlite3.DataError("the outcome cannot be stored")
+        return finish(tx, result, now_ms)
+
+    monkeypatch.setattr(delivery, "finish_attempt", fussy_store)
+    deliverer.script = lambda request: WebhookResponse(
+        200, b'{"success": true, "result": "%s"}'
+        % (b"unstorable" if b'"name": "bad"' in (request.body or b"") else b"fine"),
+    )  # fmt: skip
+    once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+    for name in ["ok-1", "bad", "ok-2"]:
+        await api.post("/v1/cues", json=webhook_cue(name=name, schedule=once))
+    transact = lite.store.transact
+    writes: list[str] = []
+
+    async def recorded(work: Any) -> Any:
+        try:
+            result = await transact(work)
+        except sqlite3.DataError:
+            writes.append("failed")
+            raise
+        writes.append(f"{len(result)} finished" if isinstance(result, list) else "fire")
+        return result
+
+    lite.store.transact = recorded  # type: ignore[method-assign]
+    clock.advance(60)
+    await lite.settle()
+    # The batch, then each on its own, then the failed one again without its outcome.
+    assert writes[:2] == ["fire", "failed"]
+    assert sorted(writes[2:]) == ["1 finished"] * 3 + ["failed"]
+    listed = (await api.get("/v1/executions")).json()["executions"]
+    by_cue = {cue["id"]: cue["name"] for cue in (await api.get("/v1/cues")).json()["cues"]}
+    found = {by_cue[execution["cue_id"]]: execution for execution in listed}
+    assert {execution["status"] for execution in found.values()} == {"success"}
+    assert found["ok-1"]["outcome"]["result"] == found["ok-2"]["outcome"]["result"] == "fine"
+    assert found["bad"]["outcome"] is None
+    assert "not recorded as an outcome" in found["bad"]["error_message"]
 
 
 async def test_a_deliverer_that_crashes_still_ends_the_attempt(

@@ -18,7 +18,7 @@ import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.callbacks import CallbackPolicy
-from cueapi_lite.webhooks import AiohttpDeliverer, DeliveryFailed, WebhookRequest
+from cueapi_lite.webhooks import DeliveryFailed, HttpDeliverer, WebhookRequest
 
 LOOPBACK = [
     "127.0.0.1",
@@ -84,7 +84,7 @@ async def listener() -> AsyncIterator[Listener]:
 
 async def _app(tmp_path: Path, policy: str) -> CueApiLite:
     settings = Settings(db=str(tmp_path / "ssrf.db"), callback_policy=policy)
-    app = CueApiLite(settings, clock=ManualClock())  # the real aiohttp deliverer
+    app = CueApiLite(settings, clock=ManualClock())  # the real deliverer
     await app.start()
     return app
 
@@ -142,7 +142,7 @@ async def test_the_deliverer_connects_only_to_the_address_the_policy_checked(
     """A URL that reaches delivery unchecked (stored before this check existed) is
     canonicalised and checked again before any connection."""
     scheme = "https" if policy == "public" else "http"
-    deliverer = AiohttpDeliverer(CallbackPolicy(policy))
+    deliverer = HttpDeliverer(CallbackPolicy(policy))
     request = WebhookRequest(_url(scheme, host, listener.port), "POST", {}, b"{}", 5.0)
     try:
         if family == "loopback" and policy == "local":

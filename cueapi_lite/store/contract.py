@@ -547,6 +547,11 @@ class ExecutionStore(Protocol):
         None when the execution is gone or not waiting for an attempt (lost race)."""
         ...
 
+    async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
+        """`begin_attempt` for many executions in one write: the attempt numbers in the
+        order asked (an id asked for twice is begun once, for its first asker)."""
+        ...
+
     async def requeue_interrupted(self, now_ms: int) -> int:
         """Webhook attempts cut off by a crash: delivering -> pending, attempts - 1, so the
         same attempt is sent again (at-least-once; receivers dedup on execution_id)."""

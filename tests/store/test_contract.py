@@ -277,6 +277,18 @@ async def test_of_many_concurrent_attempts_exactly_one_begins(store: Store) -> N
     assert sorted(results, key=lambda r: r or 0) == [None] * 19 + [1]
 
 
+async def test_attempts_begin_together_each_once(store: Store) -> None:
+    alice = await user(store)
+    made = await stored_cue(store, alice)
+    first, second = [await execution(store, made, at_ms=HOUR_MS * n) for n in (1, 2)]
+    asked = [first.id, second.id, first.id, "gone"]
+    assert await store.executions.begin_attempts(asked, 5) == [1, 1, None, None]
+    assert await store.executions.begin_attempts([second.id], 6) == [None]  # delivering
+    begun = await store.executions.get_any(first.id)
+    assert begun is not None
+    assert (begun.status, begun.attempts, begun.last_attempt_at_ms) == ("delivering", 1, 5)
+
+
 async def test_an_attempt_finishes_once_and_only_as_the_current_attempt(store: Store) -> None:
     alice = await user(store)
     run = await execution(store, await stored_cue(store, alice))

@@ -17,6 +17,8 @@ from .rows import UNFINISHED, execution_from_row
 
 __all__ = ["ExecutionStore"]
 
+# Ids per statement (well under the bound on SQL variables).
+_CHUNK = 500
 # Rows whose texts (payload, answer body, outcome) are longer are not kept as records:
 # 4,096 records of at most this size bound what reuse can hold.
 _KEPT_TEXT_CHARS = 16_384
@@ -121,18 +123,31 @@ class ExecutionStore:
     # --- writes ---------------------------------------------------------------------
 
     async def begin_attempt(self, execution_id: str, now_ms: int) -> int | None:
+        [attempt] = await self.begin_attempts([execution_id], now_ms)
+        return attempt
 
-        def op(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"
-                " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
-                " next_retry_ms = NULL, updated_at_ms = ?"
-                " WHERE id = ? AND status IN ('pending', 'retrying') RETURNING attempts",
-                (now_ms, now_ms, now_ms, execution_id),
-            ).fetchone()
-            return int(row[0]) if row else None
+    async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
 
-        return await self.db.write(op, savepoint=False)
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            begun: dict[str, int] = {}
+            unique = list(dict.fromkeys(execution_ids))
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                rows = conn.execute(
+                    "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"  # noqa: S608
+                    " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
+                    " next_retry_ms = NULL, updated_at_ms = ?"
+                    f" WHERE id IN ({','.join('?' * len(chunk))})"
+                    " AND status IN ('pending', 'retrying') RETURNING id, attempts",
+                    (now_ms, now_ms, now_ms, *chunk),
+                ).fetchall()
+                begun.update((str(row[0]), int(row[1])) for row in rows)
+            return begun
+
+        # One statement is atomic by itself; more need the savepoint.
+        begun = await self.db.write(op, savepoint=len(execution_ids) > _CHUNK)
+        # An id asked for twice is begun once: the later asker lost the race.
+        return [begun.pop(execution_id, None) for execution_id in execution_ids]
 
     async def requeue_interrupted(self, now_ms: int) -> int:
 
