@@ -114,6 +114,12 @@ async def test_every_node_plans_the_burst_and_each_occurrence_is_fired_and_sent_
     deliveries = collections.Counter(e for app in nodes for e in sent(app))
     assert sorted(deliveries) == sorted(e["id"] for e in stored)
     assert set(deliveries.values()) == {1}
+    # Each execution is owned by the node that sent it (whose work a survivor adopts).
+    with psycopg.connect(nodes[0].settings.db) as conn:
+        owners = dict(conn.execute("SELECT id, owner FROM executions").fetchall())
+    for app in nodes:
+        assert app.store.nodes is not None
+        assert {owners[e] for e in sent(app)} <= {app.store.nodes.node_id}
 
 
 async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
@@ -306,3 +312,21 @@ async def test_nodes_asking_for_the_alert_outbox_at_once_each_get_other_rows(
     taken = await asyncio.gather(*(app.store.alerts.outbox_due(now_ms, 25) for app in nodes))
     ids = [item.id for items in taken for item in items]
     assert len(ids) == len(set(ids)) == 60  # every row to one node, none to two
+
+
+async def test_the_node_that_begins_an_attempt_owns_the_execution_from_then_on(
+    nodes: list[CueApiLite], alice: NewKey
+) -> None:
+    assert isinstance(nodes[0].deliverer, FakeDeliverer)
+    nodes[0].deliverer.answer(status(503))
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "moved", retry={"max_attempts": 3, "backoff_minutes": [5]})
+        execution_id = (await api.post(f"/v1/cues/{cue['id']}/fire")).json()["id"]
+        await nodes[0].settle()
+        assert (await api.get(f"/v1/executions/{execution_id}")).json()["status"] == "retrying"
+    sender = nodes[1].store
+    assert sender.nodes is not None
+    assert await sender.executions.begin_attempts([execution_id, execution_id], 0) == [2, None]
+    with psycopg.connect(nodes[0].settings.db) as conn:
+        [(owner,)] = conn.execute("SELECT owner FROM executions").fetchall()
+    assert owner == sender.nodes.node_id
