@@ -19,6 +19,8 @@ from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.cli import main
 from cueapi_lite.models import Alert
 from cueapi_lite.services.accounts import NewKey
+from cueapi_lite.store import Tx
+from cueapi_lite.store.postgres import PostgresStore
 
 from ..conftest import FakeDeliverer, status
 from ..helpers import iso_at, ms
@@ -122,7 +124,7 @@ async def test_every_node_plans_the_burst_and_each_occurrence_is_fired_and_sent_
         assert {owners[e] for e in sent(app)} <= {app.store.nodes.node_id}
 
 
-async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
+async def test_a_due_cue_another_node_is_firing_is_skipped_and_looked_at_again(
     nodes: list[CueApiLite], alice: NewKey, clock: ManualClock, cluster_settings: Settings
 ) -> None:
     async with nodes[0].client(alice.api_key) as api:
@@ -132,14 +134,14 @@ async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
         await app.aclose()
     taken, release = threading.Event(), threading.Event()
 
-    def hold() -> None:  # another node's transaction, holding the cue's row
-        with psycopg.connect(cluster_settings.db) as conn:
-            conn.execute("SELECT id FROM cues WHERE id = %s FOR UPDATE", (cue["id"],))
-            taken.set()
-            release.wait(ARRIVAL_S)
+    def firing(tx: Tx) -> None:  # another node's fire, under way
+        assert tx.take_due([cue["id"]]) == {cue["id"]}
+        taken.set()
+        release.wait(ARRIVAL_S)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
+    other = PostgresStore(cluster_settings.db)
+    await asyncio.to_thread(other.open)
+    holder = asyncio.create_task(other.transact(firing))
     try:
         await asyncio.to_thread(taken.wait, ARRIVAL_S)
         to_next_hour(clock)
@@ -147,14 +149,33 @@ async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
         assert sent(node) == []  # skipped, not waited for
     finally:
         release.set()
-        await asyncio.to_thread(holder.join)
-    clock.advance(1)
+        await holder
+        await asyncio.to_thread(other.close)
+    clock.advance(1)  # the other node wrote nothing (it failed): fired here
     await node.settle()
     async with node.client(alice.api_key) as api:
         [execution] = await executions_of(api)
     assert execution["cue_id"] == cue["id"]
     assert execution["triggered_by"] == "schedule"  # on time: within the grace
     assert sent(node) == [execution["id"]]
+
+
+async def test_a_due_cue_whose_row_another_write_holds_is_fired_once_it_is_free(
+    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock, cluster_settings: Settings
+) -> None:
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "busy")
+    for app in nodes[1:]:
+        await app.aclose()
+    node = nodes[0]
+    with psycopg.connect(cluster_settings.db) as conn:  # e.g. a run of the cue finishing
+        conn.execute("SELECT id FROM cues WHERE id = %s FOR UPDATE", (cue["id"],))
+        to_next_hour(clock)
+        settling = asyncio.create_task(node.settle())
+        await asyncio.sleep(0.2)  # the fire now waits for the row
+        assert not settling.done()
+    await settling  # released: fired without moving the clock
+    assert len(sent(node)) == 1
 
 
 async def test_a_node_whose_lease_ran_out_has_its_cut_off_attempt_sent_by_a_survivor(

@@ -21,10 +21,14 @@ class PgTx(SqliteTx):
     __slots__ = ()
 
     def take_due(self, cue_ids: Sequence[str]) -> set[str]:
+        # A transaction-scoped advisory lock per cue that only firing transactions take:
+        # a cue another node is firing is skipped, while a row merely locked by another
+        # write (a run finishing, an edit) is waited for by the fire's compare-and-set.
         if not cue_ids:
             return set()
         rows = self.conn.execute(
-            "SELECT id FROM cues WHERE id = ANY(?) ORDER BY id FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM unnest(?::text[]) AS id"
+            " WHERE pg_try_advisory_xact_lock(hashtextextended('cueapi-fire:' || id, 0))",
             (list(cue_ids),),
         ).fetchall()
         return {row[0] for row in rows}
