@@ -6,7 +6,11 @@ generator when wrk is not installed), with the server's rate limit off. With
 example `git archive main | tar -x -C DIR`), both are filled alike, and each row is
 measured on both, alternating, so the ratio comes from one run on one machine.
 
-    python bench/api.py [--seconds 5] [--rounds 2] [--cues 10000] [--base-pythonpath DIR]
+    python bench/api.py [--seconds 5] [--rounds 2] [--cues 10000] [--executions 10000]
+                        [--base-pythonpath DIR]
+
+The last rows list a worker cue fired `--executions` times by hand (worker executions wait
+for a claim, so nothing is written while they are measured).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ ROWS: list[tuple[str, str, bool, str]] = [
     ("GET /v1/cues/{{id}}, {many} cues", "/v1/cues/{id}", True, "many"),
     ("GET /v1/auth/me, {many} cues", "/v1/auth/me", True, "many"),
     ("GET /v1/usage, {many} cues", "/v1/usage", True, "many"),
+    ("GET /v1/executions?limit=20, {runs} executions", "/v1/executions?limit=20", True,
+     "history"),
+    ("GET /v1/cues/{{id}}, a cue with {runs} executions", "/v1/cues/{id}", True, "history"),
+    ("GET /v1/executions?cue_id={{id}}, {runs} executions", "/v1/executions?cue_id={id}&limit=20",
+     True, "history"),
 ]  # fmt: skip
 
 
@@ -63,6 +72,24 @@ async def fill(server: ServerProcess, start: int, stop: int) -> str:
     return last
 
 
+async def fire_many(server: ServerProcess, times: int) -> str:
+    """A worker cue fired `times` times by hand; returns its id."""
+    headers = {"Authorization": f"Bearer {server.key}"}
+    body = {**cue_body(-1), "name": "bench-history", "transport": "worker"}
+    semaphore = asyncio.Semaphore(16)
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(f"{server.base}/v1/cues", json=body) as r:
+            assert r.status == 201, await r.text()
+            cue_id: str = (await r.json())["id"]
+
+        async def fire() -> None:
+            async with semaphore, session.post(f"{server.base}/v1/cues/{cue_id}/fire") as r:
+                assert r.status == 200, await r.text()
+
+        await asyncio.gather(*(fire() for _ in range(times)))
+    return cue_id
+
+
 def check(server: ServerProcess, path: str, with_key: bool) -> None:
     async def get() -> None:
         headers = {"Authorization": f"Bearer {server.key}"} if with_key else {}
@@ -81,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--cues", type=int, default=10_000, help="cues in the 'many' rows")
+    parser.add_argument("--executions", type=int, default=10_000, help="in the last rows")
     parser.add_argument("--base-pythonpath", help="also measure a server run from this path")
     args = parser.parse_args()
     print(f"machine: {machine()}; load: {loadgen.generator()} -c{args.connections}"
@@ -97,9 +125,14 @@ def main() -> None:
             if fill_level != filled:
                 start, stop = (0, 20) if fill_level == "20" else (20, args.cues)
                 for name, server in servers.items():
-                    ids[name] = asyncio.run(fill(server, start, stop))
+                    if fill_level == "history":
+                        ids[name] = asyncio.run(fire_many(server, args.executions))
+                    else:
+                        ids[name] = asyncio.run(fill(server, start, stop))
                 filled = fill_level
-            label = label.format(many=f"{args.cues:,}", last=args.cues - 20)
+            label = label.format(
+                many=f"{args.cues:,}", last=args.cues - 20, runs=f"{args.executions:,}"
+            )
             for round_ in range(args.rounds):
                 order = names if round_ % 2 == 0 else names[::-1]
                 for name in order:

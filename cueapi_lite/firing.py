@@ -154,6 +154,9 @@ class Firing:
         # configured, so by default the fire path makes no limit lookup at all.
         self.budgets: Budgets | None = None
         self.horizon_entries = FIRE_HORIZON_ENTRIES
+        # The last clock change and the wake-up that saw it: fires read from beyond the
+        # heap's horizon after that wake-up, due before it, fell due during the change.
+        self._change: tuple[MissedReason, int] | None = None
         scheduler.on(Kind.FIRE, self.fire_due)
         scheduler.on(Kind.FIRE_HORIZON, self._horizon_due)
 
@@ -212,6 +215,10 @@ class Firing:
         # In slices, so that a burst's first deliveries start while later slices are
         # still being written (the writer thread works beside the event loop).
         reason, self.missed_reason = self.missed_reason, MissedReason.SERVER_DOWN
+        if reason != MissedReason.SERVER_DOWN:
+            self._change = (reason, now_ms)
+        elif self._change is not None and entries[0][0] <= self._change[1]:
+            reason = self._change[0]
         for start in range(0, len(entries), FIRE_SLICE):
             await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason)
             # A cue that fell due while a big batch is being written goes before the

@@ -154,6 +154,27 @@ async def test_fires_missed_while_down_beyond_the_first_read_are_caught_up(
     assert {e["triggered_by"] for e in body["executions"]} == {"catch_up"}
 
 
+async def test_fires_read_after_a_clock_jump_are_missed_for_the_jump(
+    lite: CueApiLite, user: Any, restart: Restart, clock: ManualClock
+) -> None:
+    async with lite.client(user.api_key) as api:
+        made = []
+        for minute in range(5, 35, 5):
+            body = webhook_cue(
+                name=f"c{minute}", schedule={"type": "recurring", "cron": f"{minute} * * * *"}
+            )
+            made.append((await api.post("/v1/cues", json=body)).json()["id"])
+    await lite.aclose()
+    app = await restart()
+    clock.jump(3 * 3600 + 600)  # 08:00 -> 11:10: more overdue fires than the heap holds
+    await app.settle()
+    async with app.client(user.api_key) as api:
+        body = (await api.get("/v1/executions", params={"limit": 100})).json()
+    missed = [e for e in body["executions"] if e["status"] == "missed"]
+    assert {e["cue_id"] for e in missed} == set(made)
+    assert {e["missed_reason"] for e in missed} == {"clock_jump"}
+
+
 @pytest.fixture
 def sweep_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     """Missed-window checks as on a server with many cues: one kept beyond the

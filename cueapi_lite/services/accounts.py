@@ -36,6 +36,7 @@ from ..store import (
     SessionMatch,
     Store,
     Tx,
+    is_postgres,
 )
 
 __all__ = ["AccountService", "Caller", "NewKey", "NewSession", "check_email"]
@@ -50,7 +51,8 @@ KEY_RECORD_KEPT_MS = 30 * 86_400_000
 TOUCH_EVERY_MS = 60_000
 # A verified credential is trusted this long without reading it again. Every change made
 # through this process (revoke, rotate, regenerate, refresh, a new webhook secret) drops
-# it at once; the time bounds how long another process's change can go unseen.
+# it at once; the time bounds how long another process's change can go unseen. Nodes
+# sharing a PostgreSQL database change each other's credentials, so there it is 0.
 VERIFIED_FOR_MS = 5_000
 MAX_VERIFIED = 10_000
 # (old token hash, new session hash, now, expiry) -> the user id, or None
@@ -172,6 +174,7 @@ class AccountService:
         self.on_secret_changed = on_secret_changed
         self._touched_ms: dict[str, int] = {}
         self._verified: dict[str, _Verified] = {}  # by token hash
+        self.verified_for_ms = 0 if is_postgres(self.settings.db) else VERIFIED_FOR_MS
 
     # --- who is calling -------------------------------------------------------------
 
@@ -221,9 +224,11 @@ class AccountService:
     def _remember(self, token_hash: str, caller: Caller, session_ends_ms: int | None) -> None:
         # Called right after the read, with no await in between: a change that commits
         # later drops this entry (see `_forget`).
+        if not self.verified_for_ms:
+            return
         if len(self._verified) >= MAX_VERIFIED:
             del self._verified[next(iter(self._verified))]
-        until_ms = self.clock.now_ms() + VERIFIED_FOR_MS
+        until_ms = self.clock.now_ms() + self.verified_for_ms
         self._verified[token_hash] = _Verified(caller, until_ms, session_ends_ms)
 
     def _forget(

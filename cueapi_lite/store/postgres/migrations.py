@@ -300,6 +300,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE status IN ('pending', 'delivering', 'retrying');
         CREATE INDEX executions_awaiting_outcome ON executions(outcome_deadline_ms)
             WHERE outcome IS NULL AND outcome_state IS NULL AND outcome_deadline_ms IS NOT NULL;
+        -- The sweep over the watched cues reads them in `rowid` order, 500 at a time; in
+        -- SQLite the rowid is the table's own key, here it needs an index.
+        CREATE INDEX cues_rowid ON cues(rowid);
         """,
     ),
     (
