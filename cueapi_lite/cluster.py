@@ -1,7 +1,7 @@
 """Many nodes on one PostgreSQL database: this node's lease, taking over the work of a
 node that stopped, and the fire instants other nodes publish.
 
-Every node plans every cue's fire; the one that takes the cue's row first fires it (the
+Every node plans every cue's fire; the one that takes the cue first fires it (the
 others skip it, see `firing.apply_fires`). Deliveries belong to the node that sends
 them: when a node's lease runs out, a survivor removes it, adopts its open deliveries
 and re-reads the deadlines only that node had on its heap (claims, outcome deadlines,

@@ -133,9 +133,10 @@ class Tx(Protocol):
         ...
 
     def take_due(self, cue_ids: Sequence[str]) -> set[str]:
-        """Hold the cues about to be fired for this transaction, skipping any another
-        transaction holds (on PostgreSQL, another node firing them); the ids held. With
-        one writer (SQLite) every id is held at no cost."""
+        """Take the cues about to be fired for this transaction, skipping any another
+        firing transaction has taken (on PostgreSQL, another node firing them; a row
+        another kind of write holds is not skipped); the ids taken. With one writer
+        (SQLite) every id is taken at no cost."""
         ...
 
     # --- executions -----------------------------------------------------------------

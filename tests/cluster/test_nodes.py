@@ -19,6 +19,8 @@ from cueapi_lite import CueApiLite, ManualClock, Settings
 from cueapi_lite.cli import main
 from cueapi_lite.models import Alert
 from cueapi_lite.services.accounts import NewKey
+from cueapi_lite.store import Tx
+from cueapi_lite.store.postgres import PostgresStore
 
 from ..conftest import FakeDeliverer, status
 from ..helpers import iso_at, ms
@@ -114,9 +116,15 @@ async def test_every_node_plans_the_burst_and_each_occurrence_is_fired_and_sent_
     deliveries = collections.Counter(e for app in nodes for e in sent(app))
     assert sorted(deliveries) == sorted(e["id"] for e in stored)
     assert set(deliveries.values()) == {1}
+    # Each execution is owned by the node that sent it (whose work a survivor adopts).
+    with psycopg.connect(nodes[0].settings.db) as conn:
+        owners = dict(conn.execute("SELECT id, owner FROM executions").fetchall())
+    for app in nodes:
+        assert app.store.nodes is not None
+        assert {owners[e] for e in sent(app)} <= {app.store.nodes.node_id}
 
 
-async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
+async def test_a_due_cue_another_node_is_firing_is_skipped_and_looked_at_again(
     nodes: list[CueApiLite], alice: NewKey, clock: ManualClock, cluster_settings: Settings
 ) -> None:
     async with nodes[0].client(alice.api_key) as api:
@@ -126,14 +134,14 @@ async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
         await app.aclose()
     taken, release = threading.Event(), threading.Event()
 
-    def hold() -> None:  # another node's transaction, holding the cue's row
-        with psycopg.connect(cluster_settings.db) as conn:
-            conn.execute("SELECT id FROM cues WHERE id = %s FOR UPDATE", (cue["id"],))
-            taken.set()
-            release.wait(ARRIVAL_S)
+    def firing(tx: Tx) -> None:  # another node's fire, under way
+        assert tx.take_due([cue["id"]]) == {cue["id"]}
+        taken.set()
+        release.wait(ARRIVAL_S)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
+    other = PostgresStore(cluster_settings.db)
+    await asyncio.to_thread(other.open)
+    holder = asyncio.create_task(other.transact(firing))
     try:
         await asyncio.to_thread(taken.wait, ARRIVAL_S)
         to_next_hour(clock)
@@ -141,14 +149,33 @@ async def test_a_due_cue_another_transaction_holds_is_fired_once_it_is_released(
         assert sent(node) == []  # skipped, not waited for
     finally:
         release.set()
-        await asyncio.to_thread(holder.join)
-    clock.advance(1)
+        await holder
+        await asyncio.to_thread(other.close)
+    clock.advance(1)  # the other node wrote nothing (it failed): fired here
     await node.settle()
     async with node.client(alice.api_key) as api:
         [execution] = await executions_of(api)
     assert execution["cue_id"] == cue["id"]
     assert execution["triggered_by"] == "schedule"  # on time: within the grace
     assert sent(node) == [execution["id"]]
+
+
+async def test_a_due_cue_whose_row_another_write_holds_is_fired_once_it_is_free(
+    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock, cluster_settings: Settings
+) -> None:
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "busy")
+    for app in nodes[1:]:
+        await app.aclose()
+    node = nodes[0]
+    with psycopg.connect(cluster_settings.db) as conn:  # e.g. a run of the cue finishing
+        conn.execute("SELECT id FROM cues WHERE id = %s FOR UPDATE", (cue["id"],))
+        to_next_hour(clock)
+        settling = asyncio.create_task(node.settle())
+        await asyncio.sleep(0.2)  # the fire now waits for the row
+        assert not settling.done()
+    await settling  # released: fired without moving the clock
+    assert len(sent(node)) == 1
 
 
 async def test_a_node_whose_lease_ran_out_has_its_cut_off_attempt_sent_by_a_survivor(
@@ -306,3 +333,21 @@ async def test_nodes_asking_for_the_alert_outbox_at_once_each_get_other_rows(
     taken = await asyncio.gather(*(app.store.alerts.outbox_due(now_ms, 25) for app in nodes))
     ids = [item.id for items in taken for item in items]
     assert len(ids) == len(set(ids)) == 60  # every row to one node, none to two
+
+
+async def test_the_node_that_begins_an_attempt_owns_the_execution_from_then_on(
+    nodes: list[CueApiLite], alice: NewKey
+) -> None:
+    assert isinstance(nodes[0].deliverer, FakeDeliverer)
+    nodes[0].deliverer.answer(status(503))
+    async with nodes[0].client(alice.api_key) as api:
+        cue = await hourly(api, "moved", retry={"max_attempts": 3, "backoff_minutes": [5]})
+        execution_id = (await api.post(f"/v1/cues/{cue['id']}/fire")).json()["id"]
+        await nodes[0].settle()
+        assert (await api.get(f"/v1/executions/{execution_id}")).json()["status"] == "retrying"
+    sender = nodes[1].store
+    assert sender.nodes is not None
+    assert await sender.executions.begin_attempts([execution_id, execution_id], 0) == [2, None]
+    with psycopg.connect(nodes[0].settings.db) as conn:
+        [(owner,)] = conn.execute("SELECT owner FROM executions").fetchall()
+    assert owner == sender.nodes.node_id

@@ -21,10 +21,14 @@ class PgTx(SqliteTx):
     __slots__ = ()
 
     def take_due(self, cue_ids: Sequence[str]) -> set[str]:
+        # A transaction-scoped advisory lock per cue that only firing transactions take:
+        # a cue another node is firing is skipped, while a row merely locked by another
+        # write (a run finishing, an edit) is waited for by the fire's compare-and-set.
         if not cue_ids:
             return set()
         rows = self.conn.execute(
-            "SELECT id FROM cues WHERE id = ANY(?) ORDER BY id FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM unnest(?::text[]) AS id"
+            " WHERE pg_try_advisory_xact_lock(hashtextextended('cueapi-fire:' || id, 0))",
             (list(cue_ids),),
         ).fetchall()
         return {row[0] for row in rows}
@@ -35,17 +39,20 @@ class PgExecutionStore(ExecutionStore):
         super().__init__(db)
         self.node_id = node_id
 
-    async def begin_attempt(self, execution_id: str, now_ms: int) -> int | None:
+    async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
         # The node that sends an attempt owns the execution from then on: if it dies,
         # the others know whose work to take over.
-        def op(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
                 "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"
                 " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
                 " next_retry_ms = NULL, updated_at_ms = ?, owner = ?"
-                " WHERE id = ? AND status IN ('pending', 'retrying') RETURNING attempts",
-                (now_ms, now_ms, now_ms, self.node_id, execution_id),
-            ).fetchone()
-            return int(row[0]) if row else None
+                " WHERE id = ANY(?) AND status IN ('pending', 'retrying')"
+                " RETURNING id, attempts",
+                (now_ms, now_ms, now_ms, self.node_id, list(dict.fromkeys(execution_ids))),
+            ).fetchall()
+            return {str(row[0]): int(row[1]) for row in rows}
 
-        return await self.db.write(op, savepoint=False)
+        begun = await self.db.write(op, savepoint=False)
+        # An id asked for twice is begun once: the later asker lost the race.
+        return [begun.pop(execution_id, None) for execution_id in execution_ids]
