@@ -331,6 +331,18 @@ async def test_worker_cues_are_never_pushed_to_their_callback(
     assert execution["status"] == "pending"
 
 
+async def burst_and_unrelated(
+    api: httpx.AsyncClient, burst_at: int, count: int, unrelated_after_ms: int
+) -> None:
+    """`count` one-time cues named burst-N due at `burst_at`, and one named "unrelated"
+    due `unrelated_after_ms` later."""
+    for n in range(count):
+        once = {"type": "once", "at": iso_at(burst_at)}
+        await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+    later = {"type": "once", "at": iso_at(burst_at + unrelated_after_ms)}
+    await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+
+
 async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer
 ) -> None:
@@ -343,13 +355,8 @@ async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     await lite.start()
     try:
         key = await lite.accounts.mint_key("alice@example.com")
-        burst_at = clock.now_ms() + 60_000
         async with lite.client(key.api_key) as api:
-            for n in range(5):
-                once = {"type": "once", "at": iso_at(burst_at)}
-                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
-            later = {"type": "once", "at": iso_at(burst_at + 1)}
-            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+            await burst_and_unrelated(api, clock.now_ms() + 60_000, 5, 1)
         clock.advance(60)
         await lite.scheduler.tick(clock.now_ms())  # the burst fires: its attempts wait
         clock.advance(0.001)
@@ -396,13 +403,8 @@ async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_
     await lite.start()
     try:
         key = await lite.accounts.mint_key("alice@example.com")
-        burst_at = clock.now_ms() + 60_000
         async with lite.client(key.api_key) as api:
-            for n in range(6):
-                once = {"type": "once", "at": iso_at(burst_at)}
-                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
-            later = {"type": "once", "at": iso_at(burst_at + 1)}
-            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+            await burst_and_unrelated(api, clock.now_ms() + 60_000, 6, 1)
         clock.advance(60)
         await lite.scheduler.tick(clock.now_ms())
         await deliverer.seen(2)  # both workers hold a burst attempt
@@ -461,13 +463,8 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
     await lite.start()
     try:
         key = await lite.accounts.mint_key("alice@example.com")
-        burst_at = clock.now_ms() + 60_000
         async with lite.client(key.api_key) as api:
-            for n in range(3):
-                once = {"type": "once", "at": iso_at(burst_at)}
-                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
-            later = {"type": "once", "at": iso_at(burst_at + 500)}
-            await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+            await burst_and_unrelated(api, clock.now_ms() + 60_000, 3, 500)
         transact = lite.store.transact
         calls = 0
 
