@@ -77,11 +77,13 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.exchanges = 0  # answers completed on this connection
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[tuple[int, bytes]] | None = None
         self._reset()
 
     def _reset(self) -> None:
+        self.heard = False  # any byte of an answer to the current request
         self._status = 0
         self._body: list[bytes] = []
         self._size = 0
@@ -96,6 +98,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.heard = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -135,6 +138,7 @@ class _Connection(asyncio.Protocol):
             self._reset()
             return
         self.reusable = self._parser.should_keep_alive()
+        self.exchanges += 1
         self._complete()
 
     # --- the exchange -----------------------------------------------------------------
@@ -196,15 +200,29 @@ class HttpPool:
     async def request(self, target: Target, head: bytes, body: bytes | None) -> tuple[int, bytes]:
         """Send one request (`head` ends with the blank line) and return the status and
         the body; raises ConnectFailed, OSError, ValueError or ssl.SSLError."""
+        request = head + body if body else head
         async with self._slots:
             connection = await self._acquire(target)
             try:
-                status, answer = await connection.exchange(head + body if body else head)
-            except BaseException:  # a timeout or error leaves the connection unusable
-                connection.close()
-                raise
+                status, answer = await self._exchange(connection, request)
+            except ConnectionError:
+                if not connection.exchanges or connection.heard:
+                    raise
+                # A kept-alive connection the receiver closed as the request went out
+                # (its idle timeout met ours) has not read the request: it goes once
+                # more on a fresh connection, as browsers and Go's client do.
+                connection = await self._connect(target)
+                status, answer = await self._exchange(connection, request)
             self._release(target, connection)
             return status, answer
+
+    @staticmethod
+    async def _exchange(connection: _Connection, request: bytes) -> tuple[int, bytes]:
+        try:
+            return await connection.exchange(request)
+        except BaseException:  # a timeout or error leaves the connection unusable
+            connection.close()
+            raise
 
     async def _acquire(self, target: Target) -> _Connection:
         idle = self._idle.get((target.https, target.host, target.port))

@@ -14,7 +14,8 @@ from cueapi_lite.callbacks import CallbackPolicy
 from cueapi_lite.http_client import READ_LIMIT
 from cueapi_lite.webhooks import DeliveryFailed, HttpDeliverer, WebhookRequest
 
-Answer = Callable[[bytes], bytes | None]  # the raw request -> raw answer (None: say nothing)
+# The raw request -> the raw answer (None: say nothing; b"": close without answering).
+Answer = Callable[[bytes], bytes | None]
 
 
 class Receiver:
@@ -41,6 +42,8 @@ class Receiver:
                 answer = self.answer(request)
                 if answer is None:
                     await asyncio.sleep(3600)  # never answers; the client gives up
+                    return
+                if not answer:
                     return
                 writer.write(answer)
                 await writer.drain()
@@ -124,6 +127,27 @@ async def test_a_connection_the_receiver_closes_is_not_reused(
     for _ in range(2):
         assert (await deliverer.send(post(receiver.port))).status == 200
     assert receiver.connections == 2
+
+
+async def test_a_kept_alive_connection_closed_as_a_request_arrives_sends_it_again(
+    receiver: Receiver, deliverer: HttpDeliverer
+) -> None:
+    # The receiver's idle timeout closes the connection just as the next request goes out.
+    answers = iter([ok(b"{}"), b"", ok(b'{"again": true}')])
+    receiver.answer = lambda _request: next(answers)
+    assert (await deliverer.send(post(receiver.port))).status == 200
+    response = await deliverer.send(post(receiver.port))
+    assert (response.status, response.body) == (200, b'{"again": true}')
+    assert (receiver.connections, len(receiver.requests)) == (2, 3)
+
+
+async def test_a_fresh_connection_closed_without_an_answer_fails_the_attempt_once(
+    receiver: Receiver, deliverer: HttpDeliverer
+) -> None:
+    receiver.answer = lambda _request: b""
+    with pytest.raises(DeliveryFailed, match="closed the connection"):
+        await deliverer.send(post(receiver.port))
+    assert len(receiver.requests) == 1  # a connection that never answered is not retried
 
 
 async def test_redirects_come_back_as_answers_and_are_not_followed(
