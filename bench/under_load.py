@@ -8,6 +8,7 @@ arrival time minus the probe's scheduled instant (end to end, one machine's cloc
 
     python bench/under_load.py [--cues 10000] [--probes 100] [--rate 2000]
         [--pythonpath DIR]   (run the server from another checkout)
+        [--phases]           (where the lateness went: fire, wait for a worker, trip)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from datetime import datetime
+from typing import Any
 
 import aiohttp
 import loadgen
@@ -71,6 +74,8 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
         probes = [a - s for a, s, name in arrivals if str(name).startswith("probe-")]
         burst_done = max(a for a, _s, name in arrivals if str(name).startswith("burst-"))
         late = percentiles(probes)
+        if args.phases:
+            await print_phases(api, stats["arrivals"])
         if args.verbose:
             for a, s, name in sorted(arrivals, key=lambda x: x[1]):
                 if str(name).startswith("probe-"):
@@ -83,6 +88,25 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
         await api.close()
 
 
+async def print_phases(api: Api, arrivals: dict[str, list[Any]]) -> None:
+    """Where each probe's lateness went, from its execution's own times: the fire (the
+    row made), the wait for a delivery worker (the attempt begun), and the request's trip
+    (sent to arrival at the receiver)."""
+    phases: dict[str, list[float]] = {"fire": [], "to attempt": [], "to arrival": []}
+    for execution_id, (arrived_ms, scheduled_ms, name) in arrivals.items():
+        if not str(name).startswith("probe-"):
+            continue
+        row = await api.call("GET", f"/v1/executions/{execution_id}")
+        created_ms = datetime.fromisoformat(row["created_at"]).timestamp() * 1000
+        started_ms = datetime.fromisoformat(row["started_at"]).timestamp() * 1000
+        phases["fire"].append(created_ms - scheduled_ms)
+        phases["to attempt"].append(started_ms - created_ms)
+        phases["to arrival"].append(arrived_ms - started_ms)
+    for phase, values in phases.items():
+        cut = percentiles(values)
+        print(f"  {phase:>10}: p50 {cut['p50']:6.1f} ms  p99 {cut['p99']:6.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cues", type=int, default=10_000)
@@ -90,6 +114,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="API requests per second")
     parser.add_argument("--pythonpath", help="run the server from this checkout")
     parser.add_argument("--verbose", action="store_true", help="print every probe")
+    parser.add_argument("--phases", action="store_true", help="where the lateness went")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with server_process(args.pythonpath) as server, receiver_process(server.secret) as receiver:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .checkpoints import Checkpointer
 from .migrations import migrate
 from .vacuum import use_incremental_vacuum
 
@@ -81,6 +82,8 @@ class Writer:
         self.operations = 0
         # Called on the writer thread after each batch with (operations, seconds).
         self.on_commit: Callable[[int, float], None] | None = None
+        # Called on the writer thread after each commit; checkpoints happen there.
+        self.committed: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="cueapi-lite-writer", daemon=True)
@@ -118,6 +121,7 @@ class Writer:
             conn = connect(self._path, self._synchronous)
             use_incremental_vacuum(conn)
             migrate(conn)
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoints.py
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -177,6 +181,7 @@ class Writer:
                         conn.execute("RELEASE op")
                     outcomes.append(((future, loop), result, None))
             conn.execute("COMMIT")
+            self.committed()
         except Exception as exc:  # the batch as a whole failed (disk full, I/O error)
             log.exception("write batch failed")
             if conn.in_transaction:
@@ -213,14 +218,18 @@ class Database:
         self.path = str(Path(path))
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.writer = Writer(self.path, synchronous)
+        self.checkpointer = Checkpointer(lambda: connect(self.path))
+        self.writer.committed = self.checkpointer.committed
         self._read: sqlite3.Connection | None = None
 
     def open(self) -> None:
         self.writer.start()  # creates the file and applies migrations first
         self._read = connect(self.path)
+        self.checkpointer.start()
 
     def close(self) -> None:
         self.writer.close()
+        self.checkpointer.close()
         if self._read is not None:
             self._read.close()
             self._read = None
