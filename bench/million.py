@@ -35,6 +35,7 @@ from cueapi_lite.store.sqlite.rows import CUE_COLUMNS
 CUE_CHUNK = 100_000
 EXECUTION_CHUNK = 500_000
 SPREAD_CUES = 1_000
+WALK = 100  # pages of executions walked through from deep in the history
 PAGES = 2_000
 QUIET_MS = 4 * 3_600_000
 
@@ -241,6 +242,16 @@ async def measure(args: argparse.Namespace) -> None:
         took_s = time.perf_counter() - started
         print(f"listing {len(pages):,} pages of 100 cues (round {rounds}): {took_s:.1f} s;"
               f" RSS afterwards {rss_mib():.0f} MiB")  # fmt: skip
+    deep = min(100_000, executions // 2)
+    walk = [f"/v1/executions?limit=20&offset={deep + n * 20}" for n in range(WALK)]
+    started = time.perf_counter()
+    for page in walk:
+        await get(lite, key.api_key, page)
+    took_ms = (time.perf_counter() - started) * 1000
+    print(
+        f"walking {WALK} pages of 20 executions from offset {deep:,} on: {took_ms / WALK:.2f} ms"
+        f" a page (the first skips to its start, the others resume where one ended)"
+    )
     await lite.aclose()
     print(f"{cues:,} cues, {executions:,} executions")
     print(f"{'in-process read, ms':42s} {'20 cues p50 / p99':>18s}   {'large p50 / p99':>16s}")

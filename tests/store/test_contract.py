@@ -270,6 +270,38 @@ async def test_execution_pages_are_newest_occurrence_first_and_filtered(store: S
     assert (none, zero) == ([], 0)
 
 
+async def test_paging_through_a_history_stays_exact_while_executions_come_and_go(
+    store: Store,
+) -> None:
+    alice = await user(store)
+    made, other = await stored_cue(store, alice), await stored_cue(store, alice, name="other")
+    runs = [await execution(store, made, at_ms=HOUR_MS * n) for n in range(1, 31)]
+    newest_first = [run.id for run in reversed(runs)]
+
+    everything = ExecutionFilters()
+
+    async def ids(offset: int, filters: ExecutionFilters = everything) -> list[str]:
+        return [e.id for e in (await store.executions.page(alice, filters, 10, offset))[0]]
+
+    async def walk(filters: ExecutionFilters = everything) -> list[str]:
+        return [*await ids(0, filters), *await ids(10, filters), *await ids(20, filters)]
+
+    by_cue = ExecutionFilters(cue_id=made.id)
+    for filters in (everything, by_cue):  # page by page, as a client walks them
+        assert await walk(filters) == newest_first
+    # A newer occurrence moves every later page down by one: the pages' remembered ends
+    # must not serve the old positions.
+    newer = await execution(store, made, at_ms=HOUR_MS * 40)
+    assert await ids(10) == newest_first[9:19]
+    assert await ids(20, by_cue) == newest_first[19:29]
+    # Rows deleted from the middle (another cue's, with it): the pages close up.
+    between = [await execution(store, other, at_ms=HOUR_MS * n + 1) for n in (5, 15, 25)]
+    assert len(await walk()) == 30
+    assert await store.cues.delete(alice, other.id)
+    assert await walk() == [newer.id, *newest_first[:29]]
+    assert between[0].id not in await walk()
+
+
 async def test_of_many_concurrent_attempts_exactly_one_begins(store: Store) -> None:
     alice = await user(store)
     run = await execution(store, await stored_cue(store, alice))

@@ -39,6 +39,9 @@ class PgExecutionStore(ExecutionStore):
         super().__init__(db)
         self.node_id = node_id
 
+    def _data_version(self) -> int | None:
+        return None  # no commit counter: every page after the first skips to its start
+
     async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
         # The node that sends an attempt owns the execution from then on: if it dies,
         # the others know whose work to take over.

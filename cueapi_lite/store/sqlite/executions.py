@@ -31,6 +31,8 @@ class ExecutionStore:
         # execution, so its record (and its rendering, `models.execution_raw`) is reused.
         # No version column is needed, and every backend and node may keep its own.
         self._records: Recent[tuple[Any, ...], Execution] = Recent(4096)
+        # Where recent pages ended, by (user, filters, the file's data version, offset).
+        self._cursors: Recent[tuple[Any, ...], tuple[Any, ...]] = Recent(1024)
 
     def _record(self, row: sqlite3.Row) -> Execution:
         key = tuple(row)
@@ -62,11 +64,15 @@ class ExecutionStore:
         With no filter the total comes from `execution_counts`, with only a cue from
         `cue_execution_counts`. A cue's executions are read on the cue's index once the
         cue is known to be the user's (its executions are the user's too). A page after
-        the first skips `offset` entries of the index to find its first row, then reads
-        only the page's rows.
+        the first resumes where the previous page ended (a keyset) when nothing was
+        committed since, so paging through a history costs the same at any depth;
+        otherwise it skips `offset` entries of the index to find its first row. Either
+        way it reads only the page's rows.
         """
         where, params = ["user_id = ?"], [user_id]
         with self.db.snapshot():
+            version = self._data_version()
+            place = (user_id, filters, version)
             if filters.cue_id is not None:
                 owned = self.db.fetchone(
                     "SELECT 1 FROM cues WHERE id = ? AND user_id = ?", (filters.cue_id, user_id)
@@ -97,20 +103,36 @@ class ExecutionStore:
                 return [], total
             order = " ORDER BY scheduled_for_ms DESC, created_at_ms DESC, rowid DESC"
             if offset:
-                after = self.db.fetchone(
-                    f"SELECT scheduled_for_ms, created_at_ms, rowid FROM executions"  # noqa: S608
-                    f" WHERE {clause}{order} LIMIT 1 OFFSET ?",
-                    [*params, offset - 1],
-                )
+                after = self._cursors.get((*place, offset)) if version is not None else None
                 if after is None:
-                    return [], total
+                    start = self.db.fetchone(
+                        f"SELECT scheduled_for_ms, created_at_ms, rowid FROM executions"  # noqa: S608
+                        f" WHERE {clause}{order} LIMIT 1 OFFSET ?",
+                        [*params, offset - 1],
+                    )
+                    if start is None:
+                        return [], total
+                    after = tuple(start)
                 clause += " AND (scheduled_for_ms, created_at_ms, rowid) < (?, ?, ?)"
                 params = [*params, *after]
             rows = self.db.fetchall(
                 f"SELECT * FROM executions WHERE {clause}{order} LIMIT ?",  # noqa: S608
                 [*params, limit],
             )
+            if version is not None and len(rows) == limit:
+                last = rows[-1]
+                (rowid,) = self.db.fetchone(  # type: ignore[misc]
+                    "SELECT rowid FROM executions WHERE id = ?", (last["id"],)
+                )
+                boundary = (last["scheduled_for_ms"], last["created_at_ms"], rowid)
+                self._cursors.put((*place, offset + limit), boundary)
         return [self._record(row) for row in rows], total
+
+    def _data_version(self) -> int | None:
+        """A number that moves with every commit to the file by any connection (read it
+        before the data it vouches for); None where the backend has none."""
+        row = self.db.fetchone("PRAGMA data_version")
+        return int(row[0]) if row else None
 
     async def open_webhook_executions(self) -> list[Execution]:
         """Webhook executions that still have delivery work (startup resume)."""
