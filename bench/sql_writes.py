@@ -1,11 +1,13 @@
-"""The writer's SQL for a 10,000-cue burst, alone on one thread: what each kind of
-statement costs per execution, and the commits, with and without SQLite checkpointing
-inside the commits (`wal_autocheckpoint`; the server checkpoints on a thread of its own).
+"""The writer's SQL for a 10,000-cue burst, alone on one thread: what each step costs
+per execution, with and without SQLite checkpointing inside the commits
+(`wal_autocheckpoint`; the server checkpoints on a thread of its own), and with a
+statement per row (as the server wrote until batching) or per slice (`SqliteTx`).
 
-Each execution's rows move as in a burst: the cue's fire (`UPDATE cues`) and the
-execution's insert, the attempt begun, then the attempt finished with the cue's state
-read and its run counted. `--batch` executions share a transaction, as group commit
-gathers them. The cues are made once, through the service, in a template file.
+Each execution's rows move as in a burst: the cue's fire and the execution's insert, the
+attempt begun, then the attempt finished with its cue's run counted. `--batch`
+executions share a transaction, as group commit gathers them. The cues are made once,
+through the service, in a template file. A statement costs more in the server than here:
+each one's steps hand the interpreter lock to the event loop and back.
 
     python bench/sql_writes.py [--cues 10000] [--batch 15] [--rounds 2]
 """
@@ -24,9 +26,17 @@ from typing import Any
 
 from common import create_many, machine, run, server
 
-from cueapi_lite.models import new_execution_id
+from cueapi_lite.delivery import finish_attempts
+from cueapi_lite.models import Execution, new_execution, new_execution_id
+from cueapi_lite.store import AttemptResult, FirePlan
 from cueapi_lite.store.sqlite.db import connect
-from cueapi_lite.store.sqlite.rows import CUE_STATE_COLUMNS, EXECUTION_INSERT
+from cueapi_lite.store.sqlite.rows import (
+    CUE_COLUMNS,
+    CUE_STATE_COLUMNS,
+    EXECUTION_INSERT,
+    cue_from_row,
+)
+from cueapi_lite.store.sqlite.tx import SqliteTx
 
 FIRE = (
     "UPDATE cues SET next_fire_at_ms = NULL, fired_count = fired_count + 1,"
@@ -119,6 +129,52 @@ def burst_writes(template: Path, batch: int, autocheckpoint: int) -> dict[str, f
     return {kind: seconds / len(cues) for kind, seconds in spent.items()}
 
 
+def burst_writes_batched(template: Path, batch: int, autocheckpoint: int) -> dict[str, float]:
+    """The same writes through `SqliteTx`, a statement per slice where it has one."""
+    spent: dict[str, float] = dict.fromkeys(("fire", "insert", "begin", "finish", "commit"), 0.0)
+
+    def timed(kind: str, statement: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = statement()
+        spent[kind] += time.perf_counter() - started
+        return result
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "burst.db"
+        shutil.copyfile(template, path)
+        conn = connect(str(path))
+        conn.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
+        cues = [cue_from_row(row) for row in conn.execute(f"SELECT {CUE_COLUMNS} FROM cues")]  # noqa: S608
+        tx = SqliteTx(conn)
+        now = int(time.time() * 1000)
+        made: dict[str, Execution] = {}
+        for phase in ("fire", "begin", "finish"):
+            for start in range(0, len(cues), batch):
+                chunk = cues[start : start + batch]
+                timed("commit", lambda: conn.execute("BEGIN IMMEDIATE"))
+                if phase == "fire":
+                    fires = []
+                    for cue in chunk:
+                        assert cue.next_fire_at_ms is not None
+                        made[cue.id] = new_execution(cue, cue.next_fire_at_ms, "schedule", now)
+                        fires.append((FirePlan(cue.id, cue.next_fire_at_ms, None, []), 1))
+                    timed("fire", lambda f=fires: tx.apply_fires(f, now))
+                    rows = [made[cue.id] for cue in chunk]
+                    timed("insert", lambda r=rows: tx.insert_executions(r))
+                elif phase == "begin":
+                    ids = [made[cue.id].id for cue in chunk]
+                    sql = BEGIN.format(marks=",".join("?" * len(ids)))
+                    params = (now, now, now, *ids)
+                    timed("begin", lambda s=sql, p=params: conn.execute(s, p).fetchall())
+                else:
+                    results = [AttemptResult(made[cue.id].id, 1, True, 200, None, "{}")
+                               for cue in chunk]  # fmt: skip
+                    timed("finish", lambda r=results: finish_attempts(tx, r, now))
+                timed("commit", lambda: conn.execute("COMMIT"))
+        conn.close()
+    return {kind: seconds / len(cues) for kind, seconds in spent.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cues", type=int, default=10_000)
@@ -130,12 +186,15 @@ def main() -> None:
         template = Path(folder) / "template.db"
         run(make_template(template, args.cues))
         for _round in range(args.rounds):
-            for label, autocheckpoint in (("checkpoints in commits", 1000),
-                                          ("checkpoints beside", 0)):  # fmt: skip
-                spent = burst_writes(template, args.batch, autocheckpoint)
+            for label, write, autocheckpoint in (
+                ("per row, checkpoints in commits", burst_writes, 1000),
+                ("per row, checkpoints beside", burst_writes, 0),
+                ("per slice, checkpoints beside", burst_writes_batched, 0),
+            ):
+                spent = write(template, args.batch, autocheckpoint)
                 parts = "  ".join(f"{kind} {s * 1e6:.1f}" for kind, s in spent.items())
                 total = sum(spent.values()) * 1e6
-                print(f"{label:>22}: {total:6.1f} µs per execution ({parts})")
+                print(f"{label:>31}: {total:6.1f} µs per execution ({parts})")
 
 
 if __name__ == "__main__":

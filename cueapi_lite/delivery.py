@@ -21,7 +21,7 @@ from .alerts import alert_on_outcome, check_consecutive_failures
 from .clock import Clock
 from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
 from .outcomes import UnreadableAnswer, outcome_from_response, outcome_state
-from .runs import count_run
+from .runs import count_run, count_runs
 from .scheduler import Due, Kind, Scheduler
 from .store import AttemptResult, Deadline, Finished, Store, Tx
 from .telemetry import Telemetry, stopwatch
@@ -77,6 +77,27 @@ def finish_attempt(tx: Tx, result: AttemptResult, now_ms: int) -> Finished | Non
     if result.outcome_deadline_ms is not None:
         tx.after_commit(Deadline(Kind.OUTCOME_DEADLINE, ref.id, result.outcome_deadline_ms))
     return Finished(ref.cue_id, status.value, cue_status)
+
+
+def finish_attempts(tx: Tx, results: list[AttemptResult], now_ms: int) -> list[Finished | None]:
+    """`finish_attempt` for each result. A batch of delivered attempts with no outcome in
+    their answers (a burst's) is written in a few statements for all, each cue's run
+    counted as `finish_attempt` counts it; any other batch, one attempt at a time."""
+    found = None
+    if len(results) > 1 and all(r.delivered and r.outcome is None for r in results):
+        found = tx.finish_delivered(results, now_ms)
+    if found is None:
+        return [finish_attempt(tx, result, now_ms) for result in results]
+    statuses = count_runs(tx, [ref for ref, _cue in found], [cue for _ref, cue in found], now_ms)
+    for result in results:
+        if result.outcome_deadline_ms is not None:
+            tx.after_commit(Deadline(Kind.OUTCOME_DEADLINE, result.execution_id,
+                                     result.outcome_deadline_ms))  # fmt: skip
+    success = ExecutionStatus.SUCCESS.value
+    return [
+        Finished(ref.cue_id, success, status or "")
+        for (ref, _cue), status in zip(found, statuses, strict=True)
+    ]
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
@@ -410,9 +431,7 @@ class DeliveryService:
     async def _finish_many(self, results: list[AttemptResult]) -> list[Finished | Exception | None]:
         now_ms = self.clock.now_ms()
         try:
-            finished = await self.store.transact(
-                lambda tx: [finish_attempt(tx, result, now_ms) for result in results]
-            )
+            finished = await self.store.transact(lambda tx: finish_attempts(tx, results, now_ms))
             return list(finished)
         except Exception as exc:
             if len(results) == 1:

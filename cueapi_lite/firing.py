@@ -104,10 +104,14 @@ def apply_fires(
     occurrence that already has a row is not inserted again, and not returned)."""
     taken = tx.take_due([plan.cue_id for plan in plans])
     held = {plan.cue_id for plan in plans} - taken
+    fires = [
+        (plan, sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED))
+        for plan in plans
+        if plan.cue_id not in held
+    ]
     candidates: list[Execution] = []
-    for plan in plans:
-        fired = sum(1 for e in plan.executions if e.status != ExecutionStatus.MISSED)
-        if plan.cue_id in held or not tx.apply_fire(plan, fired, now_ms):
+    for (plan, _fired), applied in zip(fires, tx.apply_fires(fires, now_ms), strict=True):
+        if not applied:
             continue
         candidates.extend(plan.executions)
         if plan.new_next_ms is not None:

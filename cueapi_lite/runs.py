@@ -11,7 +11,7 @@ from __future__ import annotations
 from .models import CueStatus, TriggeredBy
 from .store import CueAfterRun, CueState, ExecutionRef, Tx
 
-__all__ = ["SCHEDULED", "after_run", "count_run", "fail_unrun_once_cue"]
+__all__ = ["SCHEDULED", "after_run", "count_run", "count_runs", "fail_unrun_once_cue"]
 
 # Executions that stand for an occurrence of the schedule (not manual fires or replays).
 SCHEDULED = frozenset({TriggeredBy.SCHEDULE.value, TriggeredBy.CATCH_UP.value})
@@ -45,6 +45,30 @@ def count_run(tx: Tx, ref: ExecutionRef, succeeded: bool, now_ms: int) -> str | 
     change = after_run(cue, ref.triggered_by, succeeded, ref.scheduled_for_ms, now_ms)
     tx.count_run(cue.id, change, now_ms)
     return change.status
+
+
+def count_runs(
+    tx: Tx, refs: list[ExecutionRef], cues: list[CueState | None], now_ms: int
+) -> list[str | None]:
+    """`count_run` for successful executions whose cues' states were read with them; a
+    cue that appears twice is counted again from its state after the first count."""
+    statuses: list[str | None] = []
+    changes: dict[str, CueAfterRun] = {}
+    seen: set[str] = set()
+    for ref, cue in zip(refs, cues, strict=True):
+        if cue is None:
+            statuses.append(None)
+        elif cue.id in seen:  # the state read is out of date: count on what is written
+            tx.count_runs(list(changes.items()), now_ms)
+            changes.clear()
+            statuses.append(count_run(tx, ref, True, now_ms))
+        else:
+            seen.add(cue.id)
+            change = after_run(cue, ref.triggered_by, True, ref.scheduled_for_ms, now_ms)
+            changes[cue.id] = change
+            statuses.append(change.status)
+    tx.count_runs(list(changes.items()), now_ms)
+    return statuses
 
 
 def fail_unrun_once_cue(tx: Tx, ref: ExecutionRef, now_ms: int) -> None:

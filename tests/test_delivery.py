@@ -122,6 +122,26 @@ async def test_each_occurrence_fires_once_and_next_run_moves_on(
     assert detail["next_run"] > found[0]["scheduled_for"]
 
 
+async def test_runs_answered_together_are_each_counted_on_their_cues(
+    api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    # Answers that arrive together are written together: three runs of one cue (fired by
+    # hand at once) and one run each of two others, all in one batch.
+    busy = await every_minute_cue(api, name="busy")
+    others = [await every_minute_cue(api, name=f"other-{n}") for n in range(2)]
+    fires = [api.post(f"/v1/cues/{busy['id']}/fire", json={}) for _ in range(3)]
+    fires += [api.post(f"/v1/cues/{cue['id']}/fire", json={}) for cue in others]
+    assert [r.status_code for r in await asyncio.gather(*fires)] == [200] * 5
+    await lite.settle()
+    assert len(deliverer.requests) == 5
+    assert {e["status"] for e in await executions(api)} == {"success"}
+    counted = {c["name"]: (c["run_count"], c["fired_count"], c["status"])
+               for c in (await api.get("/v1/cues")).json()["cues"]}  # fmt: skip
+    assert counted == {
+        "busy": (3, 3, "active"), "other-0": (1, 1, "active"), "other-1": (1, 1, "active"),
+    }  # fmt: skip
+
+
 async def test_failed_attempts_retry_on_the_backoff_schedule_then_fail(
     api: httpx.AsyncClient, lite: CueApiLite, clock: ManualClock, deliverer: FakeDeliverer
 ) -> None:

@@ -110,6 +110,11 @@ class Tx(Protocol):
         """`run_count + 1` and the columns of `change` (decided by `runs.after_run`)."""
         ...
 
+    def count_runs(self, changes: Sequence[tuple[str, CueAfterRun]], now_ms: int) -> None:
+        """`count_run` for many (cue, change) pairs, each cue once, in one statement where
+        the backend can."""
+        ...
+
     def set_cue_status(
         self, cue_id: str, expected: str, status: str, now_ms: int, stop_firing: bool
     ) -> bool:
@@ -126,6 +131,11 @@ class Tx(Protocol):
         """active and `next_fire_at == plan.expected_next_ms` -> `next_fire_at =
         plan.new_next_ms`, `fired_count + fired`, status `plan.new_status` if given.
         False (nothing written) when the cue was paused, edited, deleted or fired."""
+        ...
+
+    def apply_fires(self, fires: Sequence[tuple[FirePlan, int]], now_ms: int) -> list[bool]:
+        """`apply_fire(plan, fired, now_ms)` for each (plan, fired), in one statement where
+        the backend can: whether each applied, in order."""
         ...
 
     def count_fire(self, cue_id: str) -> None:
@@ -157,6 +167,14 @@ class Tx(Protocol):
         attempt's http status, error, response excerpt, next retry, `delivered_at`
         (delivered) and the outcome deadline (if given). None when the row is not in
         that attempt (finished, deleted, re-sent)."""
+        ...
+
+    def finish_delivered(
+        self, results: Sequence[AttemptResult], now_ms: int
+    ) -> list[tuple[ExecutionRef, CueState | None]] | None:
+        """`finish_attempt(result, "success", now_ms)` for delivered attempts, all or
+        none: each execution's ref with its cue's state (None: the cue is gone), in
+        order. None, with nothing written, when any of them is not in its attempt."""
         ...
 
     def write_outcome(self, execution_id: str, outcome: Outcome, state: str, now_ms: int) -> bool:

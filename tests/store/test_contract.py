@@ -202,6 +202,35 @@ async def test_next_fires_are_read_from_an_instant_on_earliest_first(store: Stor
     assert await store.cues.fires_from(5 * HOUR_MS + 1, 10) == []
 
 
+async def test_fires_apply_together_and_only_where_each_compare_and_set_holds(
+    store: Store,
+) -> None:
+    alice = await user(store)
+    made = [await stored_cue(store, alice, name=f"c{n}") for n in range(4)]
+    # Two `once` cues done (no next fire, a new status), one recurring, one already moved
+    # on (its expected instant is stale): the others apply, that one writes nothing.
+    fires = [
+        (FirePlan(made[0].id, HOUR_MS, None, [], new_status="completed"), 1),
+        (FirePlan(made[1].id, HOUR_MS, 2 * HOUR_MS, []), 2),
+        (FirePlan(made[2].id, HOUR_MS - 1, 2 * HOUR_MS, []), 1),
+        (FirePlan(made[3].id, HOUR_MS, None, [], new_status="completed"), 1),
+    ]
+    assert await tx(store, lambda t: t.apply_fires(fires, 5)) == [True, True, False, True]
+    after = [await store.cues.get(alice, cue.id) for cue in made]
+    assert [(c.status, c.next_fire_at_ms, c.fired_count) for c in after if c] == [
+        ("completed", None, 1), ("active", 2 * HOUR_MS, 2),
+        ("active", HOUR_MS, 0), ("completed", None, 1),
+    ]  # fmt: skip
+    assert await tx(store, lambda t: t.apply_fires(fires[:2], 6)) == [False, False]
+    # All due, every plan without a next fire or a status: one statement applies them.
+    rest = [await stored_cue(store, alice, name=f"d{n}") for n in range(3)]
+    same = [(FirePlan(cue.id, HOUR_MS, None, []), 1) for cue in rest]
+    assert await tx(store, lambda t: t.apply_fires(same, 7)) == [True] * 3
+    assert {c.next_fire_at_ms for c in [await store.cues.get(alice, r.id) for r in rest] if c} == {
+        None
+    }
+
+
 async def test_of_many_concurrent_fires_of_one_occurrence_one_applies(store: Store) -> None:
     alice = await user(store)
     made = await stored_cue(store, alice)
@@ -233,6 +262,58 @@ async def test_count_run_writes_what_the_rule_decided(store: Store) -> None:
         1, HOUR_MS, 7, "paused",
     )  # fmt: skip
     assert after.next_fire_at_ms is None
+
+
+async def test_runs_of_many_cues_are_counted_together(store: Store) -> None:
+    alice = await user(store)
+    made = [await stored_cue(store, alice, name=f"c{n}") for n in range(3)]
+    changes = [
+        (made[0].id, CueAfterRun(HOUR_MS, 7, "completed", None)),
+        (made[2].id, CueAfterRun(2 * HOUR_MS, 8, "active", 3 * HOUR_MS)),
+    ]
+    await tx(store, lambda t: t.count_runs(changes, 9))
+    after = [await tx(store, lambda t, c=c: t.cue(c.id)) for c in made]
+    assert [(c.run_count, c.last_run_ms, c.watch_from_ms, c.status, c.next_fire_at_ms)
+            for c in after if c] == [
+        (1, HOUR_MS, 7, "completed", None), (0, None, None, "active", HOUR_MS),
+        (1, 2 * HOUR_MS, 8, "active", 3 * HOUR_MS),
+    ]  # fmt: skip
+
+
+async def test_delivered_attempts_finish_together_or_not_at_all(store: Store) -> None:
+    alice = await user(store)
+    one, two = await stored_cue(store, alice, name="one"), await stored_cue(store, alice)
+    runs = [await execution(store, one), await execution(store, two, by="manual_fire")]
+    assert await store.executions.begin_attempts([r.id for r in runs], 5) == [1, 1]
+    results = [
+        AttemptResult(runs[0].id, 1, True, 200, None, "{}", outcome_deadline_ms=60_000),
+        AttemptResult(runs[1].id, 1, True, 204, "no body", None),
+    ]
+    stale = [results[0], dataclasses.replace(results[1], attempt=2)]  # not its attempt
+    assert await tx(store, lambda t: t.finish_delivered(stale, 6)) is None
+    untouched = await store.executions.get_any(runs[0].id)
+    assert untouched is not None
+    assert untouched.status == "delivering"  # nothing written
+    found = await tx(store, lambda t: t.finish_delivered(results, 7))
+    assert found is not None
+    assert [(ref.id, ref.cue_id, ref.triggered_by, ref.scheduled_for_ms) for ref, _ in found] == [
+        (runs[0].id, one.id, "schedule", HOUR_MS), (runs[1].id, two.id, "manual_fire", HOUR_MS),
+    ]  # fmt: skip
+    assert [(cue.id, cue.status) for _, cue in found if cue] == [
+        (one.id, "active"), (two.id, "active"),
+    ]  # fmt: skip
+    done = [await store.executions.get_any(r.id) for r in runs]
+    assert [(e.status, e.http_status, e.error_message, e.delivered_at_ms, e.outcome_deadline_ms)
+            for e in done if e] == [
+        ("success", 200, None, 7, 60_000), ("success", 204, "no body", 7, None),
+    ]  # fmt: skip
+    assert await tx(store, lambda t: t.finish_delivered(results, 8)) is None  # finished
+    # A cue deleted while its attempt was out: the attempt's row went with it.
+    third = await execution(store, one, at_ms=2 * HOUR_MS)
+    assert await store.executions.begin_attempt(third.id, 9) == 1
+    assert await store.cues.delete(alice, one.id)
+    gone = [AttemptResult(third.id, 1, True, 200, None, None)]
+    assert await tx(store, lambda t: t.finish_delivered(gone, 10)) is None
 
 
 async def test_a_new_window_starts_only_from_the_expected_one(store: Store) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "cue_options",
     "cue_state_from_row",
     "execution_from_row",
+    "execution_insert",
     "execution_params",
     "key_from_row",
     "user_from_row",
@@ -146,7 +147,7 @@ CUE_STATE_COLUMNS = (
 )
 
 
-def cue_state_from_row(row: sqlite3.Row) -> CueState:
+def cue_state_from_row(row: sqlite3.Row | tuple[Any, ...]) -> CueState:
     """A CueState from a row of `SELECT {CUE_STATE_COLUMNS}`."""
     (
         id_, user_id, name, status, schedule_type, on_failure, alerts, delivery,
@@ -184,6 +185,13 @@ EXECUTION_INSERT = (
     f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
     " ON CONFLICT DO NOTHING"
 )
+
+
+@lru_cache(maxsize=128)
+def execution_insert(rows: int) -> str:
+    """EXECUTION_INSERT for `rows` rows in one statement."""
+    values = ", ".join([f"({', '.join('?' * 14)})"] * rows)
+    return f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608
 
 
 def execution_from_row(row: sqlite3.Row) -> Execution:

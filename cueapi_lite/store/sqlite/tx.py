@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from functools import lru_cache
 
 from ...credentials import key_prefix, new_key_id
 from ...models import Alert, Cue, Execution, Outcome, OutcomeState, dumps
@@ -28,12 +29,12 @@ from .rows import (
     CUE_COLUMNS,
     CUE_INSERT,
     CUE_STATE_COLUMNS,
-    EXECUTION_INSERT,
     KEY_COLUMNS,
     cue_from_row,
     cue_options,
     cue_state_from_row,
     execution_from_row,
+    execution_insert,
     execution_params,
     key_from_row,
 )
@@ -62,6 +63,59 @@ _CLAIMABLE = (
     " AND e.scheduled_for_ms <= ?"
 )
 _CHUNK = 500
+_ROWS_PER_INSERT = 100  # 1,400 values, well under the bound on SQL variables
+
+
+@lru_cache(maxsize=128)
+def _count_runs(rows: int) -> str:
+    """`count_run` for `rows` cues: (cue, last run, watch from, status, next fire)."""
+    change = "(?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT))"
+    return (
+        "UPDATE cues SET run_count = run_count + 1, version = version + 1,"  # noqa: S608
+        " last_run_ms = f.column2, watch_from_ms = f.column3, status = f.column4,"
+        " next_fire_at_ms = f.column5, updated_at_ms = ?"
+        f" FROM (VALUES {', '.join([change] * rows)}) AS f WHERE cues.id = f.column1"
+    )
+
+
+@lru_cache(maxsize=128)
+def _finish_delivered(rows: int) -> str:
+    """`finish_attempt` to `success` for `rows` attempts: (execution, attempt, http
+    status, error, response excerpt, outcome deadline)."""
+    attempt = (
+        "(?, CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT),"
+        " CAST(? AS BIGINT))"
+    )
+    return (
+        "UPDATE executions SET status = 'success', http_status = f.column3,"  # noqa: S608
+        " error_message = f.column4, response_body = f.column5, next_retry_ms = NULL,"
+        " updated_at_ms = ?, delivered_at_ms = ?,"
+        " outcome_deadline_ms = COALESCE(f.column6, outcome_deadline_ms)"
+        f" FROM (VALUES {', '.join([attempt] * rows)}) AS f"
+        " WHERE executions.id = f.column1 AND executions.status = 'delivering'"
+        " AND executions.attempts = f.column2"
+    )
+
+
+_REFS_AND_CUES = (
+    "SELECT e.id, e.cue_id, e.triggered_by, e.scheduled_for_ms, "  # noqa: S608
+    + ", ".join(f"c.{column.strip()}" for column in CUE_STATE_COLUMNS.split(","))
+    + " FROM executions e LEFT JOIN cues c ON c.id = e.cue_id WHERE e.id IN"
+)
+
+
+@lru_cache(maxsize=128)
+def _apply_fires(rows: int) -> str:
+    """`apply_fire` for `rows` plans: (cue, expected next, new next, fired, new status).
+    The casts give PostgreSQL the columns' types when a column's values are all NULL."""
+    plan = "(?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))"
+    return (
+        "UPDATE cues SET next_fire_at_ms = f.column3, fired_count = fired_count + f.column4,"  # noqa: S608
+        " version = version + 1, status = COALESCE(f.column5, status), updated_at_ms = ?"
+        f" FROM (VALUES {', '.join([plan] * rows)}) AS f"
+        " WHERE cues.id = f.column1 AND cues.status = 'active'"
+        " AND cues.next_fire_at_ms = f.column2"
+    )
 
 
 def _ref(row: sqlite3.Row | None) -> ExecutionRef | None:
@@ -141,6 +195,14 @@ class SqliteTx:
             ),
         )  # fmt: skip
 
+    def count_runs(self, changes: Sequence[tuple[str, CueAfterRun]], now_ms: int) -> None:
+        for start in range(0, len(changes), _ROWS_PER_INSERT):
+            some = changes[start : start + _ROWS_PER_INSERT]
+            params: list[object] = [now_ms]
+            for cue_id, c in some:
+                params += [cue_id, c.last_run_ms, c.watch_from_ms, c.status, c.next_fire_at_ms]
+            self.conn.execute(_count_runs(len(some)), params)
+
     def set_cue_status(
         self, cue_id: str, expected: str, status: str, now_ms: int, stop_firing: bool
     ) -> bool:
@@ -171,6 +233,29 @@ class SqliteTx:
         )
         return cursor.rowcount == 1
 
+    def apply_fires(self, fires: Sequence[tuple[FirePlan, int]], now_ms: int) -> list[bool]:
+        # Each statement's step hands the interpreter lock back and forth with the event
+        # loop, which costs more than a row: a burst's slice goes in one statement. When
+        # not every compare-and-set holds (rare: the slice was read just before), it is
+        # undone and each plan applied on its own, to know which held.
+        if len(fires) < 2:
+            return [self.apply_fire(plan, fired, now_ms) for plan, fired in fires]
+        self.conn.execute("SAVEPOINT fires")
+        applied = 0
+        for start in range(0, len(fires), _ROWS_PER_INSERT):
+            some = fires[start : start + _ROWS_PER_INSERT]
+            params: list[object] = [now_ms]
+            for plan, fired in some:
+                params += [plan.cue_id, plan.expected_next_ms, plan.new_next_ms, fired,
+                           plan.new_status]  # fmt: skip
+            applied += self.conn.execute(_apply_fires(len(some)), params).rowcount
+        if applied == len(fires):
+            self.conn.execute("RELEASE fires")
+            return [True] * len(fires)
+        self.conn.execute("ROLLBACK TO fires")
+        self.conn.execute("RELEASE fires")
+        return [self.apply_fire(plan, fired, now_ms) for plan, fired in fires]
+
     def take_due(self, cue_ids: Sequence[str]) -> set[str]:
         return set(cue_ids)  # the one writer holds every row already
 
@@ -192,8 +277,14 @@ class SqliteTx:
     def insert_executions(self, executions: Sequence[Execution]) -> list[Execution]:
         if not executions:
             return []
-        cursor = self.conn.executemany(EXECUTION_INSERT, [execution_params(e) for e in executions])
-        if cursor.rowcount == len(executions):
+        # Many rows to a statement: each statement's step hands the interpreter lock
+        # back and forth with the event loop, which costs more than the row.
+        inserted = 0
+        for start in range(0, len(executions), _ROWS_PER_INSERT):
+            rows = executions[start : start + _ROWS_PER_INSERT]
+            params = [value for e in rows for value in execution_params(e)]
+            inserted += self.conn.execute(execution_insert(len(rows)), params).rowcount
+        if inserted == len(executions):
             return list(executions)
         # Some occurrences already had a row: return only the ones written now.
         written = {
@@ -224,6 +315,35 @@ class SqliteTx:
             ),
         ).fetchone()  # fmt: skip
         return _ref(row)
+
+    def finish_delivered(
+        self, results: Sequence[AttemptResult], now_ms: int
+    ) -> list[tuple[ExecutionRef, CueState | None]] | None:
+        # Three statements for a batch of attempts instead of three for each: an UPDATE
+        # whose row count says whether all were still in their attempt (else it is undone,
+        # and the caller goes one by one), then one read of their refs and cues' states.
+        self.conn.execute("SAVEPOINT finishes")
+        finished = 0
+        for start in range(0, len(results), _ROWS_PER_INSERT):
+            some = results[start : start + _ROWS_PER_INSERT]
+            params: list[object] = [now_ms, now_ms]
+            for r in some:
+                params += [r.execution_id, r.attempt, r.http_status, r.error_message,
+                           r.response_body, r.outcome_deadline_ms]  # fmt: skip
+            finished += self.conn.execute(_finish_delivered(len(some)), params).rowcount
+        if finished != len(results):
+            self.conn.execute("ROLLBACK TO finishes")
+            self.conn.execute("RELEASE finishes")
+            return None
+        self.conn.execute("RELEASE finishes")
+        found: dict[str, tuple[ExecutionRef, CueState | None]] = {}
+        for start in range(0, len(results), _CHUNK):
+            ids = [r.execution_id for r in results[start : start + _CHUNK]]
+            for row in self.conn.execute(_REFS_AND_CUES + f" ({','.join('?' * len(ids))})", ids):
+                values = tuple(row)
+                cue = None if values[4] is None else cue_state_from_row(values[4:])
+                found[values[0]] = (ExecutionRef(*values[:4]), cue)
+        return [found[r.execution_id] for r in results]
 
     def write_outcome(self, execution_id: str, outcome: Outcome, state: str, now_ms: int) -> bool:
         cursor = self.conn.execute(
