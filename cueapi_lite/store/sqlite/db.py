@@ -82,7 +82,7 @@ class Writer:
         self.operations = 0
         # Called on the writer thread after each batch with (operations, seconds).
         self.on_commit: Callable[[int, float], None] | None = None
-        # Called on the writer thread after each commit; checkpoints happen there.
+        # Called on the writer thread after each commit (it tells the checkpointer).
         self.committed: Callable[[], None] = lambda: None
 
     def start(self) -> None:

@@ -63,7 +63,7 @@ _CLAIMABLE = (
     " AND e.scheduled_for_ms <= ?"
 )
 _CHUNK = 500
-_ROWS_PER_INSERT = 100  # 1,400 values, well under the bound on SQL variables
+_ROWS_PER_STATEMENT = 100  # 1,400 values, well under the bound on SQL variables
 
 
 @lru_cache(maxsize=128)
@@ -196,8 +196,8 @@ class SqliteTx:
         )  # fmt: skip
 
     def count_runs(self, changes: Sequence[tuple[str, CueAfterRun]], now_ms: int) -> None:
-        for start in range(0, len(changes), _ROWS_PER_INSERT):
-            some = changes[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(changes), _ROWS_PER_STATEMENT):
+            some = changes[start : start + _ROWS_PER_STATEMENT]
             params: list[object] = [now_ms]
             for cue_id, c in some:
                 params += [cue_id, c.last_run_ms, c.watch_from_ms, c.status, c.next_fire_at_ms]
@@ -242,8 +242,8 @@ class SqliteTx:
             return [self.apply_fire(plan, fired, now_ms) for plan, fired in fires]
         self.conn.execute("SAVEPOINT fires")
         applied = 0
-        for start in range(0, len(fires), _ROWS_PER_INSERT):
-            some = fires[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(fires), _ROWS_PER_STATEMENT):
+            some = fires[start : start + _ROWS_PER_STATEMENT]
             params: list[object] = [now_ms]
             for plan, fired in some:
                 params += [plan.cue_id, plan.expected_next_ms, plan.new_next_ms, fired,
@@ -280,8 +280,8 @@ class SqliteTx:
         # Many rows to a statement: each statement's step hands the interpreter lock
         # back and forth with the event loop, which costs more than the row.
         inserted = 0
-        for start in range(0, len(executions), _ROWS_PER_INSERT):
-            rows = executions[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(executions), _ROWS_PER_STATEMENT):
+            rows = executions[start : start + _ROWS_PER_STATEMENT]
             params = [value for e in rows for value in execution_params(e)]
             inserted += self.conn.execute(execution_insert(len(rows)), params).rowcount
         if inserted == len(executions):
@@ -324,8 +324,8 @@ class SqliteTx:
         # and the caller goes one by one), then one read of their refs and cues' states.
         self.conn.execute("SAVEPOINT finishes")
         finished = 0
-        for start in range(0, len(results), _ROWS_PER_INSERT):
-            some = results[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(results), _ROWS_PER_STATEMENT):
+            some = results[start : start + _ROWS_PER_STATEMENT]
             params: list[object] = [now_ms, now_ms]
             for r in some:
                 params += [r.execution_id, r.attempt, r.http_status, r.error_message,
