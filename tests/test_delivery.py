@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -363,26 +365,34 @@ async def burst_and_unrelated(
     await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
 
 
+@contextlib.asynccontextmanager
+async def own_server(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, **settings: Any
+) -> AsyncIterator[tuple[CueApiLite, httpx.AsyncClient]]:
+    """A started server with settings of the test's own, and a user's client."""
+    lite = CueApiLite(
+        Settings(db=str(tmp_path / "own.db"), **settings), clock=clock, deliverer=deliverer
+    )
+    await lite.start()
+    try:
+        key = await lite.accounts.mint_key("alice@example.com")
+        async with lite.client(key.api_key) as api:
+            yield lite, api
+    finally:
+        await lite.aclose()
+
+
 async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer
 ) -> None:
     """Attempts wait in one lane per instant, taken in turn: with one worker, the lone
     attempt of another instant goes out among the first, not after the burst's five."""
-    lite = CueApiLite(
-        Settings(db=str(tmp_path / "lanes.db"), delivery_concurrency=1),
-        clock=clock, deliverer=deliverer,
-    )  # fmt: skip
-    await lite.start()
-    try:
-        key = await lite.accounts.mint_key("alice@example.com")
-        async with lite.client(key.api_key) as api:
-            await burst_and_unrelated(api, clock.now_ms() + 60_000, 5, 1)
+    async with own_server(tmp_path, clock, deliverer, delivery_concurrency=1) as (lite, api):
+        await burst_and_unrelated(api, clock.now_ms() + 60_000, 5, 1)
         clock.advance(60)
         await lite.scheduler.tick(clock.now_ms())  # the burst fires: its attempts wait
         clock.advance(0.001)
         await lite.settle()  # the unrelated cue fires behind them, and all are sent
-    finally:
-        await lite.aclose()
     names = [json.loads(request.body or b"{}")["name"] for request in deliverer.requests]
     assert len(names) == 6
     assert names.index("unrelated") <= 2  # one queue would send it last
@@ -416,30 +426,23 @@ async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_
     """Two workers, both held by the burst's attempts: the attempt of a cue due a moment
     later is sent at once, beside them, not when one of them ends."""
     deliverer = GatedDeliverer()
-    lite = CueApiLite(
-        Settings(db=str(tmp_path / "fresh.db"), delivery_concurrency=2),
-        clock=clock, deliverer=deliverer,
-    )  # fmt: skip
-    await lite.start()
-    try:
-        key = await lite.accounts.mint_key("alice@example.com")
-        async with lite.client(key.api_key) as api:
+    async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
+        try:
             await burst_and_unrelated(api, clock.now_ms() + 60_000, 6, 1)
-        clock.advance(60)
-        await lite.scheduler.tick(clock.now_ms())
-        await deliverer.seen(2)  # both workers hold a burst attempt
-        clock.advance(0.001)
-        await lite.scheduler.tick(clock.now_ms())
-        await deliverer.seen(3)
-        names = [json.loads(r.body or b"{}")["name"] for r in deliverer.requests]
-        assert names[2] == "unrelated"
-        assert len(names) == 3  # the burst's other four still wait for a worker
-        deliverer.gate.set()
-        await lite.settle()
-        assert len(deliverer.requests) == 7
-    finally:
-        deliverer.gate.set()
-        await lite.aclose()
+            clock.advance(60)
+            await lite.scheduler.tick(clock.now_ms())
+            await deliverer.seen(2)  # both workers hold a burst attempt
+            clock.advance(0.001)
+            await lite.scheduler.tick(clock.now_ms())
+            await deliverer.seen(3)
+            names = [json.loads(r.body or b"{}")["name"] for r in deliverer.requests]
+            assert names[2] == "unrelated"
+            assert len(names) == 3  # the burst's other four still wait for a worker
+            deliverer.gate.set()
+            await lite.settle()
+            assert len(deliverer.requests) == 7
+        finally:
+            deliverer.gate.set()
 
 
 async def test_a_bursts_own_later_slices_wait_for_the_pool(
@@ -449,28 +452,21 @@ async def test_a_bursts_own_later_slices_wait_for_the_pool(
     of later slices wait for its workers, so at most the pool's attempts are in flight."""
     monkeypatch.setattr(firing, "FIRE_SLICE", 2)
     deliverer = GatedDeliverer()
-    lite = CueApiLite(
-        Settings(db=str(tmp_path / "own.db"), delivery_concurrency=2),
-        clock=clock, deliverer=deliverer,
-    )  # fmt: skip
-    await lite.start()
-    try:
-        key = await lite.accounts.mint_key("alice@example.com")
-        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
-        async with lite.client(key.api_key) as api:
+    async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
+        try:
+            once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
             for n in range(6):
                 await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
-        clock.advance(60)
-        await lite.scheduler.tick(clock.now_ms())  # three slices, the first two sent
-        await deliverer.seen(2)
-        await asyncio.sleep(0)  # (one more turn: any attempt started is counted)
-        assert (lite.delivery.in_flight, lite.delivery.queued) == (2, 4)
-        deliverer.gate.set()
-        await lite.settle()
-        assert len(deliverer.requests) == 6
-    finally:
-        deliverer.gate.set()
-        await lite.aclose()
+            clock.advance(60)
+            await lite.scheduler.tick(clock.now_ms())  # three slices, the first two sent
+            await deliverer.seen(2)
+            await asyncio.sleep(0)  # (one more turn: any attempt started is counted)
+            assert (lite.delivery.in_flight, lite.delivery.queued) == (2, 4)
+            deliverer.gate.set()
+            await lite.settle()
+            assert len(deliverer.requests) == 6
+        finally:
+            deliverer.gate.set()
 
 
 async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_slice(
@@ -479,12 +475,8 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
     """Writing a burst's executions takes time; a cue that falls due meanwhile goes
     before the burst's next slice (here: slices of one, the first taking a second)."""
     monkeypatch.setattr(firing, "FIRE_SLICE", 1)
-    lite = CueApiLite(Settings(db=str(tmp_path / "slices.db")), clock=clock, deliverer=deliverer)
-    await lite.start()
-    try:
-        key = await lite.accounts.mint_key("alice@example.com")
-        async with lite.client(key.api_key) as api:
-            await burst_and_unrelated(api, clock.now_ms() + 60_000, 3, 500)
+    async with own_server(tmp_path, clock, deliverer) as (lite, api):
+        await burst_and_unrelated(api, clock.now_ms() + 60_000, 3, 500)
         transact = lite.store.transact
         calls = 0
 
@@ -502,6 +494,4 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
             "SELECT c.name FROM executions e JOIN cues c ON c.id = e.cue_id ORDER BY e.rowid"
         )
         order = [row[0] for row in rows]
-    finally:
-        await lite.aclose()
     assert order == ["burst-0", "unrelated", "burst-1", "burst-2"]

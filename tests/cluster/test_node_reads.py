@@ -4,33 +4,15 @@ know are current)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from cueapi_lite import CueApiLite
 
-import pytest
-
-from cueapi_lite import CueApiLite, ManualClock, Settings
-
-from ..conftest import FakeDeliverer, webhook_cue
-
-
-@pytest.fixture
-async def two_nodes(pg_databases: Any, clock: ManualClock) -> AsyncIterator[list[CueApiLite]]:
-    settings = Settings(db=pg_databases.new())
-    apps = [CueApiLite(settings, clock=clock, deliverer=FakeDeliverer()) for _ in range(2)]
-    try:
-        for app in apps:
-            await app.start()
-        yield apps
-    finally:
-        for app in apps:
-            await app.aclose()
+from ..conftest import webhook_cue
 
 
 async def test_a_key_revoked_on_one_node_is_refused_by_the_next_request_to_another(
-    two_nodes: list[CueApiLite],
+    nodes: list[CueApiLite],
 ) -> None:
-    first, second = two_nodes
+    first, second, *_ = nodes
     owner = await first.accounts.mint_key("alice@example.com")
     async with first.client(owner.api_key) as api:
         created = await api.post("/v1/auth/keys", json={"label": "ci"})
@@ -43,9 +25,9 @@ async def test_a_key_revoked_on_one_node_is_refused_by_the_next_request_to_anoth
 
 
 async def test_a_cue_changed_on_one_node_reads_changed_on_another(
-    two_nodes: list[CueApiLite],
+    nodes: list[CueApiLite],
 ) -> None:
-    first, second = two_nodes
+    first, second, *_ = nodes
     key = await first.accounts.mint_key("alice@example.com")
     async with first.client(key.api_key) as one, second.client(key.api_key) as other:
         cue = (await one.post("/v1/cues", json=webhook_cue(name="before"))).json()

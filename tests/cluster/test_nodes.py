@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,8 +26,8 @@ from ..conftest import FakeDeliverer, status
 from ..helpers import iso_at, ms
 from ..test_restart import HangingDeliverer
 from ..test_workers import claim, fire, worker_cue
+from .conftest import NODES
 
-NODES = 3
 # Notifications cross a real connection: wait for them against a deadline, not a sleep.
 ARRIVAL_S = 20.0
 
@@ -38,25 +38,6 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {ARRIVAL_S} s: {what}")
         await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def cluster_settings(pg_databases: Any) -> Settings:
-    return Settings(db=pg_databases.new())
-
-
-@pytest.fixture
-async def nodes(cluster_settings: Settings, clock: ManualClock) -> AsyncIterator[list[CueApiLite]]:
-    apps = [
-        CueApiLite(cluster_settings, clock=clock, deliverer=FakeDeliverer()) for _ in range(NODES)
-    ]
-    try:
-        for app in apps:
-            await app.start()
-        yield apps
-    finally:
-        for app in apps:
-            await app.aclose()
 
 
 @pytest.fixture
