@@ -5,7 +5,7 @@ and its `success` is durable in SQLite, and the executions per second that impli
 Target: the 10,000 done in <= 3 s.
 
     python bench/burst.py [--cues 10000] [--cron] [--log text|json] [--no-metrics]
-                          [--scrape SECONDS]
+                          [--scrape SECONDS] [--receiver lean|aiohttp]
 
 `--cron`: `* * * * *` cues, else once. `--log`: log at INFO as `serve` does (to a file);
 without it nothing is logged. `--no-metrics`: the server without /metrics. `--scrape`:
@@ -122,9 +122,14 @@ def main() -> None:
     parser.add_argument("--flush-each-line", action="store_true",
                         help="logging's usual handler (a write per line)")  # fmt: skip
     parser.add_argument("--scrape", type=float, default=0.0, help="scrape /metrics every S s")
+    parser.add_argument("--receiver", choices=["lean", "aiohttp"], default="lean",
+                        help="the webhook receiver (see receiver.py)")  # fmt: skip
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as folder, receiver_process() as url:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        receiver_process(aiohttp=args.receiver == "aiohttp") as url,
+    ):
         if args.log:
             from cueapi_lite.logs import configure
 

@@ -30,12 +30,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def receiver_process(secret: str | None = None) -> Iterator[str]:
+def receiver_process(secret: str | None = None, aiohttp: bool = False) -> Iterator[str]:
     """A webhook receiver in its own process; yields its URL. With `secret` it verifies
-    every signature and records arrivals (see receiver.py)."""
+    every signature and records arrivals; `aiohttp` runs the heavier receiver the
+    benchmarks used before (see receiver.py)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "receiver.py"), str(port), *([secret] if secret else [])],
+        [sys.executable, str(HERE / "receiver.py"), str(port), *([secret] if secret else []),
+         *(["--aiohttp"] if aiohttp else [])],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -64,12 +64,13 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
                 loadgen.paced(f"{base}/v1/cues?limit=20", key, args.rate, stop)
             )
             total = args.cues + args.probes
-            while len((stats := await receiver_stats(plain, receiver))["arrivals"]) < total:
+            while (await receiver_stats(plain, receiver))["arrived"] < total:
                 await asyncio.sleep(0.2)
                 if time.time() * 1000 > due_ms + 300_000:
                     raise RuntimeError("the burst did not finish in 5 minutes")
             stop.set()
             achieved = await load
+            stats = await receiver_stats(plain, receiver, arrivals=True)
         arrivals = stats["arrivals"].values()
         probes = [a - s for a, s, name in arrivals if str(name).startswith("probe-")]
         burst_done = max(a for a, _s, name in arrivals if str(name).startswith("burst-"))
@@ -115,9 +116,14 @@ def main() -> None:
     parser.add_argument("--pythonpath", help="run the server from this checkout")
     parser.add_argument("--verbose", action="store_true", help="print every probe")
     parser.add_argument("--phases", action="store_true", help="where the lateness went")
+    parser.add_argument("--receiver", choices=["lean", "aiohttp"], default="lean",
+                        help="the webhook receiver (see receiver.py)")  # fmt: skip
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with server_process(args.pythonpath) as server, receiver_process(server.secret) as receiver:
+    with (
+        server_process(args.pythonpath) as server,
+        receiver_process(server.secret, args.receiver == "aiohttp") as receiver,
+    ):
         print(f"server RSS idle after start: {server.rss_mib():.1f} MiB")
         asyncio.run(under_load(args, server.base, server.key, receiver))
         print(f"server RSS after the run: {server.rss_mib():.1f} MiB")
