@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cueapi_lite.store.sqlite.checkpoints import Checkpointer
 from cueapi_lite.store.sqlite.db import Database, connect
 
 ROWS_PER_COMMIT = 100
@@ -68,3 +69,27 @@ async def test_a_reader_on_an_old_snapshot_delays_the_copy_but_not_the_writes(
     reader.close()
     assert db.checkpointer.wait(30)  # tried again until complete, with no new commit
     assert notes_in_file_alone(db, tmp_path) == 6 * ROWS_PER_COMMIT
+
+
+def test_closing_as_the_checkpointer_wakes_for_a_commit_ends_its_thread(
+    tmp_path: Path,
+) -> None:
+    # The race that hung a server's shutdown: `close` signals the thread in the instant
+    # between its wake-up for a commit and its clearing of that wake-up, then waits for
+    # it to end. Here close's two signals land in that instant each time.
+    checkpointer = Checkpointer(lambda: connect(str(tmp_path / "race.db")))
+    wake = checkpointer._committed
+    real_clear = wake.clear
+
+    def close_lands_first() -> None:
+        checkpointer._closing.set()
+        wake.set()
+        real_clear()
+
+    wake.clear = close_lands_first  # type: ignore[method-assign]
+    checkpointer.start()
+    thread = checkpointer._thread
+    assert thread is not None
+    checkpointer.committed()
+    thread.join(10)
+    assert not thread.is_alive(), "the checkpointer slept on after close"

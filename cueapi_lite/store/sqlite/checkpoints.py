@@ -65,7 +65,9 @@ class Checkpointer:
 
     def _main(self, conn: sqlite3.Connection) -> None:
         try:
-            while True:
+            # `close` sets `_closing` before it wakes the thread: if that wake-up is
+            # cleared below along with a commit's, the loop's test still sees `_closing`.
+            while not self._closing.is_set():
                 self._committed.wait()
                 if self._closing.wait(PAUSE_S):
                     break
