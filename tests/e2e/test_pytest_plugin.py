@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,11 @@ def test_the_plugin_fixtures_give_a_live_server_a_key_and_a_receiver(
     cueapi_lite_server: LiveServer, cueapi_lite_key: NewKey, webhook_receiver: WebhookReceiver
 ) -> None:
     with CueAPI(cueapi_lite_key.api_key, base_url=cueapi_lite_server.base_url) as client:
-        client.cues.create(
-            name="plugin", at=cueapi_lite_server.now(), callback=webhook_receiver.url
-        )
+        # A minute ahead: a cue due at now() is due, and may be sent before the next line.
+        a_minute_on = cueapi_lite_server.now() + timedelta(minutes=1)
+        client.cues.create(name="plugin", at=a_minute_on, callback=webhook_receiver.url)
         assert webhook_receiver.received == []  # the clock stands still until advanced
-        cueapi_lite_server.advance()
+        cueapi_lite_server.advance(minutes=1)
         [hook] = webhook_receiver.assert_received(1)
     assert hook.signature_valid is True
     assert verify_webhook(
