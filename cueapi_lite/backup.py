@@ -16,6 +16,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .store import is_postgres
 from .store.lock import ServerLock
 
 __all__ = ["BackupError", "backup", "restore"]
@@ -23,6 +24,15 @@ __all__ = ["BackupError", "backup", "restore"]
 
 class BackupError(Exception):
     """The backup or restore could not be done; the message says why and what to do."""
+
+
+def _sqlite_file(db: str) -> None:
+    # A URL would otherwise be taken for a relative path (`postgresql:/...` folders).
+    if is_postgres(db):
+        raise BackupError(
+            "backup and restore copy a SQLite file; for a PostgreSQL database use"
+            " pg_dump and pg_restore"
+        )
 
 
 def _check(path: str) -> int:
@@ -43,6 +53,7 @@ def _check(path: str) -> int:
 
 def backup(db: str, dest: str) -> int:
     """Copy `db` to `dest` (which must not exist); returns the size of the copy."""
+    _sqlite_file(db)
     if not Path(db).is_file():
         raise BackupError(f"no database at {db}")
     if Path(dest).exists():
@@ -75,6 +86,7 @@ def backup(db: str, dest: str) -> int:
 def restore(source: str, db: str) -> str | None:
     """Put the backup `source` in place as `db`; returns where the replaced file was kept
     (None when there was none). Refuses while a server runs on `db`."""
+    _sqlite_file(db)
     _check(source)
     lock = ServerLock(db)
     lock.acquire(datetime.now(UTC).isoformat())  # raises AlreadyRunning

@@ -32,7 +32,7 @@ from .cron import (
 from .logs import FORMATS, configure
 from .models import parse_instant
 from .services.accounts import AccountService, NewKey
-from .store import is_postgres, store_for
+from .store import StoreUnavailable, is_postgres, store_for
 from .store.lock import AlreadyRunning
 
 __all__ = ["main"]
@@ -50,7 +50,18 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return runner.run(coroutine)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands; a database that cannot be used is a one-line error, whichever
+    command opened it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cueapi-lite")
 def main() -> None:
     """cueapi-lite: cron with accountability for AI agents, on one SQLite file."""
@@ -146,7 +157,8 @@ def serve(host: str, port: int, db: str | None, log_format: str | None) -> None:
         finally:
             await lite.aclose()
 
-    _run(run())
+    with sock:  # closed also when the start fails (a database that cannot be used)
+        _run(run())
 
 
 class _Server(uvicorn.Server):

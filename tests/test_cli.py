@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -215,3 +216,98 @@ def test_explain_refuses_what_a_cue_would_refuse_and_says_why(
     result = CliRunner().invoke(main, ["explain", cron, "--tz", zone])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (just bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+OPENING_COMMANDS = [
+    ["serve", "--port", "0"],
+    ["keys", "create", "--email", "a@example.com"],
+    ["export", "--email", "a@example.com"],
+    ["import", "CUES", "--email", "a@example.com"],
+]
+
+
+def arguments(args: list[str], tmp_path: Path) -> list[str]:
+    """`args` with CUES standing for a file of cues to import (an empty list)."""
+    cues = tmp_path / "cues.json"
+    cues.write_text("[]")
+    return [str(cues) if arg == "CUES" else arg for arg in args]
+
+
+def unchanged(path: Path, before: bytes) -> None:
+    assert path.read_bytes() == before
+    assert not Path(f"{path}-wal").exists()
+    assert not Path(f"{path}-shm").exists()
+
+
+@pytest.mark.parametrize("args", OPENING_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_a_file_that_is_not_a_database_is_refused_in_one_line(
+    args: list[str], tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, but someone's notes\n" * 200)
+    before = notes.read_bytes()
+    result = CliRunner().invoke(main, [*arguments(args, tmp_path), "--db", str(notes)])
+    assert result.exit_code == 1, result.output
+    assert f"Error: cannot use the database at {notes}: file is not a database" in result.output
+    assert "Traceback" not in result.output
+    unchanged(notes, before)
+
+
+@pytest.mark.parametrize("args", OPENING_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_another_applications_sqlite_file_is_left_as_it_was(
+    args: list[str], tmp_path: Path
+) -> None:
+    theirs = tmp_path / "theirs.db"
+    conn = sqlite3.connect(theirs)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.execute("INSERT INTO users VALUES ('ada')")
+    conn.commit()
+    conn.close()
+    before = theirs.read_bytes()
+    result = CliRunner().invoke(main, [*arguments(args, tmp_path), "--db", str(theirs)])
+    assert result.exit_code == 1, result.output
+    message = f"Error: cannot use the database at {theirs}: it holds another application's tables"
+    assert message in result.output
+    unchanged(theirs, before)  # not turned to WAL, no tables added
+
+
+@pytest.mark.parametrize("args", OPENING_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_a_postgresql_server_that_does_not_answer_is_one_line_without_the_password(
+    args: list[str], tmp_path: Path
+) -> None:
+    port = closed_port()
+    result = CliRunner().invoke(
+        main, [*arguments(args, tmp_path), "--db", f"postgresql://cue:s3cret@127.0.0.1:{port}/cues"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(
+        f"Error: cannot use the database at postgresql://cue:***@127.0.0.1:{port}/cues: "
+    ), result.output
+    assert "Connection refused" in result.output
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["backup", "copy.db"], ["restore", "BACKUP"]])
+def test_backup_and_restore_refuse_a_postgresql_url(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "real.db")
+    assert (
+        invoke("keys", "create", "--create", "--db", db, "--email", "a@example.com").exit_code == 0
+    )
+    assert invoke("backup", str(tmp_path / "BACKUP"), "--db", db).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(main, [*args, "--db", "postgresql://cue@127.0.0.1/cues"])
+    assert result.exit_code == 1, result.output
+    assert "for a PostgreSQL database use pg_dump and pg_restore" in result.output
+    # Not taken for a relative path: no `postgresql:` folder, no file written.
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -786,7 +786,8 @@ class Store(Protocol):
 
     def open(self) -> None:
         """Connect, create the schema or apply pending migrations (each recorded with
-        its name in the same transaction as its change), and start writing."""
+        its name in the same transaction as its change), and start writing. Raises
+        `StoreUnavailable` for a database it cannot use, having written nothing to it."""
         ...
 
     def close(self) -> None: ...

@@ -45,6 +45,7 @@ __all__ = [
     "RecentExecution",
     "Refusal",
     "SessionMatch",
+    "StoreUnavailable",
     "Ticket",
     "TicketLimitReached",
     "Watched",
@@ -298,6 +299,12 @@ class Ticket:
 
 class KeyLimitReached(Exception):
     """The user already has the most active keys allowed."""
+
+
+class StoreUnavailable(Exception):
+    """`Store.open` cannot use the database: a file that is not a cueapi-lite database
+    (or not a database at all), or a PostgreSQL server that does not answer. The message
+    names the database (without a password) and says why; nothing was written to it."""
 
 
 class LastActiveKey(Exception):

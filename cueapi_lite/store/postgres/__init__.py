@@ -14,8 +14,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import psycopg
+
 from ..contract import Tx
-from ..records import Deadline
+from ..records import Deadline, StoreUnavailable
 from ..sqlite import SHIFT_DEADLINES
 from ..sqlite.alerts import AlertStore
 from ..sqlite.claims import ClaimStore
@@ -86,7 +88,11 @@ class PostgresStore:
         return self.pg.path
 
     def open(self) -> None:
-        self.pg.open()
+        try:
+            self.pg.open()
+        except psycopg.OperationalError as exc:
+            self.pg.close()
+            raise StoreUnavailable(f"cannot use the database at {self.pg.path}: {exc}") from None
 
     def close(self) -> None:
         self.pg.close()

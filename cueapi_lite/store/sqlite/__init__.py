@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..contract import NodeStore, Tx
-from ..records import Deadline
+from ..records import Deadline, StoreUnavailable
 from .alerts import AlertStore
 from .claims import ClaimStore
 from .cues import CueStore
@@ -74,7 +74,11 @@ class SqliteStore:
 
     def open(self) -> None:
         """Create the file if needed, apply migrations, start the writer."""
-        self.db.open()
+        try:
+            self.db.open()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreUnavailable(f"cannot use the database at {self.db.path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()

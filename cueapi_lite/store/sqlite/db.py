@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .checkpoints import Checkpointer
-from .migrations import migrate
+from .migrations import check_ours, migrate
 from .vacuum import use_incremental_vacuum
 
 __all__ = ["Database", "Writer", "connect"]
@@ -117,12 +117,16 @@ class Writer:
             self._thread = None
 
     def _main(self) -> None:
+        conn: sqlite3.Connection | None = None
         try:
+            check_ours(self._path)
             conn = connect(self._path, self._synchronous)
             use_incremental_vacuum(conn)
             migrate(conn)
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoints.py
         except BaseException as exc:
+            if conn is not None:
+                conn.close()
             self._error = exc
             self._ready.set()
             return

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "check_ours", "migrate"]
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -374,6 +375,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+
+def check_ours(path: str) -> None:
+    """Raise `sqlite3.DatabaseError` for an existing file this package did not make,
+    before anything writes to it: opening turns a file to WAL and migrating adds tables,
+    and a mistyped `--db` must do neither to another application's database. Read only.
+    An empty or new file, or one with a `migrations` table, is ours."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    conn = sqlite3.connect(file.absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    if tables and "migrations" not in tables:
+        raise sqlite3.DatabaseError("it holds another application's tables")
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
