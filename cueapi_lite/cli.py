@@ -20,6 +20,7 @@ import uvicorn
 
 from . import __version__
 from .app import CueApiLite
+from .cli_ops import DB_OPTION
 from .config import Settings
 from .cron import (
     CronError,
@@ -240,15 +241,6 @@ def existing_db(db: str | None, *, create: bool = False, offer_create: bool = Fa
             + (", or pass --create to start a new one" if offer_create else "")
         )
     return path
-
-
-DB_OPTION = click.option(
-    "--db",
-    envvar="CUEAPI_LITE_DB",
-    default=None,
-    help="The server's SQLite database file or postgresql:// URL (env CUEAPI_LITE_DB;"
-    " default in the user data directory).",
-)
 
 
 @keys.command("create")

@@ -25,12 +25,13 @@ def _db(db: str | None) -> str:
     return existing_db(db)
 
 
+# The database an admin command works on (`serve` declares its own: it creates one).
 DB_OPTION = click.option(
     "--db",
     envvar="CUEAPI_LITE_DB",
     default=None,
-    help="The server's SQLite database file (env CUEAPI_LITE_DB; default in the user data"
-    " directory).",
+    help="The server's database: a SQLite file or a postgresql:// URL (env CUEAPI_LITE_DB;"
+    " default: a file in the user data directory).",
 )
 
 
@@ -66,7 +67,8 @@ def doctor(db: str | None, host: str, port: int) -> None:
 def backup(path: str, db: str | None) -> None:
     """Write a consistent copy of the database to PATH, also while the server runs.
 
-    Uses SQLite's online backup API; the copy is checked before it gets its name.
+    Uses SQLite's online backup API; the copy is checked before it gets its name. A
+    PostgreSQL database is backed up with its own pg_dump.
     """
     from .backup import BackupError
     from .backup import backup as copy
@@ -85,7 +87,8 @@ def backup(path: str, db: str | None) -> None:
 def restore(path: str, db: str | None) -> None:
     """Put the backup at PATH back as the database (the server must be stopped).
 
-    The file it replaces is kept as <db>.before-restore.
+    The file it replaces is kept as <db>.before-restore. A PostgreSQL database is
+    restored with its own pg_restore.
     """
     from .backup import BackupError
     from .backup import restore as put_back
