@@ -8,7 +8,7 @@ exceptions here. Nothing in this module knows SQL.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -50,6 +50,7 @@ __all__ = [
     "TicketLimitReached",
     "Watched",
     "WorkerRecord",
+    "refuse_unknown_migrations",
 ]
 
 
@@ -305,6 +306,17 @@ class StoreUnavailable(Exception):
     """`Store.open` cannot use the database: a file that is not a cueapi-lite database
     (or not a database at all), or a PostgreSQL server that does not answer. The message
     names the database (without a password) and says why; nothing was written to it."""
+
+
+def refuse_unknown_migrations(applied: Iterable[str], known: Iterable[str]) -> None:
+    """Raise `StoreUnavailable` when the database has migrations this version does not
+    know: a newer version wrote it, and this one would misread or damage what it added."""
+    unknown = sorted(set(applied) - set(known))
+    if unknown:
+        raise StoreUnavailable(
+            f"it was written by a newer cueapi-lite (migration {', '.join(unknown)});"
+            " run that version or a newer one (pip install -U cueapi-lite)"
+        )
 
 
 class LastActiveKey(Exception):

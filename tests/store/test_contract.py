@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -41,6 +42,7 @@ from cueapi_lite.store import (
     KeyLimitReached,
     LastActiveKey,
     Store,
+    StoreUnavailable,
     Tx,
     store_for,
 )
@@ -104,6 +106,47 @@ async def test_every_migration_is_recorded_once_in_order(db_setting: str, backen
             assert opened.migrations() == [name for name, _sql in expected]
         finally:
             opened.close()
+
+
+async def test_a_database_a_newer_version_migrated_is_refused_and_kept(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = PG_MIGRATIONS if backend == "postgresql" else MIGRATIONS
+    # A database of its own: the newer migration stays in it (the shared test database
+    # on PostgreSQL is only emptied between tests).
+    if backend == "postgresql":
+        db_setting = request.getfixturevalue("pg_databases").cluster.create_database("newer")
+    else:
+        db_setting = str(tmp_path / "newer.db")
+    newer = store_for(db_setting)
+    newer.open()
+    try:
+        user = await newer.users.create("kept@example.com", "whsec_kept", 1_000)
+        assert user is not None
+    finally:
+        newer.close()
+    # The newer version knows one more migration, and applies it.
+    future = ("9999_from_a_newer_version", "CREATE TABLE future_feature (x INTEGER)")
+    extended = [*known, future]
+    module = "postgres" if backend == "postgresql" else "sqlite"
+    monkeypatch.setattr(f"cueapi_lite.store.{module}.migrations.MIGRATIONS", extended)
+    newer = store_for(db_setting)
+    newer.open()
+    newer.close()
+    monkeypatch.undo()
+    older = store_for(db_setting)
+    with pytest.raises(StoreUnavailable, match="written by a newer cueapi-lite") as refused:
+        older.open()
+    assert "9999_from_a_newer_version" in str(refused.value)
+    # Refusing wrote nothing: the newer version opens it as it left it.
+    monkeypatch.setattr(f"cueapi_lite.store.{module}.migrations.MIGRATIONS", extended)
+    again = store_for(db_setting)
+    again.open()
+    try:
+        assert again.migrations()[-1] == "9999_from_a_newer_version"
+        assert await again.users.by_email("kept@example.com") == user
+    finally:
+        again.close()
 
 
 # --- cues ---------------------------------------------------------------------------

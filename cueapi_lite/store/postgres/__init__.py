@@ -90,7 +90,7 @@ class PostgresStore:
     def open(self) -> None:
         try:
             self.pg.open()
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, StoreUnavailable) as exc:
             self.pg.close()
             raise StoreUnavailable(f"cannot use the database at {self.pg.path}: {exc}") from None
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from ..records import refuse_unknown_migrations
+
 __all__ = ["MIGRATIONS", "migrate"]
 
 # Serializes migrations when several nodes start at once on an empty database.
@@ -354,6 +356,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         done = {row[0] for row in conn.execute("SELECT name FROM migrations").fetchall()}
+        refuse_unknown_migrations(done, (name for name, _sql in MIGRATIONS))
         for name, sql in MIGRATIONS:
             if name in done:
                 continue

@@ -76,7 +76,7 @@ class SqliteStore:
         """Create the file if needed, apply migrations, start the writer."""
         try:
             self.db.open()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoreUnavailable) as exc:
             self.db.close()
             raise StoreUnavailable(f"cannot use the database at {self.db.path}: {exc}") from None
 

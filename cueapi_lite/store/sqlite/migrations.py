@@ -10,6 +10,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..records import refuse_unknown_migrations
+
 __all__ = ["MIGRATIONS", "check_ours", "migrate"]
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -401,6 +403,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         "(name TEXT PRIMARY KEY, applied_at_ms INTEGER NOT NULL)"
     )
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    refuse_unknown_migrations(done, (name for name, _sql in MIGRATIONS))
     applied = []
     for name, sql in MIGRATIONS:
         if name in done:
