@@ -141,7 +141,10 @@ def export_cues(email: str, output: str | None, db: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
         click.echo(f"Exported {len(bodies)} cue(s) of {email} to {output}.", err=True)
 
 

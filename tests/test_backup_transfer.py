@@ -286,3 +286,17 @@ def test_remote_cues_refuse_an_answer_a_server_could_not_store() -> None:
     with pytest.raises(TransferError, match=r"cues\[0\]\.payload\.n: NaN is not a JSON number"):
         list(remote_cues("https://api.example.com", "cue_sk_test",
                          transport=httpx.MockTransport(answer)))  # fmt: skip
+
+
+def test_export_to_a_folder_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "cues.db")
+    assert (
+        cli("keys", "create", "--create", "--db", db, "--email", "ops@example.com").exit_code == 0
+    )
+    missing = tmp_path / "no-such-folder" / "cues.json"
+    result = CliRunner().invoke(
+        main, ["export", "--email", "ops@example.com", "-o", str(missing), "--db", db]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"Error: cannot write {missing}: No such file or directory" in result.output
+    assert not missing.parent.exists()
