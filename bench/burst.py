@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import create_many, machine, receiver_process, run, server
+from common import add_receiver_option, create_many, machine, receiver_process, run, server
 
 
 def thread_cpu() -> dict[str, float]:
@@ -122,8 +122,7 @@ def main() -> None:
     parser.add_argument("--flush-each-line", action="store_true",
                         help="logging's usual handler (a write per line)")  # fmt: skip
     parser.add_argument("--scrape", type=float, default=0.0, help="scrape /metrics every S s")
-    parser.add_argument("--receiver", choices=["lean", "aiohttp"], default="lean",
-                        help="the webhook receiver (see receiver.py)")  # fmt: skip
+    add_receiver_option(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -27,6 +28,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def add_receiver_option(parser: argparse.ArgumentParser) -> None:
+    """`--receiver lean|aiohttp`: which webhook receiver a benchmark runs (receiver.py)."""
+    parser.add_argument(
+        "--receiver", choices=["lean", "aiohttp"], default="lean",
+        help="the webhook receiver (see receiver.py)",
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 import loadgen
-from common import machine, percentiles, receiver_process
+from common import add_receiver_option, machine, percentiles, receiver_process
 
 API_ROWS = [
     ("GET /status (no auth)", "/status", False),
@@ -188,8 +188,7 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=10.0, help="seconds the lateness cues span")
     parser.add_argument("--seconds", type=float, default=5.0, help="per API row")
     parser.add_argument("--skip-api", action="store_true")
-    parser.add_argument("--receiver", choices=["lean", "aiohttp"], default="lean",
-                        help="the webhook receiver (see receiver.py)")  # fmt: skip
+    add_receiver_option(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}; server: {args.base}")
     with receiver_process(args.secret, args.receiver == "aiohttp") as receiver:

@@ -9,7 +9,7 @@ executions); `GET /_stats?arrivals=1` adds `"arrivals": {execution_id: [arrived_
 scheduled_ms, cue name]}`; `DELETE /_stats` forgets it all.
 
 It runs on the same cores as the server it measures, so it is lean: HTTP/1.1 parsed by
-httptools on a bare asyncio protocol, about a quarter of the CPU per request of the
+httptools on a bare asyncio protocol, about a third of the CPU per request of the
 aiohttp receiver it replaced (`--aiohttp` still runs that one, for comparison).
 """
 

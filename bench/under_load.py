@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import loadgen
-from common import machine, percentiles, receiver_process, server_process
+from common import add_receiver_option, machine, percentiles, receiver_process, server_process
 from compare import Api, at, lateness, receiver_stats
 
 
@@ -116,8 +116,7 @@ def main() -> None:
     parser.add_argument("--pythonpath", help="run the server from this checkout")
     parser.add_argument("--verbose", action="store_true", help="print every probe")
     parser.add_argument("--phases", action="store_true", help="where the lateness went")
-    parser.add_argument("--receiver", choices=["lean", "aiohttp"], default="lean",
-                        help="the webhook receiver (see receiver.py)")  # fmt: skip
+    add_receiver_option(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with (
