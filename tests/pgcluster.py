@@ -10,10 +10,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.helpers import unused_port
 
 __all__ = ["HOW_TO_ENABLE", "Cluster", "find_bin_dir"]
 
@@ -41,12 +42,6 @@ def find_bin_dir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Cluster:
     """`root`: a new directory for the cluster; by default one of its own under the
     system's temporary directory (the `postgres` user must be able to reach it)."""
@@ -55,7 +50,7 @@ class Cluster:
         self.root = root or Path(tempfile.mkdtemp(prefix="cueapi-lite-pg-"))
         self.bin_dir = bin_dir
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = unused_port()
         self.user = "cueapi"
         self._as_postgres = os.geteuid() == 0
 

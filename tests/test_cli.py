@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from click.testing import CliRunner
 from cueapi_lite.cli import main
 from cueapi_lite.config import Settings
 from cueapi_lite.credentials import hash_token
+
+from .helpers import unused_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -218,13 +219,6 @@ def test_explain_refuses_what_a_cue_would_refuse_and_says_why(
     assert message in result.output
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (just bound, then let go)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 OPENING_COMMANDS = [
     ["serve", "--port", "0"],
     ["keys", "create", "--email", "a@example.com"],
@@ -282,7 +276,7 @@ def test_another_applications_sqlite_file_is_left_as_it_was(
 def test_a_postgresql_server_that_does_not_answer_is_one_line_without_the_password(
     args: list[str], tmp_path: Path
 ) -> None:
-    port = closed_port()
+    port = unused_port()
     result = CliRunner().invoke(
         main, [*arguments(args, tmp_path), "--db", f"postgresql://cue:s3cret@127.0.0.1:{port}/cues"]
     )

@@ -15,12 +15,7 @@ from cueapi_lite.cli import main
 from cueapi_lite.testing import LiveServer
 
 from .conftest import webhook_cue
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .helpers import unused_port
 
 
 @pytest.fixture
@@ -54,7 +49,7 @@ def doctor(db: Path, port: int, *extra: str) -> Result:
 def test_a_healthy_installation_passes_every_check(tmp_path: Path, listener: int) -> None:
     db = tmp_path / "ok.db"
     database_with_cue(db, f"http://127.0.0.1:{listener}/hook")
-    result = doctor(db, free_port())
+    result = doctor(db, unused_port())
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"✓ database integrity: quick_check ok ({db})"
@@ -74,14 +69,14 @@ def test_a_corrupted_database_fails_with_a_fix(tmp_path: Path) -> None:
     raw = bytearray(db.read_bytes())
     raw[:16] = b"garbage garbage!"  # the header SQLite looks for
     db.write_bytes(bytes(raw))
-    result = doctor(db, free_port())
+    result = doctor(db, unused_port())
     assert result.exit_code == 1
     assert "✗ database integrity: " in result.output
     assert "fix: restore the newest backup: cueapi-lite restore BACKUP --db FILE" in result.output
 
 
 def test_an_unreachable_callback_host_and_a_taken_port_fail(tmp_path: Path) -> None:
-    closed = free_port()  # nothing listens there
+    closed = unused_port()  # nothing listens there
     db = tmp_path / "ok.db"
     database_with_cue(db, f"http://127.0.0.1:{closed}/hook")
     with socket.socket() as busy:
@@ -97,7 +92,7 @@ def test_an_unreachable_callback_host_and_a_taken_port_fail(tmp_path: Path) -> N
 
 def test_a_missing_database_fails_and_is_not_created(tmp_path: Path) -> None:
     db = tmp_path / "none.db"
-    result = doctor(db, free_port())
+    result = doctor(db, unused_port())
     assert result.exit_code == 1
     assert f"✗ database: no database at {db}" in result.output
     assert not db.exists()
@@ -118,7 +113,7 @@ def test_an_unreachable_smtp_server_fails(
     db = tmp_path / "ok.db"
     database_with_cue(db, f"http://127.0.0.1:{listener}/hook")
     monkeypatch.setenv("CUEAPI_LITE_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CUEAPI_LITE_SMTP_PORT", str(free_port()))
-    result = doctor(db, free_port())
+    monkeypatch.setenv("CUEAPI_LITE_SMTP_PORT", str(unused_port()))
+    result = doctor(db, unused_port())
     assert result.exit_code == 1
     assert "✗ SMTP server: 127.0.0.1:" in result.output

@@ -4,22 +4,16 @@ in its log and in /metrics, and JSON logs are one object per line."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..helpers import unused_port
 from .serve import ServeProcess
 
 pytestmark = pytest.mark.e2e
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def attempts_by_result(text: str) -> dict[str, float]:
@@ -39,7 +33,7 @@ def test_a_failing_webhook_shows_in_the_log_and_in_metrics(tmp_path: Path, log_f
         with httpx.Client(base_url=server.base_url, headers=headers) as api:
             cue = api.post("/v1/cues", json={
                 "name": "down", "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
-                "callback": {"url": f"http://127.0.0.1:{closed_port()}/hook"}})  # fmt: skip
+                "callback": {"url": f"http://127.0.0.1:{unused_port()}/hook"}})  # fmt: skip
             assert cue.status_code == 201, cue.text
             fired = api.post(f"/v1/cues/{cue.json()['id']}/fire", json={})
             line = server.wait_for_log(fired.json()["id"] + " (cue down) attempt 1 of 3")
