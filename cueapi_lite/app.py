@@ -22,14 +22,14 @@ from .callbacks import CallbackPolicy
 from .clock import Clock, SystemClock
 from .cluster import Cluster
 from .config import Settings
-from .delivery import DeliveryJob, DeliveryService
+from .delivery import DeliveryService
 from .edge import Edge, LeanStarlette
 from .firing import Firing
 from .leases import LeaseService
 from .mailer import Mailer, mailer_for, smtp_mailer
 from .mcp import McpEndpoint
 from .metrics import HttpStats, MetricsCollector, metrics_routes
-from .models import Cue, Execution, MissedReason, Transport, iso
+from .models import MissedReason, iso
 from .read_cache import ReadCache
 from .retention import Retention
 from .routes.alerts import alert_routes
@@ -97,7 +97,7 @@ class CueApiLite:
             self.settings.delivery_concurrency, self.telemetry,
         )  # fmt: skip
         self.firing = Firing(
-            self.store, self.scheduler, self.clock, self.settings, self._dispatch, self.telemetry
+            self.store, self.scheduler, self.clock, self.settings, self.delivery, self.telemetry
         )
         self.leases = LeaseService(
             self.store, self.scheduler, self.clock, self.settings.lease_s,
@@ -204,14 +204,6 @@ class CueApiLite:
         for kind, key, at_ms in deadlines:
             push(at_ms, Kind(kind), key)
 
-    def _dispatch(self, cue: Cue, executions: list[Execution]) -> None:
-        """New runnable executions: webhook ones go to delivery; worker ones wait for a
-        claim (a worker cue's callback is stored but never delivered to)."""
-        if cue.transport == Transport.WORKER:
-            return
-        for execution in executions:
-            self.delivery.submit(DeliveryJob.of(cue, execution))
-
     async def _plan(self) -> None:
         """Put every deadline the database holds on the heap."""
         await self.firing.load()
@@ -271,7 +263,6 @@ class CueApiLite:
             await self.cluster.join(now_ms)  # resumes what no live node is sending
         else:
             await self.delivery.resume(now_ms)
-        self.delivery.start()
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="cueapi-lite-scheduler")
 
     async def aclose(self) -> None:

@@ -5,6 +5,11 @@ injected `Deliverer`, then `success | retrying | failed` (persisted). 2xx is del
 (never retried); anything else, a timeout or a connection error is a failed attempt, and
 `retry.max_attempts` counts all attempts (CONTRACT §7.4, H29). Each attempt is signed anew
 with a fresh timestamp (H26).
+
+A first attempt whose worker is free when its execution is made begins in that
+execution's own transaction: the row is written `delivering` (attempt 1), so the request
+goes out one write sooner. An attempt that waits for a worker is written `pending` and
+begun when a worker takes it, so the history never shows a queued attempt as in flight.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from .alerts import alert_on_outcome, check_consecutive_failures
 from .clock import Clock
-from .models import Callback, Cue, Execution, ExecutionStatus, Retry, iso
+from .models import Callback, Cue, Execution, ExecutionStatus, Retry, Transport, iso
 from .outcomes import UnreadableAnswer, outcome_from_response, outcome_state
 from .runs import count_run, count_runs
 from .scheduler import Due, Kind, Scheduler
@@ -35,7 +40,7 @@ from .webhooks import (
     sign,
 )
 
-__all__ = ["DeliveryJob", "DeliveryService", "finish_attempt"]
+__all__ = ["DeliveryJob", "DeliveryService", "begun", "finish_attempt"]
 
 log = logging.getLogger(__name__)
 RESPONSE_EXCERPT_CHARS = 2000
@@ -100,6 +105,19 @@ def finish_attempts(tx: Tx, results: list[AttemptResult], now_ms: int) -> list[F
     ]
 
 
+def begun(execution: Execution, now_ms: int) -> Execution:
+    """A new execution as it is written when its first attempt begins with it: what
+    `begin_attempts` makes of a pending row, `pending -> delivering` (attempt 1)."""
+    return dataclasses.replace(
+        execution,
+        status=ExecutionStatus.DELIVERING.value,
+        attempts=execution.attempts + 1,
+        started_at_ms=now_ms,
+        last_attempt_at_ms=now_ms,
+        updated_at_ms=now_ms,
+    )
+
+
 @dataclasses.dataclass(slots=True)  # not frozen: built per execution (see models)
 class DeliveryJob:
     """Everything one attempt needs, captured from the cue when the execution was made."""
@@ -140,12 +158,17 @@ class _Lanes:
 
     def __init__(self) -> None:
         self._lanes: OrderedDict[int, deque[DeliveryJob]] = OrderedDict()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
 
     def put(self, job: DeliveryJob) -> None:
         lane = self._lanes.get(job.scheduled_for_ms)
         if lane is None:
             lane = self._lanes[job.scheduled_for_ms] = deque()
         lane.append(job)
+        self._count += 1
 
     def holds(self, instant: int) -> bool:
         return instant in self._lanes
@@ -153,6 +176,7 @@ class _Lanes:
     def take(self) -> DeliveryJob:
         instant, lane = next(iter(self._lanes.items()))
         job = lane.popleft()
+        self._count -= 1
         if lane:
             self._lanes.move_to_end(instant)
         else:
@@ -215,16 +239,16 @@ class DeliveryService:
         self.clock = clock
         self.deliverer = deliverer
         self.concurrency = concurrency
-        # One token per waiting attempt; the attempts themselves wait in lanes.
-        self._queue: asyncio.Queue[None] = asyncio.Queue()
+        # Attempts waiting for a worker. A worker is a task that sends one attempt after
+        # another while any wait; it is taken (counted in `_in_flight`) before its task
+        # exists, so the fire that reserves one can write the attempt as begun.
         self._lanes = _Lanes()
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
         self._in_flight = 0
-        # Attempts started beside a saturated pool: the first attempt of an instant
-        # (a cue due during a burst) need not wait for one of the burst's to end.
-        self._fresh: set[asyncio.Task[None]] = set()
-        self._fresh_limit = max(1, concurrency // 8)
-        self._sending: dict[int, int] = {}  # attempts in flight per scheduled instant
+        # Workers beside a saturated pool: the first attempt of an instant (a cue due
+        # during a burst) need not wait for one of the burst's to end.
+        self._extra_limit = max(1, concurrency // 8)
+        self._sending: dict[int, int] = {}  # workers taken per scheduled instant
         self._idle = asyncio.Event()
         self._idle.set()
         self._secrets: dict[str, str] = {}
@@ -234,56 +258,75 @@ class DeliveryService:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"cueapi-lite-delivery-{n}")
-            for n in range(self.concurrency)
-        ]
-
     async def aclose(self) -> None:
-        tasks = [*self._workers, *self._fresh]
+        tasks = list(self._workers)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._workers = []
 
     async def drain(self) -> None:
         """Wait until no attempt is queued or in flight."""
-        while self._queue.qsize() or self._in_flight:
+        while self._lanes or self._in_flight:
             self._idle.clear()
             await self._idle.wait()
 
     @property
     def in_flight(self) -> int:
+        """Workers taken: attempts being sent, and attempts whose fire is being written."""
         return self._in_flight
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._lanes)
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue.qsize() or self._in_flight)
+        return bool(self._lanes or self._in_flight)
 
     def submit(self, job: DeliveryJob) -> None:
-        self._idle.clear()
+        """Send an attempt of `job` (pending or retrying) when a worker is free for it."""
+        if self._take_worker(job.scheduled_for_ms):
+            self._start(job, None)
+        else:
+            self._lanes.put(job)
+
+    def reserve(self, cue: Cue, execution: Execution, now_ms: int) -> Execution:
+        """The new `execution` as its fire writes it: begun (see `begun`) when a worker
+        is free for it now, which is then held for it until `dispatch` or `release`."""
         if (
-            self._in_flight >= self.concurrency
-            and len(self._fresh) < self._fresh_limit
-            and not self._lanes.holds(job.scheduled_for_ms)
-            and job.scheduled_for_ms not in self._sending
+            cue.transport != Transport.WEBHOOK
+            or execution.status != ExecutionStatus.PENDING
+            or not self._take_worker(execution.scheduled_for_ms)
         ):
-            # Every worker is busy (a burst): the first attempt of another instant
-            # (none of it waiting or in flight) starts now rather than after one of the
-            # burst's attempts has ended.
-            task = asyncio.ensure_future(self._run(job))
-            self._fresh.add(task)
-            task.add_done_callback(self._fresh.discard)
+            return execution
+        return begun(execution, now_ms)
+
+    def dispatch(self, cue: Cue, executions: list[Execution]) -> None:
+        """New runnable executions of `cue`, written: webhook ones are sent (those begun
+        with their fire on the worker reserved for them); worker ones wait for a claim
+        (a worker cue's callback is stored but never delivered to)."""
+        if cue.transport == Transport.WORKER:
             return
-        self._lanes.put(job)
-        self._queue.put_nowait(None)
+        for execution in executions:
+            job = DeliveryJob.of(cue, execution)
+            if execution.status == ExecutionStatus.DELIVERING:
+                self._start(job, execution.attempts)
+            else:
+                self.submit(job)
+
+    def release(self, executions: list[Execution]) -> None:
+        """Give back the workers reserved for begun executions that were not written (the
+        fire lost its compare-and-set, the occurrence had a row, the write failed)."""
+        for execution in executions:
+            if execution.status != ExecutionStatus.DELIVERING:
+                continue
+            self._worker_done(execution.scheduled_for_ms)
+            if self._lanes and self._in_flight <= self.concurrency:
+                self._start(self._take_waiting(), None)
+            else:
+                self._leave()
 
     def secret_changed(self, user_id: str) -> None:
         """Forget a cached webhook secret (after rotation the next attempt reads anew)."""
@@ -313,27 +356,60 @@ class DeliveryService:
 
     # --- the pool -------------------------------------------------------------------
 
-    async def _work(self) -> None:
-        while True:
-            await self._queue.get()
-            await self._run(self._lanes.take())
-
-    async def _run(self, job: DeliveryJob) -> None:
-        instant = job.scheduled_for_ms
+    def _take_worker(self, instant: int) -> bool:
+        """Take a worker for an attempt of `instant`, if one may start now: one of the
+        pool's, or, when every one is busy (a burst), one beside them for the first
+        attempt of another instant (none of it waiting or in flight), so that it does
+        not wait for one of the burst's attempts to end."""
+        if self._in_flight >= self.concurrency and (
+            self._in_flight >= self.concurrency + self._extra_limit
+            or instant in self._sending
+            or self._lanes.holds(instant)
+        ):
+            return False
         self._in_flight += 1
         self._sending[instant] = self._sending.get(instant, 0) + 1
+        self._idle.clear()
+        return True
+
+    def _worker_done(self, instant: int) -> None:
+        if self._sending[instant] == 1:
+            del self._sending[instant]
+        else:
+            self._sending[instant] -= 1
+
+    def _take_waiting(self) -> DeliveryJob:
+        job = self._lanes.take()
+        self._sending[job.scheduled_for_ms] = self._sending.get(job.scheduled_for_ms, 0) + 1
+        return job
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._lanes and not self._in_flight:
+            self._idle.set()
+
+    def _start(self, job: DeliveryJob, attempt: int | None) -> None:
+        """Send `job` on the worker taken for it (`attempt` when already begun)."""
+        task = asyncio.ensure_future(self._work(job, attempt))
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    async def _work(self, job: DeliveryJob, attempt: int | None) -> None:
+        """One worker: this attempt, then waiting ones while the pool has room for it (a
+        worker beside a saturated pool leaves after its one attempt)."""
         try:
-            await self.attempt(job)
-        except Exception:
-            log.exception("delivery attempt for execution %s crashed", job.execution_id)
+            while True:
+                try:
+                    await self.attempt(job, attempt)
+                except Exception:
+                    log.exception("delivery attempt for execution %s crashed", job.execution_id)
+                finally:
+                    self._worker_done(job.scheduled_for_ms)
+                if not self._lanes or self._in_flight > self.concurrency:
+                    return
+                job, attempt = self._take_waiting(), None
         finally:
-            self._in_flight -= 1
-            if self._sending[instant] == 1:
-                del self._sending[instant]
-            else:
-                self._sending[instant] -= 1
-            if not self._queue.qsize() and not self._in_flight:
-                self._idle.set()
+            self._leave()
 
     async def _retries_due(self, entries: list[Due], now_ms: int) -> None:
         due = {key: due_ms for due_ms, key in entries}
@@ -399,8 +475,10 @@ class DeliveryService:
             timeout_s=float(job.timeout_s),
         )
 
-    async def attempt(self, job: DeliveryJob) -> None:
-        attempt = await self._begin(job.execution_id)
+    async def attempt(self, job: DeliveryJob, attempt: int | None = None) -> None:
+        """One attempt of `job`: begun here, unless its fire began it (`attempt`)."""
+        if attempt is None:
+            attempt = await self._begin(job.execution_id)
         if attempt is None:
             return  # deleted, or another attempt got there first
         started = stopwatch()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from .clock import Clock
 from .config import Settings
@@ -44,10 +45,9 @@ from .scheduler import Due, Kind, Scheduler
 from .store import Deadline, FirePlan, Store, Tx
 from .telemetry import Telemetry
 
-__all__ = ["Firing", "apply_fires", "fire_deadline", "insert_fire", "next_fire_ms"]
+__all__ = ["Firing", "Handoff", "apply_fires", "fire_deadline", "insert_fire", "next_fire_ms"]
 
 log = logging.getLogger(__name__)
-Dispatch = Callable[[Cue, list[Execution]], None]
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
 # Cues fired per transaction of a burst: a cue due meanwhile waits for at most one slice.
 FIRE_SLICE = 100
@@ -78,6 +78,23 @@ def next_fire_ms(cue: Cue, after_ms: int) -> int | None:
         return None if at_ms is None else max(at_ms, after_ms)
     assert cue.schedule.cron is not None
     return schedule_for(cue.schedule.cron, cue.schedule.timezone).next_after(after_ms)
+
+
+class Handoff(Protocol):
+    """Where new executions go to run (`DeliveryService`)."""
+
+    def reserve(self, cue: Cue, execution: Execution, now_ms: int) -> Execution:
+        """`execution` as its fire writes it (its first attempt begun when it can start
+        at once; what that takes is held until `dispatch` or `release`)."""
+        ...
+
+    def dispatch(self, cue: Cue, executions: list[Execution]) -> None:
+        """Runnable executions of `cue`, written."""
+        ...
+
+    def release(self, executions: list[Execution]) -> None:
+        """Reserved executions that were not written."""
+        ...
 
 
 def fire_deadline(cue: Cue) -> Deadline | None:
@@ -139,7 +156,7 @@ class Firing:
         scheduler: Scheduler,
         clock: Clock,
         settings: Settings,
-        dispatch: Dispatch,
+        handoff: Handoff,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
@@ -147,7 +164,7 @@ class Firing:
         self.scheduler = scheduler
         self.clock = clock
         self.settings = settings
-        self.dispatch = dispatch
+        self.handoff = handoff
         # Why late occurrences were missed; the first wake-up after a start finds the ones
         # that fell due while the server was down.
         self.missed_reason = MissedReason.SERVER_DOWN
@@ -170,11 +187,12 @@ class Firing:
 
     async def fire_now(self, cue: Cue, execution: Execution) -> bool:
         """Record an unscheduled execution of `cue` and hand it on (see `insert_fire`)."""
+        # Written `pending`, as the answer to a manual fire or replay says (CONTRACT E6).
         inserted = await self.store.transact(
             lambda tx: insert_fire(tx, cue, execution, self.unclaimed_ms)
         )
         if inserted:
-            self.dispatch(cue, [execution])
+            self.handoff.dispatch(cue, [execution])
         return inserted
 
     async def load(self) -> int:
@@ -256,10 +274,19 @@ class Firing:
             return
         if self.budgets is not None:
             plans = await self._within_budget(plans, by_id, now_ms)
+        for plan in plans:
+            cue = by_id[plan.cue_id]
+            plan.executions = [self.handoff.reserve(cue, e, now_ms) for e in plan.executions]
         transports = {cue_id: cue.transport for cue_id, cue in by_id.items()}
-        held, inserted = await self.store.transact(
-            lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms), urgent
-        )
+        try:
+            held, inserted = await self.store.transact(
+                lambda tx: apply_fires(tx, plans, transports, now_ms, self.unclaimed_ms), urgent
+            )
+        except BaseException:
+            self.handoff.release([e for plan in plans for e in plan.executions])
+            raise
+        written = {execution.id for execution in inserted}
+        self.handoff.release([e for plan in plans for e in plan.executions if e.id not in written])
         again_ms = now_ms + HELD_RETRY_MS
         horizon = self.scheduler.horizon(Kind.FIRE)
         if horizon is not None:  # the cue is due: a read from the horizon would not find it
@@ -270,11 +297,11 @@ class Firing:
             self.scheduler.push(again_ms, Kind.FIRE, cue_id)
         runnable: dict[str, list[Execution]] = {}
         for execution in inserted:
-            if execution.status == ExecutionStatus.PENDING:
+            if execution.status != ExecutionStatus.MISSED:
                 runnable.setdefault(execution.cue_id, []).append(execution)
         for cue_id, executions in runnable.items():
             self.telemetry.fired(by_id[cue_id], executions, now_ms)
-            self.dispatch(by_id[cue_id], executions)
+            self.handoff.dispatch(by_id[cue_id], executions)
 
     async def _within_budget(
         self, plans: list[FirePlan], cues: dict[str, Cue], now_ms: int

@@ -14,6 +14,7 @@ import pytest
 from cueapi import verify_webhook
 
 from cueapi_lite import CueApiLite, ManualClock, Settings, firing
+from cueapi_lite.scheduler import RETRY_HANDLER_AFTER_MS
 from cueapi_lite.services.accounts import NewKey
 from cueapi_lite.webhooks import WebhookRequest, WebhookResponse
 
@@ -495,3 +496,108 @@ async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_s
         )
         order = [row[0] for row in rows]
     assert order == ["burst-0", "unrelated", "burst-1", "burst-2"]
+
+
+class WatchingDeliverer(FakeDeliverer):
+    """Notes, as each request goes out, how many writes the server had committed and
+    what the execution's row said."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lite: CueApiLite | None = None
+        self.seen_at_send: list[tuple[int, str, int, int | None]] = []
+
+    async def send(self, request: WebhookRequest) -> WebhookResponse:
+        assert self.lite is not None
+        row = await self.lite.store.executions.get_any(request.headers["X-CueAPI-Execution-Id"])
+        assert row is not None
+        self.seen_at_send.append(
+            (self.lite.store.db.writer.operations, row.status, row.attempts, row.started_at_ms)
+        )
+        return await super().send(request)
+
+
+async def test_a_fire_with_a_free_worker_sends_after_one_write(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The execution is written `delivering` (attempt 1, started at its fire) in its
+    fire's own transaction, so the request goes out after that one write rather than
+    after a second one that begins the attempt."""
+    deliverer = WatchingDeliverer()
+    async with own_server(tmp_path, clock, deliverer) as (lite, api):
+        deliverer.lite = lite
+        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+        await api.post("/v1/cues", json=webhook_cue(name="solo", schedule=once))
+        clock.advance(60)
+        writes_before = lite.store.db.writer.operations
+        await lite.settle()
+        [(writes, status, attempts, started_ms)] = deliverer.seen_at_send
+        assert (writes - writes_before, status, attempts) == (1, "delivering", 1)
+        assert started_ms == clock.now_ms()
+        [execution] = await executions(api)
+    assert (execution["status"], execution["attempts"]) == ("success", 1)
+
+
+async def test_an_attempt_waiting_for_a_worker_stays_pending_until_one_takes_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Only attempts with a worker free at their fire begin with it: with two workers,
+    the third of three cues due together reads `pending` (no attempt, no start) until a
+    worker is free, and is then sent as attempt 1."""
+    deliverer = GatedDeliverer()
+    async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
+        try:
+            once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+            for n in range(3):
+                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            clock.advance(60)
+            await lite.scheduler.tick(clock.now_ms())
+            await deliverer.seen(2)
+            rows = sorted((e["status"], e["attempts"], e["started_at"] is None)
+                          for e in await executions(api))  # fmt: skip
+            assert rows == [("delivering", 1, False)] * 2 + [("pending", 0, True)]
+            deliverer.gate.set()
+            await lite.settle()
+        finally:
+            deliverer.gate.set()
+        done = [(e["status"], e["attempts"]) for e in await executions(api)]
+    assert done == [("success", 1)] * 3
+    assert sorted(r.headers["X-CueAPI-Attempt"] for r in deliverer.requests) == ["1"] * 3
+
+
+async def test_a_worker_reserved_by_a_fire_that_was_not_written_is_given_back(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer
+) -> None:
+    """One worker. The first fire's write fails and the second loses its compare-and-set
+    (the cue moved meanwhile): each time the worker its attempt had reserved is free
+    again, and the cue is sent once it is fired for good."""
+    async with own_server(tmp_path, clock, deliverer, delivery_concurrency=1) as (lite, api):
+        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+        cue = (await api.post("/v1/cues", json=webhook_cue(name="solo", schedule=once))).json()
+        transact = lite.store.transact
+        calls = 0
+
+        async def failing_then_racing(work: Any, urgent: bool = False) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("disk I/O error")
+            if calls == 2:  # its owner moves it a second later just before
+                later = {"type": "once", "at": iso_at(clock.now_ms() + 1000)}
+                moved = await api.patch(f"/v1/cues/{cue['id']}", json={"schedule": later})
+                assert moved.status_code == 200, moved.text
+            return await transact(work, urgent)
+
+        lite.store.transact = failing_then_racing  # type: ignore[method-assign]
+        clock.advance(60)
+        await lite.scheduler.tick(clock.now_ms())  # the write fails: tried again in 1 s
+        assert (lite.delivery.in_flight, deliverer.requests) == (0, [])
+        clock.advance(RETRY_HANDLER_AFTER_MS / 1000)
+        await lite.scheduler.tick(clock.now_ms())  # the compare-and-set is lost
+        assert (lite.delivery.in_flight, deliverer.requests) == (0, [])
+        assert await executions(api) == []
+        clock.advance(1)
+        await lite.settle()
+        [execution] = await executions(api)
+    assert (execution["status"], execution["attempts"]) == ("success", 1)
+    assert len(deliverer.requests) == 1

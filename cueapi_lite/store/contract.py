@@ -156,8 +156,10 @@ class Tx(Protocol):
         ...
 
     def insert_executions(self, executions: Sequence[Execution]) -> list[Execution]:
-        """Insert each; one that collides with an existing row (a scheduled execution is
-        unique on `(cue_id, scheduled_for)`) is skipped. Returns those inserted, in order."""
+        """Insert each as given (its status, attempts, `started_at` and `last_attempt_at`:
+        an attempt may begin with its fire); one that collides with an existing row (a
+        scheduled execution is unique on `(cue_id, scheduled_for)`) is skipped. Returns
+        those inserted, in order. On PostgreSQL a row's `owner` is the inserting node."""
         ...
 
     def finish_attempt(

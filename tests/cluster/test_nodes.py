@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -202,24 +203,45 @@ async def test_a_node_whose_lease_ran_out_has_its_cut_off_attempt_sent_by_a_surv
 
 
 async def test_a_node_that_stops_leaves_its_queued_deliveries_to_the_others(
-    nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
+    cluster_settings: Settings, nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
 ) -> None:
-    leaving, staying = nodes[0], nodes[1]
-    async with leaving.client(alice.api_key) as api:
-        cue = await hourly(api, "queued")
-    for app in nodes[1:]:  # only the leaving node fires
+    """The leaving node has one delivery worker: of the two cues due together, the first
+    attempt begins with its fire and the second waits for the worker, still `pending`,
+    when the node stops. The staying node sends the waiting one; the leaving one never
+    sent it."""
+    for app in nodes:  # only the leaving node fires
         await app.aclose()
-    to_next_hour(clock)
-    await leaving.scheduler.tick(clock.now_ms())  # fired and queued, not yet sent
-    await leaving.aclose()
+    leaving = CueApiLite(
+        dataclasses.replace(cluster_settings, delivery_concurrency=1),
+        clock=clock, deliverer=HangingDeliverer(),
+    )  # fmt: skip
+    staying = CueApiLite(cluster_settings, clock=clock, deliverer=FakeDeliverer())
+    await leaving.start()
+    try:
+        async with leaving.client(alice.api_key) as api:
+            await hourly(api, "in-flight")
+            await hourly(api, "queued")
+        to_next_hour(clock)
+        await leaving.scheduler.tick(clock.now_ms())  # both fired; one sent, one waits
+        assert isinstance(leaving.deliverer, HangingDeliverer)
+        await asyncio.wait_for(leaving.deliverer.sent.wait(), ARRIVAL_S)
+        async with leaving.client(alice.api_key) as api:
+            rows = {e["id"]: e["status"] for e in await executions_of(api)}
+        in_flight = sent(leaving)
+        assert sorted(rows.values()) == ["delivering", "pending"]
+        assert rows[in_flight[0]] == "delivering"
+    finally:
+        await leaving.aclose()
     await staying.start()
-    await staying.settle()
-    async with staying.client(alice.api_key) as api:
-        [execution] = await executions_of(api)
-    assert execution["cue_id"] == cue["id"]
-    assert execution["status"] == "success"
-    assert sent(leaving) == []
-    assert sent(staying) == [execution["id"]]
+    try:
+        await staying.settle()
+        async with staying.client(alice.api_key) as api:
+            after = await executions_of(api)
+    finally:
+        await staying.aclose()
+    assert sent(leaving) == in_flight  # the waiting attempt was never sent by the leaver
+    assert sorted(sent(staying)) == sorted(rows)  # both, the cut-off one again
+    assert [e["status"] for e in after] == ["success", "success"]
 
 
 async def test_a_cue_created_on_one_node_is_fired_by_another(
@@ -332,3 +354,34 @@ async def test_the_node_that_begins_an_attempt_owns_the_execution_from_then_on(
     with psycopg.connect(nodes[0].settings.db) as conn:
         [(owner,)] = conn.execute("SELECT owner FROM executions").fetchall()
     assert owner == sender.nodes.node_id
+
+
+async def test_an_attempt_begun_with_its_fire_stays_with_its_live_node(
+    cluster_settings: Settings, nodes: list[CueApiLite], alice: NewKey, clock: ManualClock
+) -> None:
+    """A scheduled fire writes its execution `delivering` when a worker is free: the row
+    is the firing node's from that write on, so no other live node takes it over and
+    sends it a second time while the first attempt is still out."""
+    for app in nodes:
+        await app.aclose()
+    pair = [CueApiLite(cluster_settings, clock=clock, deliverer=HangingDeliverer())
+            for _ in range(2)]  # fmt: skip
+    for app in pair:
+        await app.start()
+    try:
+        async with pair[0].client(alice.api_key) as api:
+            await hourly(api, "long-running")
+        to_next_hour(clock)
+        await eventually(lambda: sum(map(len, map(sent, pair))) == 1, "one node sent it")
+        [firer] = [app for app in pair if sent(app)]
+        for app in pair:
+            assert app.cluster is not None
+            await app.cluster.tick()  # a takeover sweep on each node
+        with psycopg.connect(cluster_settings.db) as conn:
+            [row] = conn.execute("SELECT status, attempts, owner FROM executions").fetchall()
+        assert firer.store.nodes is not None
+        assert row == ("delivering", 1, firer.store.nodes.node_id)
+        assert sum(map(len, map(sent, pair))) == 1
+    finally:
+        for app in pair:
+            await app.aclose()

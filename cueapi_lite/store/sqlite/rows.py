@@ -174,15 +174,19 @@ def cue_options(cue: Cue) -> tuple[Any, ...]:
     )
 
 
+# What a new execution holds: an attempt begun in its fire's own transaction is written
+# with its start (`delivery.begun`).
 EXECUTION_COLUMNS = (
     "id, cue_id, user_id, scheduled_for_ms, triggered_by, status, missed_reason, payload,"
-    " attempts, error_message, replayed_from, created_at_ms, updated_at_ms, transport"
+    " attempts, error_message, replayed_from, created_at_ms, updated_at_ms, transport,"
+    " started_at_ms, last_attempt_at_ms"
 )
+_EXECUTION_VALUES = f"({', '.join('?' * (EXECUTION_COLUMNS.count(',') + 1))})"
 
 
 # ON CONFLICT: a second row for the same occurrence of a schedule collapses (DESIGN §2).
 EXECUTION_INSERT = (
-    f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
+    f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES {_EXECUTION_VALUES}"  # noqa: S608
     " ON CONFLICT DO NOTHING"
 )
 
@@ -190,7 +194,7 @@ EXECUTION_INSERT = (
 @lru_cache(maxsize=128)
 def execution_insert(rows: int) -> str:
     """EXECUTION_INSERT for `rows` rows in one statement."""
-    values = ", ".join([f"({', '.join('?' * 14)})"] * rows)
+    values = ", ".join([_EXECUTION_VALUES] * rows)
     return f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608
 
 
@@ -232,7 +236,7 @@ def execution_params(e: Execution) -> tuple[Any, ...]:
     return (
         e.id, e.cue_id, e.user_id, e.scheduled_for_ms, e.triggered_by, e.status,
         e.missed_reason, dumps(e.payload), e.attempts, e.error_message, e.replayed_from,
-        e.created_at_ms, e.updated_at_ms, e.transport,
+        e.created_at_ms, e.updated_at_ms, e.transport, e.started_at_ms, e.last_attempt_at_ms,
     )  # fmt: skip
 
 

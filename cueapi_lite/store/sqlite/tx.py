@@ -63,7 +63,7 @@ _CLAIMABLE = (
     " AND e.scheduled_for_ms <= ?"
 )
 _CHUNK = 500
-_ROWS_PER_STATEMENT = 100  # 1,400 values, well under the bound on SQL variables
+_ROWS_PER_STATEMENT = 100  # 1,600 values, well under the bound on SQL variables
 
 
 @lru_cache(maxsize=128)
