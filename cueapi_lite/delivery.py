@@ -249,6 +249,7 @@ class DeliveryService:
         # during a burst) need not wait for one of the burst's to end.
         self._extra_limit = max(1, concurrency // 8)
         self._sending: dict[int, int] = {}  # workers taken per scheduled instant
+        self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._secrets: dict[str, str] = {}
@@ -259,6 +260,9 @@ class DeliveryService:
     # --- lifecycle ------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        # What is handed on from now (a fire finishing during shutdown) stays in the
+        # database, `pending` or `delivering`, for the next start.
+        self._closed = True
         tasks = list(self._workers)
         for task in tasks:
             task.cancel()
@@ -390,6 +394,8 @@ class DeliveryService:
 
     def _start(self, job: DeliveryJob, attempt: int | None) -> None:
         """Send `job` on the worker taken for it (`attempt` when already begun)."""
+        if self._closed:
+            return
         task = asyncio.ensure_future(self._work(job, attempt))
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
