@@ -8,7 +8,7 @@ arrival time minus the probe's scheduled instant (end to end, one machine's cloc
 
     python bench/under_load.py [--cues 10000] [--probes 100] [--rate 2000]
         [--pythonpath DIR]   (run the server from another checkout)
-        [--phases]           (where the lateness went: fire, wait for a worker, trip)
+        [--phases]           (where the lateness went: fire, wait for a worker, the rest)
 """
 
 from __future__ import annotations
@@ -91,8 +91,10 @@ async def under_load(args: argparse.Namespace, base: str, key: str, receiver: st
 
 async def print_phases(api: Api, arrivals: dict[str, list[Any]]) -> None:
     """Where each probe's lateness went, from its execution's own times: the fire (the
-    row made), the wait for a delivery worker (the attempt begun), and the request's trip
-    (sent to arrival at the receiver)."""
+    timer; the row made), the wait for a delivery worker (the attempt begun), and the
+    rest (the write that begins the attempt, the request's trip to the receiver). An
+    attempt that begins with its fire (a worker was free) has no wait: its fire's write
+    is part of the rest."""
     phases: dict[str, list[float]] = {"fire": [], "to attempt": [], "to arrival": []}
     for execution_id, (arrived_ms, scheduled_ms, name) in arrivals.items():
         if not str(name).startswith("probe-"):
