@@ -274,6 +274,7 @@ class CueApiLite:
                 await self._loop_task
             self._loop_task = None
         await self.mcp.aclose()
+        await self.firing.aclose()
         await self.delivery.aclose()
         if self.cluster is not None:
             await self.cluster.leave()
@@ -313,7 +314,8 @@ class CueApiLite:
         for _ in range(SETTLE_ROUNDS):
             await self.scheduler.check_clock()
             ran = await self.scheduler.tick(self.clock.now_ms())
-            busy = self.delivery.busy
+            busy = self.firing.busy or self.delivery.busy
+            await self.firing.drain()
             await self.delivery.drain()
             if not ran and not busy and not self.scheduler.has_due(self.clock.now_ms()):
                 return

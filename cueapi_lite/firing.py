@@ -19,6 +19,8 @@ grace, CONTRACT §2.4).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -49,7 +51,7 @@ __all__ = ["Firing", "Handoff", "apply_fires", "fire_deadline", "insert_fire", "
 
 log = logging.getLogger(__name__)
 Budgets = Callable[[list[str], int], Awaitable[dict[str, Budget]]]
-# Cues fired per transaction of a burst: a cue due meanwhile waits for at most one slice.
+# Cues fired per transaction of a burst.
 FIRE_SLICE = 100
 # The heap holds at most this many fires read from the database at once (plus those set
 # since); later ones wait in the cues' next-fire index until the heap gets near them.
@@ -178,8 +180,25 @@ class Firing:
         # The last clock change and the wake-up that saw it: fires read from beyond the
         # heap's horizon after that wake-up, due before it, fell due during the change.
         self._change: tuple[MissedReason, int] | None = None
+        self._bursts: set[asyncio.Task[None]] = set()  # later slices being written
         scheduler.on(Kind.FIRE, self.fire_due)
         scheduler.on(Kind.FIRE_HORIZON, self._horizon_due)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._bursts)
+
+    async def drain(self) -> None:
+        """Wait until every burst's later slices are written."""
+        while self._bursts:
+            await asyncio.wait(set(self._bursts))
+
+    async def aclose(self) -> None:
+        """Stop writing bursts: cues not fired yet are still due at the next start."""
+        for task in list(self._bursts):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @property
     def unclaimed_ms(self) -> int:
@@ -241,24 +260,26 @@ class Firing:
             self._change = (reason, now_ms)
         elif self._change is not None and entries[0][0] <= self._change[1]:
             reason = self._change[0]
-        for start in range(0, len(entries), FIRE_SLICE):
-            # A burst's later slices let writes that are due now go first.
-            urgent = start == 0
-            await self._fire_slice(entries[start : start + FIRE_SLICE], now_ms, reason, urgent)
-            # A cue that fell due while a big batch is being written goes before the
-            # batch's next slice, so a burst does not hold up other cues' fires.
-            await self._fire_newly_due(reason)
+        await self._fire_slice(entries[:FIRE_SLICE], now_ms, reason, urgent=True)
+        if len(entries) > FIRE_SLICE:
+            # The rest is written beside the scheduler's loop, which meanwhile handles
+            # every other deadline at its time: a cue that falls due during a burst is
+            # fired then, and its write (urgent) goes before the burst's queued slices.
+            task = asyncio.ensure_future(self._fire_rest(entries[FIRE_SLICE:], now_ms, reason))
+            self._bursts.add(task)
+            task.add_done_callback(self._bursts.discard)
 
-    async def _fire_newly_due(self, reason: MissedReason) -> None:
-        while True:
-            now_ms = self.clock.now_ms()
-            newly = self.scheduler.take_due(Kind.FIRE, now_ms, FIRE_SLICE)
-            if not newly:
-                return
-            await self._fire_slice(newly, now_ms, reason)
+    async def _fire_rest(self, entries: list[Due], now_ms: int, reason: MissedReason) -> None:
+        for start in range(0, len(entries), FIRE_SLICE):
+            piece = entries[start : start + FIRE_SLICE]
+            try:
+                await self._fire_slice(piece, now_ms, reason, urgent=False)
+            except Exception:
+                log.exception("firing %d due cues failed; retrying them", len(piece))
+                self.scheduler.retry_later(Kind.FIRE, piece, self.clock.now_ms())
 
     async def _fire_slice(
-        self, entries: list[Due], now_ms: int, reason: MissedReason, urgent: bool = True
+        self, entries: list[Due], now_ms: int, reason: MissedReason, urgent: bool
     ) -> None:
         due = {key: due_ms for due_ms, key in entries}
         cues = await self.store.cues.get_many(list(due))

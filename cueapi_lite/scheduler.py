@@ -144,9 +144,13 @@ class Scheduler:
                     await handler(entries, now_ms)
                 except Exception:
                     log.exception("scheduler handler %s failed; retrying its entries", kind)
-                    for due_ms, key in entries:
-                        self.push(max(due_ms, now_ms + RETRY_HANDLER_AFTER_MS), Kind(kind), key)
+                    self.retry_later(Kind(kind), entries, now_ms)
             return sum(len(entries) for entries in batches.values())
+
+    def retry_later(self, kind: Kind, entries: list[Due], now_ms: int) -> None:
+        """Entries whose handling failed at `now_ms`: due again a moment later."""
+        for due_ms, key in entries:
+            self.push(max(due_ms, now_ms + RETRY_HANDLER_AFTER_MS), kind, key)
 
     async def check_clock(self) -> None:
         """Compare wall and monotonic progress since the last look; report a change.

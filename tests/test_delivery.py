@@ -461,7 +461,7 @@ async def test_a_bursts_own_later_slices_wait_for_the_pool(
             clock.advance(60)
             await lite.scheduler.tick(clock.now_ms())  # three slices, the first two sent
             await deliverer.seen(2)
-            await asyncio.sleep(0)  # (one more turn: any attempt started is counted)
+            await lite.firing.drain()  # the later slices are written
             assert (lite.delivery.in_flight, lite.delivery.queued) == (2, 4)
             deliverer.gate.set()
             await lite.settle()
@@ -470,32 +470,42 @@ async def test_a_bursts_own_later_slices_wait_for_the_pool(
             deliverer.gate.set()
 
 
-async def test_a_cue_due_while_a_burst_is_written_fires_before_the_bursts_next_slice(
+async def test_a_cue_due_while_a_burst_is_written_fires_at_its_time(
     tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writing a burst's executions takes time; a cue that falls due meanwhile goes
-    before the burst's next slice (here: slices of one, the first taking a second)."""
+    """A burst's first slice is written when it falls due, the rest beside the
+    scheduler's loop: a cue due half a second later fires at its time while the burst's
+    later slices still wait for the writer (here: slices of one, held until released)."""
     monkeypatch.setattr(firing, "FIRE_SLICE", 1)
     async with own_server(tmp_path, clock, deliverer) as (lite, api):
         await burst_and_unrelated(api, clock.now_ms() + 60_000, 3, 500)
         transact = lite.store.transact
-        calls = 0
+        held = asyncio.Event()
 
-        async def slow_first_write(work: Any, urgent: bool = False) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                clock.advance(1)  # writing the burst's first slice takes a second
+        async def later_slices_held(work: Any, urgent: bool = False) -> Any:
+            if not urgent:  # a burst's later slices, and attempts' results
+                await held.wait()
             return await transact(work, urgent)
 
-        lite.store.transact = slow_first_write  # type: ignore[method-assign]
-        clock.advance(60)
+        def fired() -> list[str]:
+            rows = lite.store.db.fetchall(
+                "SELECT c.name FROM executions e JOIN cues c ON c.id = e.cue_id ORDER BY e.rowid"
+            )
+            return [row[0] for row in rows]
+
+        lite.store.transact = later_slices_held  # type: ignore[method-assign]
+        try:
+            clock.advance(60)
+            await asyncio.wait_for(lite.scheduler.tick(clock.now_ms()), 10)
+            assert fired() == ["burst-0"]
+            clock.advance(0.5)
+            await asyncio.wait_for(lite.scheduler.tick(clock.now_ms()), 10)
+            assert fired() == ["burst-0", "unrelated"]
+        finally:
+            held.set()
         await lite.settle()
-        rows = lite.store.db.fetchall(
-            "SELECT c.name FROM executions e JOIN cues c ON c.id = e.cue_id ORDER BY e.rowid"
-        )
-        order = [row[0] for row in rows]
-    assert order == ["burst-0", "unrelated", "burst-1", "burst-2"]
+        assert fired() == ["burst-0", "unrelated", "burst-1", "burst-2"]
+    assert len(deliverer.requests) == 4
 
 
 class WatchingDeliverer(FakeDeliverer):
@@ -601,3 +611,31 @@ async def test_a_worker_reserved_by_a_fire_that_was_not_written_is_given_back(
         [execution] = await executions(api)
     assert (execution["status"], execution["attempts"]) == ("success", 1)
     assert len(deliverer.requests) == 1
+
+
+async def test_a_bursts_later_slice_that_could_not_be_written_is_fired_a_moment_later(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(firing, "FIRE_SLICE", 1)
+    async with own_server(tmp_path, clock, deliverer) as (lite, api):
+        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+        for n in range(2):
+            await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+        transact = lite.store.transact
+        failures = 1
+
+        async def second_slice_fails_once(work: Any, urgent: bool = False) -> Any:
+            nonlocal failures
+            if not urgent and failures:
+                failures -= 1
+                raise RuntimeError("disk I/O error")
+            return await transact(work, urgent)
+
+        lite.store.transact = second_slice_fails_once  # type: ignore[method-assign]
+        clock.advance(60)
+        await lite.settle()
+        assert [e["status"] for e in await executions(api)] == ["success"]
+        clock.advance(RETRY_HANDLER_AFTER_MS / 1000)
+        await lite.settle()
+        names = sorted(json.loads(r.body or b"{}")["name"] for r in deliverer.requests)
+    assert names == ["burst-0", "burst-1"]
