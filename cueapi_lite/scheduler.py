@@ -114,21 +114,6 @@ class Scheduler:
     def has_due(self, now_ms: int) -> bool:
         return bool(self._heap) and self._heap[0][0] <= now_ms
 
-    def take_due(self, kind: Kind, now_ms: int, limit: int) -> list[Due]:
-        """Remove and return up to `limit` entries of `kind` due at `now_ms` (earliest
-        first), for a handler that lets them go before the rest of a long batch."""
-        taken: list[Due] = []
-        others = []
-        while self._heap and self._heap[0][0] <= now_ms and len(taken) < limit:
-            entry = heapq.heappop(self._heap)
-            if entry[2] == kind.value:
-                taken.append((entry[0], entry[3]))
-            else:
-                others.append(entry)
-        for entry in others:
-            heapq.heappush(self._heap, entry)
-        return taken
-
     async def tick(self, now_ms: int) -> int:
         """Run every entry due at `now_ms`, batched per kind; returns how many ran."""
         async with self._lock:

@@ -93,30 +93,26 @@ async def test_a_host_sleep_and_a_clock_jump_are_told_apart() -> None:
     assert seen == [("host_asleep", 3 * 86400 * 1000), ("clock_jump", -7200 * 1000)]
 
 
-def test_take_due_removes_only_due_entries_of_one_kind() -> None:
-    scheduler = Scheduler(ManualClock(1_000_000))
-    for due_ms, kind, key in [(100, Kind.FIRE, "a"), (150, Kind.RETRY, "r"), (200, Kind.FIRE, "b"),
-                              (300, Kind.FIRE, "c"), (900, Kind.FIRE, "later")]:  # fmt: skip
-        scheduler.push(due_ms, kind, key)
-    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == [(100, "a"), (200, "b")]
-    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == [(300, "c")]
-    assert scheduler.take_due(Kind.FIRE, 500, limit=2) == []
-    assert len(scheduler) == 2  # the retry and the later fire stay
-    assert scheduler.next_due_ms() == 150
-
-
 async def test_a_kind_held_to_a_horizon_keeps_only_the_entries_before_it() -> None:
     scheduler = Scheduler(ManualClock(0))
+    ran: list[tuple[str, list[Due]]] = []
+
+    async def record(entries: list[Due], _now_ms: int, kind: str) -> None:
+        ran.append((kind, entries))
+
+    scheduler.on(Kind.FIRE, lambda entries, now_ms: record(entries, now_ms, "fire"))
+    scheduler.on(Kind.RETRY, lambda entries, now_ms: record(entries, now_ms, "retry"))
     scheduler.hold(Kind.FIRE, 1_000)
     scheduler.push(999, Kind.FIRE, "near")
     scheduler.push(1_000, Kind.FIRE, "at the horizon")
     scheduler.push(5_000, Kind.FIRE, "far")
     scheduler.push(5_000, Kind.RETRY, "another kind")
     assert scheduler.horizon(Kind.FIRE) == 1_000
-    assert scheduler.take_due(Kind.FIRE, 10_000, limit=10) == [(999, "near")]
+    await scheduler.tick(10_000)
+    assert ran == [("fire", [(999, "near")]), ("retry", [(5_000, "another kind")])]
     scheduler.hold(Kind.FIRE, None)  # no horizon: everything is kept again
     scheduler.push(5_000, Kind.FIRE, "far")
-    assert scheduler.take_due(Kind.FIRE, 10_000, limit=10) == [(5_000, "far")]
+    assert len(scheduler) == 1
     scheduler.hold(Kind.FIRE, 1_000)
     scheduler.clear()  # re-planning forgets horizons with the entries
     assert scheduler.horizon(Kind.FIRE) is None
