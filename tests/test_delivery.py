@@ -639,3 +639,43 @@ async def test_a_bursts_later_slice_that_could_not_be_written_is_fired_a_moment_
         await lite.settle()
         names = sorted(json.loads(r.body or b"{}")["name"] for r in deliverer.requests)
     assert names == ["burst-0", "burst-1"]
+
+
+async def test_a_burst_is_written_in_smaller_slices_while_another_cue_is_about_to_fall_due(
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices of 4, or of 2 while a deadline is less than a second away: a burst of 12
+    alone is written in three fire transactions; with a cue due half a second after it,
+    in five (its first slice, then four small ones)."""
+    monkeypatch.setattr(firing, "FIRE_SLICE", 4)
+    monkeypatch.setattr(firing, "FIRE_SLICE_NEAR", 2)
+    fires = 0
+    apply_fires = firing.apply_fires
+
+    def counted(*args: Any) -> Any:
+        nonlocal fires
+        fires += 1
+        return apply_fires(*args)
+
+    monkeypatch.setattr(firing, "apply_fires", counted)
+    writes = []
+    for unrelated in (False, True):
+        folder = tmp_path / ("with-unrelated" if unrelated else "alone")
+        folder.mkdir()
+        async with own_server(folder, clock, deliverer) as (lite, api):
+            burst_at = clock.now_ms() + 60_000
+            if unrelated:
+                await burst_and_unrelated(api, burst_at, 12, 500)
+            else:
+                once = {"type": "once", "at": iso_at(burst_at)}
+                for n in range(12):
+                    await api.post("/v1/cues", json=webhook_cue(name=f"b-{n}", schedule=once))
+            fires = 0
+            clock.advance(60)
+            await lite.scheduler.tick(clock.now_ms())
+            await lite.firing.drain()
+            writes.append(fires)
+            clock.advance(1)
+            await lite.settle()
+            assert len(await executions(api, limit=100)) == 12 + unrelated
+    assert writes == [3, 5]
