@@ -209,7 +209,7 @@ async def test_a_node_that_stops_leaves_its_queued_deliveries_to_the_others(
     attempt begins with its fire and the second waits for the worker, still `pending`,
     when the node stops. The staying node sends the waiting one; the leaving one never
     sent it."""
-    for app in nodes:  # only the leaving node fires
+    for app in nodes:  # the fixture's nodes stop: only the leaving node fires
         await app.aclose()
     leaving = CueApiLite(
         dataclasses.replace(cluster_settings, delivery_concurrency=1),
