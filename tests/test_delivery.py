@@ -354,14 +354,18 @@ async def test_worker_cues_are_never_pushed_to_their_callback(
     assert execution["status"] == "pending"
 
 
+async def burst(api: httpx.AsyncClient, burst_at: int, count: int) -> None:
+    """`count` one-time cues named burst-N due at `burst_at`."""
+    once = {"type": "once", "at": iso_at(burst_at)}
+    for n in range(count):
+        await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+
+
 async def burst_and_unrelated(
     api: httpx.AsyncClient, burst_at: int, count: int, unrelated_after_ms: int
 ) -> None:
-    """`count` one-time cues named burst-N due at `burst_at`, and one named "unrelated"
-    due `unrelated_after_ms` later."""
-    for n in range(count):
-        once = {"type": "once", "at": iso_at(burst_at)}
-        await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+    """`burst`, and one cue named "unrelated" due `unrelated_after_ms` later."""
+    await burst(api, burst_at, count)
     later = {"type": "once", "at": iso_at(burst_at + unrelated_after_ms)}
     await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
 
@@ -455,9 +459,7 @@ async def test_a_bursts_own_later_slices_wait_for_the_pool(
     deliverer = GatedDeliverer()
     async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
         try:
-            once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
-            for n in range(6):
-                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            await burst(api, clock.now_ms() + 60_000, 6)
             clock.advance(60)
             await lite.scheduler.tick(clock.now_ms())  # three slices, the first two sent
             await deliverer.seen(2)
@@ -557,9 +559,7 @@ async def test_an_attempt_waiting_for_a_worker_stays_pending_until_one_takes_it(
     deliverer = GatedDeliverer()
     async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
         try:
-            once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
-            for n in range(3):
-                await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+            await burst(api, clock.now_ms() + 60_000, 3)
             clock.advance(60)
             await lite.scheduler.tick(clock.now_ms())
             await deliverer.seen(2)
@@ -618,9 +618,7 @@ async def test_a_bursts_later_slice_that_could_not_be_written_is_fired_a_moment_
 ) -> None:
     monkeypatch.setattr(firing, "FIRE_SLICE", 1)
     async with own_server(tmp_path, clock, deliverer) as (lite, api):
-        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
-        for n in range(2):
-            await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+        await burst(api, clock.now_ms() + 60_000, 2)
         transact = lite.store.transact
         failures = 1
 
@@ -667,9 +665,7 @@ async def test_a_burst_is_written_in_smaller_slices_while_another_cue_is_about_t
             if unrelated:
                 await burst_and_unrelated(api, burst_at, 12, 500)
             else:
-                once = {"type": "once", "at": iso_at(burst_at)}
-                for n in range(12):
-                    await api.post("/v1/cues", json=webhook_cue(name=f"b-{n}", schedule=once))
+                await burst(api, burst_at, 12)
             fires = 0
             clock.advance(60)
             await lite.scheduler.tick(clock.now_ms())
