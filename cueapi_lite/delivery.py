@@ -327,7 +327,7 @@ class DeliveryService:
             if execution.status != ExecutionStatus.DELIVERING:
                 continue
             self._worker_done(execution.scheduled_for_ms)
-            if self._lanes and self._in_flight <= self.concurrency:
+            if self._room_for_waiting():
                 self._start(self._take_waiting(), None)
             else:
                 self._leave()
@@ -372,9 +372,12 @@ class DeliveryService:
         ):
             return False
         self._in_flight += 1
-        self._sending[instant] = self._sending.get(instant, 0) + 1
         self._idle.clear()
+        self._worker_on(instant)
         return True
+
+    def _worker_on(self, instant: int) -> None:
+        self._sending[instant] = self._sending.get(instant, 0) + 1
 
     def _worker_done(self, instant: int) -> None:
         if self._sending[instant] == 1:
@@ -382,9 +385,14 @@ class DeliveryService:
         else:
             self._sending[instant] -= 1
 
+    def _room_for_waiting(self) -> bool:
+        """Whether a worker that is free takes a waiting attempt: one beside a saturated
+        pool leaves instead."""
+        return bool(self._lanes) and self._in_flight <= self.concurrency
+
     def _take_waiting(self) -> DeliveryJob:
         job = self._lanes.take()
-        self._sending[job.scheduled_for_ms] = self._sending.get(job.scheduled_for_ms, 0) + 1
+        self._worker_on(job.scheduled_for_ms)
         return job
 
     def _leave(self) -> None:
@@ -401,8 +409,7 @@ class DeliveryService:
         task.add_done_callback(self._workers.discard)
 
     async def _work(self, job: DeliveryJob, attempt: int | None) -> None:
-        """One worker: this attempt, then waiting ones while the pool has room for it (a
-        worker beside a saturated pool leaves after its one attempt)."""
+        """One worker: this attempt, then waiting ones (see `_room_for_waiting`)."""
         try:
             while True:
                 try:
@@ -411,7 +418,7 @@ class DeliveryService:
                     log.exception("delivery attempt for execution %s crashed", job.execution_id)
                 finally:
                     self._worker_done(job.scheduled_for_ms)
-                if not self._lanes or self._in_flight > self.concurrency:
+                if not self._room_for_waiting():
                     return
                 job, attempt = self._take_waiting(), None
         finally:
