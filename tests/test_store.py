@@ -118,6 +118,37 @@ async def test_an_urgent_write_goes_before_the_writes_still_queued(tmp_path: Pat
     assert order == ["held", "urgent", "a", "b"]
 
 
+async def test_an_urgent_write_is_committed_without_the_writes_queued_behind_it(
+    tmp_path: Path,
+) -> None:
+    """Its caller is answered before the writes queued ahead of it have started."""
+    writer = Writer(str(tmp_path / "alone.db"))
+    writer.start()
+    order: list[str] = []
+    commits: list[int] = []
+    writer.on_commit = lambda operations, _seconds: commits.append(operations)
+    try:
+        first = Held(order, "first")
+        running = asyncio.ensure_future(writer.run(first))
+        await asyncio.to_thread(first.started.wait, 5)
+        slow = Held(order, "slow")
+        queued = [asyncio.ensure_future(writer.run(slow))]
+        queued += [asyncio.ensure_future(writer.run(note(order, "after")))]
+        await asyncio.sleep(0)  # (the writes are queued when their tasks first run)
+        urgent = asyncio.ensure_future(writer.run(note(order, "urgent"), urgent=True))
+        await asyncio.sleep(0)
+        first.release.set()
+        await asyncio.wait_for(urgent, 5)  # with `slow` in its batch: never, until released
+        assert order == ["first", "urgent"]
+        assert not slow.started.is_set()
+        slow.release.set()
+        await asyncio.gather(running, *queued)
+    finally:
+        writer.close()
+    assert order == ["first", "urgent", "slow", "after"]
+    assert commits == [1, 1, 2]
+
+
 async def test_a_batch_is_committed_early_for_an_urgent_write(tmp_path: Path) -> None:
     """An urgent write waits for the op being run, not for the rest of its batch, and the
     ops before it are committed (their callers answered) before it runs."""

@@ -569,9 +569,8 @@ class ExecutionStore(Protocol):
         ...
 
     async def begin_attempts(self, execution_ids: list[str], now_ms: int) -> list[int | None]:
-        """`begin_attempt` for many executions in one write (an urgent one: the attempts
-        are about to be sent): the attempt numbers in the order asked (an id asked for
-        twice is begun once, for its first asker)."""
+        """`begin_attempt` for many executions in one write: the attempt numbers in the
+        order asked (an id asked for twice is begun once, for its first asker)."""
         ...
 
     async def requeue_interrupted(self, now_ms: int) -> int:
@@ -823,7 +822,8 @@ class Store(Protocol):
         runs on a thread of the store's choosing and must do nothing but call `tx` and
         compute (no awaiting, no I/O of its own): PostgreSQL runs it again from the
         start when it aborted the transaction to break a deadlock. `urgent` work (a fire
-        that is due now) goes before writes still waiting, where the store queues them.
+        that is due now) goes before writes still waiting, where the store queues them,
+        and its commit does not wait for them either.
         """
         ...
 

@@ -65,9 +65,10 @@ class Writer:
     raises, only its own savepoint is rolled back and the exception is re-raised to its
     caller. If COMMIT itself fails, every operation of that batch fails.
 
-    An `urgent` op (a cue's fire that is due now, an attempt about to be sent) goes before
-    the ops still queued, and a batch being written is committed early for it: it waits
-    for the op being run, not for a burst's whole batch.
+    An `urgent` op (a cue's fire that is due now) goes before the ops still queued, is
+    committed with only the other urgent ops, and a batch being written is committed
+    early for it: it waits for the op being run, not for a burst's whole batch before it
+    nor for the ops queued behind it.
     """
 
     def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
@@ -151,8 +152,10 @@ class Writer:
                 batch = []
                 while self._urgent:
                     batch.append(self._urgent.popleft())
-                while waiting and len(batch) < MAX_BATCH:
-                    batch.append(waiting.popleft())
+                # Urgent ops are committed on their own: the queued ops written with them
+                # would hold their commit (and their callers) for as long as those take.
+                if not batch:
+                    batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_BATCH))]
                 if batch:
                     done = self._commit(conn, batch)
                     waiting.extendleft(reversed(batch[done:]))  # cut short: they go next

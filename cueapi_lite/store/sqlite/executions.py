@@ -167,7 +167,7 @@ class ExecutionStore:
             return begun
 
         # One statement is atomic by itself; more need the savepoint.
-        begun = await self.db.write(op, savepoint=len(execution_ids) > _CHUNK, urgent=True)
+        begun = await self.db.write(op, savepoint=len(execution_ids) > _CHUNK)
         # An id asked for twice is begun once: the later asker lost the race.
         return [begun.pop(execution_id, None) for execution_id in execution_ids]
 
