@@ -121,7 +121,7 @@ async def test_an_urgent_write_goes_before_the_writes_still_queued(tmp_path: Pat
 async def test_an_urgent_write_is_committed_without_the_writes_queued_behind_it(
     tmp_path: Path,
 ) -> None:
-    """Its caller is answered before the writes queued ahead of it have started."""
+    """Its caller is answered while a write queued ahead of it is still unfinished."""
     writer = Writer(str(tmp_path / "alone.db"))
     writer.start()
     order: list[str] = []
@@ -139,8 +139,7 @@ async def test_an_urgent_write_is_committed_without_the_writes_queued_behind_it(
         await asyncio.sleep(0)
         first.release.set()
         await asyncio.wait_for(urgent, 5)  # with `slow` in its batch: never, until released
-        assert order == ["first", "urgent"]
-        assert not slow.started.is_set()
+        assert order == ["first", "urgent"]  # `slow` not finished (it may have begun)
         slow.release.set()
         await asyncio.gather(running, *queued)
     finally:
