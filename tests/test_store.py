@@ -99,14 +99,20 @@ def note(order: list[str], name: str):  # type: ignore[no-untyped-def]
     return lambda conn: order.append(name)
 
 
+async def holding(writer: Writer, order: list[str], name: str) -> tuple[Held, asyncio.Future[None]]:
+    """A held op, queued and running on the writer thread (it holds it until released)."""
+    held = Held(order, name)
+    running = asyncio.ensure_future(writer.run(held))
+    await asyncio.to_thread(held.started.wait, 5)
+    return held, running
+
+
 async def test_an_urgent_write_goes_before_the_writes_still_queued(tmp_path: Path) -> None:
     writer = Writer(str(tmp_path / "urgent.db"))
     writer.start()
     order: list[str] = []
     try:
-        held = Held(order, "held")
-        running = asyncio.ensure_future(writer.run(held))
-        await asyncio.to_thread(held.started.wait, 5)
+        held, running = await holding(writer, order, "held")
         queued = [asyncio.ensure_future(writer.run(note(order, n))) for n in ("a", "b")]
         await asyncio.sleep(0)  # (the writes are queued when their tasks first run)
         urgent = asyncio.ensure_future(writer.run(note(order, "urgent"), urgent=True))
@@ -128,9 +134,7 @@ async def test_an_urgent_write_is_committed_without_the_writes_queued_behind_it(
     commits: list[int] = []
     writer.on_commit = lambda operations, _seconds: commits.append(operations)
     try:
-        first = Held(order, "first")
-        running = asyncio.ensure_future(writer.run(first))
-        await asyncio.to_thread(first.started.wait, 5)
+        first, running = await holding(writer, order, "first")
         slow = Held(order, "slow")
         queued = [asyncio.ensure_future(writer.run(slow))]
         queued += [asyncio.ensure_future(writer.run(note(order, "after")))]
@@ -156,9 +160,7 @@ async def test_a_batch_is_committed_early_for_an_urgent_write(tmp_path: Path) ->
     order: list[str] = []
     try:
         await writer.run(lambda c: c.execute("CREATE TABLE t (n TEXT)"))
-        first = Held(order, "first")
-        blocking = asyncio.ensure_future(writer.run(first))
-        await asyncio.to_thread(first.started.wait, 5)
+        first, blocking = await holding(writer, order, "first")
         batched = Held(order, "batched")
         tail = [asyncio.ensure_future(writer.run(batched))]
         tail += [asyncio.ensure_future(writer.run(note(order, "after")))]
