@@ -277,9 +277,10 @@ class Firing:
     async def _fire_rest(self, entries: list[Due], now_ms: int, reason: MissedReason) -> None:
         start = 0
         while start < len(entries):
+            size = FIRE_SLICE
             next_due_ms = self.scheduler.next_due_ms()
-            near = next_due_ms is not None and next_due_ms - self.clock.now_ms() < NEAR_MS
-            size = FIRE_SLICE_NEAR if near else FIRE_SLICE
+            if next_due_ms is not None and next_due_ms - self.clock.now_ms() < NEAR_MS:
+                size = min(size, FIRE_SLICE_NEAR)
             piece = entries[start : start + size]
             start += size
             try:
