@@ -4,7 +4,7 @@ The domain calls one method per event (a fire, a delivery attempt, a retry, an o
 an alert, a claim, a lease expiry, a catch-up decision); this module writes the line a
 person reads in the log and bumps the plain counters `/metrics` reads at scrape time. It
 decides nothing. On the burst path it stays cheap: a counter bump, and a log line only
-when its level is enabled (the arguments are formatted by logging, lazily).
+when its level is enabled, written by `logs.event`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from .logs import event
 from .models import Alert, Cue, Execution, iso
 
 __all__ = ["Histogram", "Telemetry", "stopwatch"]
@@ -104,33 +105,35 @@ class Telemetry:
             self.fires[execution.triggered_by] += 1
             self.fire_lateness.observe(late_ms / 1000)
             if info:
-                fire_log.info(
-                    "fire: cue %s (%s) execution %s scheduled for %s, %d ms late (%s)",
-                    cue.name, cue.id, execution.id, iso(execution.scheduled_for_ms), late_ms,
-                    execution.triggered_by,
-                    extra={"event": "fire", "cue_id": cue.id, "execution_id": execution.id,
-                           "late_ms": late_ms, "triggered_by": execution.triggered_by},
+                event(
+                    fire_log, logging.INFO,
+                    f"fire: cue {cue.name} ({cue.id}) execution {execution.id} scheduled for"
+                    f" {iso(execution.scheduled_for_ms)}, {late_ms} ms late"
+                    f" ({execution.triggered_by})",
+                    {"event": "fire", "cue_id": cue.id, "execution_id": execution.id,
+                     "late_ms": late_ms, "triggered_by": execution.triggered_by},
                 )  # fmt: skip
 
     def caught_up(self, cue: Cue, reason: str, missed: int, runs: int, span: str) -> None:
         """The catch-up decision for occurrences of `cue` that were missed."""
         self.missed[reason] += missed
-        if fire_log.isEnabledFor(logging.WARNING):
-            fire_log.warning(
-                "catch-up: cue %s (%s) missed %d occurrence(s) %s (%s); catch_up=%s: %s",
-                cue.name, cue.id, missed + runs, span, reason, cue.catch_up,
-                f"runs {runs}, records {missed} as missed" if runs else
-                f"records all {missed} as missed",
-                extra={"event": "catch_up", "cue_id": cue.id, "reason": reason,
-                       "missed": missed, "runs": runs, "catch_up": str(cue.catch_up)},
-            )  # fmt: skip
+        decided = f"runs {runs}, records {missed} as missed" if runs else (
+            f"records all {missed} as missed")  # fmt: skip
+        event(
+            fire_log, logging.WARNING,
+            f"catch-up: cue {cue.name} ({cue.id}) missed {missed + runs} occurrence(s) {span}"
+            f" ({reason}); catch_up={cue.catch_up}: {decided}",
+            {"event": "catch_up", "cue_id": cue.id, "reason": reason, "missed": missed,
+             "runs": runs, "catch_up": str(cue.catch_up)},
+        )  # fmt: skip
 
     def held_back(self, cue_id: str, count: int, reason: str) -> None:
         """Runs recorded as missed for a rule (the monthly execution limit)."""
         self.missed[reason] += count
-        fire_log.warning(
-            "cue %s: %d run(s) not started (%s), recorded as missed", cue_id, count, reason,
-            extra={"event": "missed", "cue_id": cue_id, "reason": reason, "count": count},
+        event(
+            fire_log, logging.WARNING,
+            f"cue {cue_id}: {count} run(s) not started ({reason}), recorded as missed",
+            {"event": "missed", "cue_id": cue_id, "reason": reason, "count": count},
         )  # fmt: skip
 
     # --- delivery ---------------------------------------------------------------------
@@ -152,13 +155,14 @@ class Telemetry:
         if error is None:
             self.attempts["delivered"] += 1
             if delivery_log.isEnabledFor(logging.INFO):
-                delivery_log.info(
-                    "delivery: execution %s (cue %s) attempt %d of %d to %s: %s in %.1f ms",
-                    execution_id, cue_name, attempt, max_attempts, _host(url), status,
-                    seconds * 1000,
-                    extra={"event": "delivery_attempt", "execution_id": execution_id,
-                           "host": _host(url), "attempt": attempt, "max_attempts": max_attempts,
-                           "status": status, "duration_ms": round(seconds * 1000, 1)},
+                host = _host(url)
+                event(
+                    delivery_log, logging.INFO,
+                    f"delivery: execution {execution_id} (cue {cue_name}) attempt {attempt} of"
+                    f" {max_attempts} to {host}: {status} in {seconds * 1000:.1f} ms",
+                    {"event": "delivery_attempt", "execution_id": execution_id, "host": host,
+                     "attempt": attempt, "max_attempts": max_attempts, "status": status,
+                     "duration_ms": round(seconds * 1000, 1)},
                 )  # fmt: skip
             return
         self.attempts["http_error" if status is not None else "error"] += 1
@@ -170,15 +174,15 @@ class Telemetry:
                 if retry_at_ms is not None
                 else "no attempts left: execution failed"
             )
-            delivery_log.warning(
-                "delivery failed: execution %s (cue %s) attempt %d of %d to %s: %s in %.1f ms;"
-                " %s",
-                execution_id, cue_name, attempt, max_attempts, _host(url), error,
-                seconds * 1000, then,
-                extra={"event": "delivery_attempt", "execution_id": execution_id,
-                       "host": _host(url), "attempt": attempt, "max_attempts": max_attempts,
-                       "status": status, "error": error, "duration_ms": round(seconds * 1000, 1),
-                       "retry_at": iso(retry_at_ms) if retry_at_ms is not None else None},
+            host = _host(url)
+            event(
+                delivery_log, logging.WARNING,
+                f"delivery failed: execution {execution_id} (cue {cue_name}) attempt {attempt}"
+                f" of {max_attempts} to {host}: {error} in {seconds * 1000:.1f} ms; {then}",
+                {"event": "delivery_attempt", "execution_id": execution_id, "host": host,
+                 "attempt": attempt, "max_attempts": max_attempts, "status": status,
+                 "error": error, "duration_ms": round(seconds * 1000, 1),
+                 "retry_at": iso(retry_at_ms) if retry_at_ms is not None else None},
             )  # fmt: skip
 
     def outcome(self, execution_id: str, state: str | None, source: str) -> None:
@@ -187,50 +191,51 @@ class Telemetry:
         self.outcomes[label] += 1
         failed = label in {"reported_failure", "verification_failed", "unknown"}
         level = logging.WARNING if failed else logging.INFO
-        if outcome_log.isEnabledFor(level):
-            outcome_log.log(
-                level, "outcome: execution %s %s (%s)", execution_id, label, source,
-                extra={"event": "outcome", "execution_id": execution_id,
-                       "outcome_state": label, "source": source},
-            )  # fmt: skip
+        event(
+            outcome_log, level, f"outcome: execution {execution_id} {label} ({source})",
+            {"event": "outcome", "execution_id": execution_id, "outcome_state": label,
+             "source": source},
+        )  # fmt: skip
 
     # --- workers ----------------------------------------------------------------------
 
     def claimed(self, execution: Execution, worker_id: str) -> None:
         self.claims += 1
         if lease_log.isEnabledFor(logging.INFO):
-            lease_log.info(
-                "claim: execution %s by worker %s, lease until %s",
-                execution.id, worker_id, iso(execution.lease_expires_at_ms),
-                extra={"event": "claim", "execution_id": execution.id, "worker_id": worker_id},
+            event(
+                lease_log, logging.INFO,
+                f"claim: execution {execution.id} by worker {worker_id}, lease until"
+                f" {iso(execution.lease_expires_at_ms)}",
+                {"event": "claim", "execution_id": execution.id, "worker_id": worker_id},
             )  # fmt: skip
 
     def lease_expired(self, execution_id: str, status: str) -> None:
         self.lease_expiries[status] += 1
-        lease_log.warning(
-            "lease expired: execution %s, its worker went silent; now %s",
-            execution_id, status,
-            extra={"event": "lease_expired", "execution_id": execution_id, "status": status},
+        event(
+            lease_log, logging.WARNING,
+            f"lease expired: execution {execution_id}, its worker went silent; now {status}",
+            {"event": "lease_expired", "execution_id": execution_id, "status": status},
         )  # fmt: skip
 
     def unclaimed(self, execution_id: str) -> None:
         self.missed["unclaimed"] += 1
-        lease_log.warning(
-            "unclaimed: execution %s was not claimed by any worker in time; recorded as missed",
-            execution_id,
-            extra={"event": "missed", "execution_id": execution_id, "reason": "unclaimed"},
+        event(
+            lease_log, logging.WARNING,
+            f"unclaimed: execution {execution_id} was not claimed by any worker in time;"
+            " recorded as missed",
+            {"event": "missed", "execution_id": execution_id, "reason": "unclaimed"},
         )  # fmt: skip
 
     # --- alerts -----------------------------------------------------------------------
 
     def alert_raised(self, alert: Alert) -> None:
         self.alerts[alert.alert_type] += 1
-        alert_log.warning(
-            "alert: %s (%s) for cue %s: %s",
-            alert.alert_type, alert.severity, alert.metadata.get("cue_name", alert.cue_id),
-            alert.message,
-            extra={"event": "alert", "alert_id": alert.id, "alert_type": alert.alert_type,
-                   "cue_id": alert.cue_id, "execution_id": alert.execution_id},
+        event(
+            alert_log, logging.WARNING,
+            f"alert: {alert.alert_type} ({alert.severity}) for cue"
+            f" {alert.metadata.get('cue_name', alert.cue_id)}: {alert.message}",
+            {"event": "alert", "alert_id": alert.id, "alert_type": alert.alert_type,
+             "cue_id": alert.cue_id, "execution_id": alert.execution_id},
         )  # fmt: skip
 
     def alert_sent(
@@ -246,11 +251,11 @@ class Telemetry:
         self.alert_sends[(channel, result)] += 1
         level = logging.INFO if result in {"sent", "skipped"} else logging.WARNING
         then = f", retry at {iso(retry_at_ms)}" if retry_at_ms is not None else ""
-        alert_log.log(
-            level, "alert %s via %s: %s%s%s", alert.id, channel, result,
-            f" ({error})" if error else "", then,
-            extra={"event": "alert_send", "alert_id": alert.id, "channel": channel,
-                   "result": result, "error": error},
+        because = f" ({error})" if error else ""
+        event(
+            alert_log, level, f"alert {alert.id} via {channel}: {result}{because}{then}",
+            {"event": "alert_send", "alert_id": alert.id, "channel": channel,
+             "result": result, "error": error},
         )  # fmt: skip
 
     # --- the database -----------------------------------------------------------------
@@ -264,9 +269,9 @@ class Telemetry:
         for table, count in counts.items():
             self.pruned[table] += count
         if any(counts.values()):
-            retention_log.info(
-                "retention: removed history older than %s: %s",
-                iso(cutoff_ms),
-                ", ".join(f"{count} {table}" for table, count in counts.items() if count),
-                extra={"event": "retention", **{f"pruned_{t}": c for t, c in counts.items()}},
-            )
+            removed = ", ".join(f"{count} {table}" for table, count in counts.items() if count)
+            event(
+                retention_log, logging.INFO,
+                f"retention: removed history older than {iso(cutoff_ms)}: {removed}",
+                {"event": "retention", **{f"pruned_{t}": c for t, c in counts.items()}},
+            )  # fmt: skip

@@ -235,3 +235,69 @@ def test_without_a_running_loop_every_line_is_flushed_at_once() -> None:
     handler = LoopFlushHandler(stream)
     handler.emit(logging.LogRecord("x", logging.WARNING, "", 0, "stopping", None, None))
     assert stream.flushes == 1
+
+
+@pytest.fixture
+def root_logger() -> Any:
+    """The root logger, its handlers and level put back after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_an_event_line_written_straight_to_the_handler_reads_as_through_logging(
+    fmt: str, root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cueapi_lite.logs import event
+
+    monkeypatch.setattr("time.time", lambda: 1764669600.0429)
+    fields = {"event": "delivery_attempt", "execution_id": "x1", "status": 200,
+              "error": None, "duration_ms": 2.1}  # fmt: skip
+    logger = logging.getLogger("cueapi_lite.delivery")
+    message = "delivery: execution x1 (cue d) attempt 1 of 3 to h: 200 in 2.1 ms 100%"
+    records: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        records.append(factory(*args, **kwargs))
+        return records[-1]
+
+    monkeypatch.setattr(logging, "_logRecordFactory", counting)
+    straight, through = io.StringIO(), io.StringIO()
+    configure("info", fmt, straight)
+    event(logger, logging.INFO, message, fields)
+    assert records == []  # no LogRecord was built
+    configure("info", fmt, through)
+    root_logger.handlers[0].addFilter(lambda record: True)  # a filter: logging's own path
+    event(logger, logging.INFO, message, fields)
+    assert len(records) == 1
+    assert straight.getvalue() == through.getvalue()
+    [line] = straight.getvalue().splitlines()
+    if fmt == "json":
+        assert json.loads(line) == {
+            "time": "2025-12-02T10:00:00.042+00:00", "level": "INFO",
+            "logger": "cueapi_lite.delivery", "message": message, **fields,
+        }  # fmt: skip
+    else:
+        assert line.endswith(f",042 INFO cueapi_lite.delivery {message}")
+
+
+def test_an_event_reaches_every_handler_when_another_is_attached(
+    root_logger: logging.Logger,
+) -> None:
+    from cueapi_lite.logs import event
+
+    stream = io.StringIO()
+    configure("info", "text", stream)
+    seen: list[logging.LogRecord] = []
+    other = logging.Handler()
+    other.emit = seen.append  # type: ignore[method-assign]
+    root_logger.addHandler(other)
+    event(logging.getLogger("cueapi_lite.firing"), logging.INFO, "fire: one", {"event": "fire"})
+    event(logging.getLogger("cueapi_lite.firing"), logging.DEBUG, "not shown", {})
+    assert stream.getvalue().endswith(" INFO cueapi_lite.firing fire: one\n")
+    [record] = seen
+    assert (record.getMessage(), record.event) == ("fire: one", "fire")  # type: ignore[attr-defined]
