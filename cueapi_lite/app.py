@@ -87,9 +87,7 @@ class CueApiLite:
         if self.settings.metrics:
             self.store.on_batch(self.telemetry.committed)
         self.policy = CallbackPolicy(self.settings.callback_policy, self.settings.base_url)
-        self.deliverer: Deliverer = deliverer or HttpDeliverer(
-            self.policy, connection_limit=max(self.settings.delivery_concurrency, 10)
-        )
+        self.deliverer: Deliverer = deliverer or HttpDeliverer(self.policy)
         self.scheduler = Scheduler(self.clock)
         self.store.on_commit(self._committed)
         self.delivery = DeliveryService(

@@ -179,11 +179,16 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpPool:
-    """Connections kept per (scheme, host, port), at most `limit` requests at once."""
+    """Connections kept per (scheme, host, port), a request on each at a time.
 
-    def __init__(self, resolve: Resolve, limit: int = 100) -> None:
+    How many requests run at once is bounded by the callers (the delivery pool's workers,
+    an alert batch), so a connection is never more than one of those. A limit of its own
+    here would make an attempt that started beside a saturated delivery pool (a cue due
+    during a burst) wait for a slot after all, and cost every request a wait on it.
+    """
+
+    def __init__(self, resolve: Resolve) -> None:
         self._resolve = resolve
-        self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._targets: dict[str, Target] = {}
         self._tls: ssl.SSLContext | None = None
@@ -201,20 +206,19 @@ class HttpPool:
         """Send one request (`head` ends with the blank line) and return the status and
         the body; raises ConnectFailed, OSError, ValueError or ssl.SSLError."""
         request = head + body if body else head
-        async with self._slots:
-            connection = await self._acquire(target)
-            try:
-                status, answer = await self._exchange(connection, request)
-            except ConnectionError:
-                if not connection.exchanges or connection.heard:
-                    raise
-                # A kept-alive connection the receiver closed as the request went out
-                # (its idle timeout met ours) has not read the request: it goes once
-                # more on a fresh connection, as browsers and Go's client do.
-                connection = await self._connect(target)
-                status, answer = await self._exchange(connection, request)
-            self._release(target, connection)
-            return status, answer
+        connection = await self._acquire(target)
+        try:
+            status, answer = await self._exchange(connection, request)
+        except ConnectionError:
+            if not connection.exchanges or connection.heard:
+                raise
+            # A kept-alive connection the receiver closed as the request went out (its
+            # idle timeout met ours) has not read the request: it goes once more on a
+            # fresh connection, as browsers and Go's client do.
+            connection = await self._connect(target)
+            status, answer = await self._exchange(connection, request)
+        self._release(target, connection)
+        return status, answer
 
     @staticmethod
     async def _exchange(connection: _Connection, request: bytes) -> tuple[int, bytes]:

@@ -82,9 +82,9 @@ class HttpDeliverer:
     """Webhook requests over `http_client`: the URL the callback policy decided on, each
     resolved address checked before connecting, one timeout for the whole attempt."""
 
-    def __init__(self, policy: CallbackPolicy, connection_limit: int = 100) -> None:
+    def __init__(self, policy: CallbackPolicy) -> None:
         self._policy = policy
-        self._pool = HttpPool(self._resolve, connection_limit)
+        self._pool = HttpPool(self._resolve)
         self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
     async def _resolve(self, host: str, port: int) -> list[str]:

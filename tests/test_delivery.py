@@ -372,9 +372,10 @@ async def burst_and_unrelated(
 
 @contextlib.asynccontextmanager
 async def own_server(
-    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer, **settings: Any
+    tmp_path: Path, clock: ManualClock, deliverer: FakeDeliverer | None, **settings: Any
 ) -> AsyncIterator[tuple[CueApiLite, httpx.AsyncClient]]:
-    """A started server with settings of the test's own, and a user's client."""
+    """A started server with settings of the test's own, and a user's client (`deliverer`
+    None: the real HTTP client)."""
     lite = CueApiLite(
         Settings(db=str(tmp_path / "own.db"), **settings), clock=clock, deliverer=deliverer
     )
@@ -448,6 +449,76 @@ async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_
             assert len(deliverer.requests) == 7
         finally:
             deliverer.gate.set()
+
+
+class HoldingReceiver:
+    """A receiver on a real socket that holds every request of a burst cue until `gate`
+    opens and answers any other at once; `seen(n)` waits until n requests arrived."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.gate = asyncio.Event()
+        self._arrived = asyncio.Condition()
+        self.url = ""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))  # fmt: skip
+                name = json.loads(await reader.readexactly(length))["name"]
+                async with self._arrived:
+                    self.names.append(name)
+                    self._arrived.notify_all()
+                if name.startswith("burst-"):
+                    await self.gate.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        writer.close()
+
+    async def seen(self, count: int) -> None:
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.names) >= count), 10)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[HoldingReceiver]:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        try:
+            yield self
+        finally:
+            self.gate.set()
+            server.close()
+
+
+async def test_over_http_a_cue_due_during_a_burst_does_not_wait_for_a_connection(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The same with the real HTTP client and receiver: while every worker of the pool
+    (ten) holds a request the receiver has not answered, the attempt started beside them
+    reaches the receiver; the HTTP client has no smaller limit of its own to wait at."""
+    async with (
+        HoldingReceiver().running() as receiver,
+        own_server(tmp_path, clock, None, delivery_concurrency=10) as (lite, api),
+    ):
+        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
+        later = {"type": "once", "at": iso_at(clock.now_ms() + 60_001)}
+        for n in range(12):
+            await api.post("/v1/cues", json=webhook_cue(
+                name=f"burst-{n}", schedule=once, callback={"url": receiver.url}))  # fmt: skip
+        await api.post("/v1/cues", json=webhook_cue(
+            name="unrelated", schedule=later, callback={"url": receiver.url}))  # fmt: skip
+        clock.advance(60)
+        await lite.scheduler.tick(clock.now_ms())
+        await receiver.seen(10)  # every worker holds a burst request
+        clock.advance(0.001)
+        await lite.scheduler.tick(clock.now_ms())
+        await receiver.seen(11)
+        assert receiver.names[10] == "unrelated"
+        receiver.gate.set()
+        await lite.settle()
+        assert len(receiver.names) == 13
 
 
 async def test_a_bursts_own_later_slices_wait_for_the_pool(
