@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,36 @@ async def create_many(lite: CueApiLite, key: NewKey, bodies: list[dict[str, Any]
 
 
 def machine() -> str:
-    """CPU model, cores, Python: printed by every benchmark with its figures."""
+    """CPU model, cores, Python and the machine's speed now: printed by every benchmark
+    with its figures."""
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()};"
+        f" speed now {speed():.1f} (reference loop, millions of steps/s)"
+    )
+
+
+def speed() -> float:
+    """Millions of steps a second of a fixed pure-Python loop, the median of nine runs
+    (about half a second). A shared virtual machine's speed changes from second to second
+    and from day to day (seen: 8 to 12 within a minute); a figure is read against the
+    speed printed beside it."""
+    took = []
+    for _ in range(9):
+        started = time.perf_counter()
+        total = 0
+        for step in range(STEPS):
+            total += step * step % 7
+        took.append(time.perf_counter() - started)
+    return STEPS / statistics.median(took) / 1e6
+
+
+STEPS = 500_000
 
 
 class ServerProcess:

@@ -354,20 +354,20 @@ async def test_worker_cues_are_never_pushed_to_their_callback(
     assert execution["status"] == "pending"
 
 
-async def burst(api: httpx.AsyncClient, burst_at: int, count: int) -> None:
-    """`count` one-time cues named burst-N due at `burst_at`."""
+async def burst(api: httpx.AsyncClient, burst_at: int, count: int, **fields: Any) -> None:
+    """`count` one-time cues named burst-N due at `burst_at` (with `fields`)."""
     once = {"type": "once", "at": iso_at(burst_at)}
     for n in range(count):
-        await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once))
+        await api.post("/v1/cues", json=webhook_cue(name=f"burst-{n}", schedule=once, **fields))
 
 
 async def burst_and_unrelated(
-    api: httpx.AsyncClient, burst_at: int, count: int, unrelated_after_ms: int
+    api: httpx.AsyncClient, burst_at: int, count: int, unrelated_after_ms: int, **fields: Any
 ) -> None:
     """`burst`, and one cue named "unrelated" due `unrelated_after_ms` later."""
-    await burst(api, burst_at, count)
+    await burst(api, burst_at, count, **fields)
     later = {"type": "once", "at": iso_at(burst_at + unrelated_after_ms)}
-    await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later))
+    await api.post("/v1/cues", json=webhook_cue(name="unrelated", schedule=later, **fields))
 
 
 @contextlib.asynccontextmanager
@@ -502,13 +502,8 @@ async def test_over_http_a_cue_due_during_a_burst_does_not_wait_for_a_connection
         HoldingReceiver().running() as receiver,
         own_server(tmp_path, clock, None, delivery_concurrency=10) as (lite, api),
     ):
-        once = {"type": "once", "at": iso_at(clock.now_ms() + 60_000)}
-        later = {"type": "once", "at": iso_at(clock.now_ms() + 60_001)}
-        for n in range(12):
-            await api.post("/v1/cues", json=webhook_cue(
-                name=f"burst-{n}", schedule=once, callback={"url": receiver.url}))  # fmt: skip
-        await api.post("/v1/cues", json=webhook_cue(
-            name="unrelated", schedule=later, callback={"url": receiver.url}))  # fmt: skip
+        callback = {"url": receiver.url}
+        await burst_and_unrelated(api, clock.now_ms() + 60_000, 12, 1, callback=callback)
         clock.advance(60)
         await lite.scheduler.tick(clock.now_ms())
         await receiver.seen(10)  # every worker holds a burst request
