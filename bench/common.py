@@ -94,8 +94,8 @@ def machine() -> str:
 def speed() -> float:
     """Millions of steps a second of a fixed pure-Python loop, the median of nine runs
     (about half a second). A shared virtual machine's speed changes from second to second
-    and from day to day (seen: 8 to 12 within a minute); a figure is read against the
-    speed printed beside it."""
+    and from day to day (seen: 8 to 13 within a minute); a figure is read against the
+    speed printed beside it. It is this interpreter's speed: compare runs of one Python."""
     took = []
     for _ in range(9):
         started = time.perf_counter()

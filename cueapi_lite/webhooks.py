@@ -119,8 +119,10 @@ class HttpDeliverer:
         try:
             if head.count("\n") != len(lines) + 1 or "\r\r" in head or "\x00" in head:
                 raise ValueError("a header carries a line break or NUL")
-            async with asyncio.timeout(request.timeout_s):
-                status, body = await self._pool.request(target, head.encode("utf-8"), request.body)
+            deadline = asyncio.get_running_loop().time() + request.timeout_s
+            status, body = await self._pool.request(
+                target, head.encode("utf-8"), request.body, deadline
+            )
             return WebhookResponse(status, body)
         except TimeoutError:
             raise DeliveryFailed(f"Timed out after {request.timeout_s:g}s") from None

@@ -271,3 +271,15 @@ async def test_https_is_spoken_to_an_https_url(deliverer: HttpDeliverer) -> None
     finally:
         server.close()
     assert first == [b"\x16\x03\x01"]  # a TLS handshake record, not "POST"
+
+
+async def test_the_attempts_timeout_covers_connecting(
+    receiver: Receiver, deliverer: HttpDeliverer
+) -> None:
+    """A peer that takes the connection but never answers the TLS handshake: the attempt
+    ends at its timeout, as one whose answer never comes does."""
+    receiver.answer = lambda _request: None  # reads, and never says a word
+    url = f"https://127.0.0.1:{receiver.port}/hook"
+    with pytest.raises(DeliveryFailed, match=r"^Timed out after 0.2s$"):
+        await deliverer.send(post(receiver.port, url=url, timeout_s=0.2))
+    assert receiver.connections == 1
