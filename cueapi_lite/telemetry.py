@@ -154,36 +154,36 @@ class Telemetry:
         self.delivery_duration.observe(seconds)
         if error is None:
             self.attempts["delivered"] += 1
-            if delivery_log.isEnabledFor(logging.INFO):
-                host = _host(url)
-                event(
-                    delivery_log, logging.INFO,
-                    f"delivery: execution {execution_id} (cue {cue_name}) attempt {attempt} of"
-                    f" {max_attempts} to {host}: {status} in {seconds * 1000:.1f} ms",
-                    {"event": "delivery_attempt", "execution_id": execution_id, "host": host,
-                     "attempt": attempt, "max_attempts": max_attempts, "status": status,
-                     "duration_ms": round(seconds * 1000, 1)},
-                )  # fmt: skip
+        else:
+            self.attempts["http_error" if status is not None else "error"] += 1
+            if retry_at_ms is not None:
+                self.retries_scheduled += 1
+        level = logging.INFO if error is None else logging.WARNING
+        if not delivery_log.isEnabledFor(level):
             return
-        self.attempts["http_error" if status is not None else "error"] += 1
-        if retry_at_ms is not None:
-            self.retries_scheduled += 1
-        if delivery_log.isEnabledFor(logging.WARNING):
-            then = (
-                f"retry {attempt + 1} of {max_attempts} at {iso(retry_at_ms)}"
-                if retry_at_ms is not None
-                else "no attempts left: execution failed"
-            )
-            host = _host(url)
-            event(
-                delivery_log, logging.WARNING,
-                f"delivery failed: execution {execution_id} (cue {cue_name}) attempt {attempt}"
-                f" of {max_attempts} to {host}: {error} in {seconds * 1000:.1f} ms; {then}",
-                {"event": "delivery_attempt", "execution_id": execution_id, "host": host,
-                 "attempt": attempt, "max_attempts": max_attempts, "status": status,
-                 "error": error, "duration_ms": round(seconds * 1000, 1),
-                 "retry_at": iso(retry_at_ms) if retry_at_ms is not None else None},
-            )  # fmt: skip
+        host = _host(url)
+        attempted = (
+            f"execution {execution_id} (cue {cue_name}) attempt {attempt} of {max_attempts}"
+            f" to {host}"
+        )
+        took = f"in {seconds * 1000:.1f} ms"
+        fields = {"event": "delivery_attempt", "execution_id": execution_id, "host": host,
+                  "attempt": attempt, "max_attempts": max_attempts, "status": status}  # fmt: skip
+        duration_ms = round(seconds * 1000, 1)
+        if error is None:
+            message = f"delivery: {attempted}: {status} {took}"
+            event(delivery_log, level, message, fields | {"duration_ms": duration_ms})
+            return
+        then = (
+            f"retry {attempt + 1} of {max_attempts} at {iso(retry_at_ms)}"
+            if retry_at_ms is not None
+            else "no attempts left: execution failed"
+        )
+        event(
+            delivery_log, level, f"delivery failed: {attempted}: {error} {took}; {then}",
+            fields | {"error": error, "duration_ms": duration_ms,
+                      "retry_at": iso(retry_at_ms) if retry_at_ms is not None else None},
+        )  # fmt: skip
 
     def outcome(self, execution_id: str, state: str | None, source: str) -> None:
         """An outcome was recorded (from the webhook's answer, a report, or a deadline)."""
