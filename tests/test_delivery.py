@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -404,6 +404,19 @@ async def test_a_cue_due_during_a_burst_is_not_sent_after_the_whole_burst(
     assert names.index("unrelated") <= 2  # one queue would send it last
 
 
+async def fill_the_pool_then_fire_unrelated(
+    lite: CueApiLite, clock: ManualClock, seen: Callable[[int], Awaitable[None]], workers: int
+) -> None:
+    """The burst of `burst_and_unrelated` falls due and its requests take all `workers`;
+    then the unrelated cue falls due, and one more request arrives."""
+    clock.advance(60)
+    await lite.scheduler.tick(clock.now_ms())
+    await seen(workers)  # every worker holds a burst request
+    clock.advance(0.001)
+    await lite.scheduler.tick(clock.now_ms())
+    await seen(workers + 1)
+
+
 class GatedDeliverer(FakeDeliverer):
     """Holds every request whose body names a burst cue until `gate` opens; `seen(n)`
     waits until n requests have arrived."""
@@ -435,12 +448,7 @@ async def test_a_cue_due_during_a_burst_is_sent_while_every_worker_is_busy_with_
     async with own_server(tmp_path, clock, deliverer, delivery_concurrency=2) as (lite, api):
         try:
             await burst_and_unrelated(api, clock.now_ms() + 60_000, 6, 1)
-            clock.advance(60)
-            await lite.scheduler.tick(clock.now_ms())
-            await deliverer.seen(2)  # both workers hold a burst attempt
-            clock.advance(0.001)
-            await lite.scheduler.tick(clock.now_ms())
-            await deliverer.seen(3)
+            await fill_the_pool_then_fire_unrelated(lite, clock, deliverer.seen, 2)
             names = [json.loads(r.body or b"{}")["name"] for r in deliverer.requests]
             assert names[2] == "unrelated"
             assert len(names) == 3  # the burst's other four still wait for a worker
@@ -504,12 +512,7 @@ async def test_over_http_a_cue_due_during_a_burst_does_not_wait_for_a_connection
     ):
         callback = {"url": receiver.url}
         await burst_and_unrelated(api, clock.now_ms() + 60_000, 12, 1, callback=callback)
-        clock.advance(60)
-        await lite.scheduler.tick(clock.now_ms())
-        await receiver.seen(10)  # every worker holds a burst request
-        clock.advance(0.001)
-        await lite.scheduler.tick(clock.now_ms())
-        await receiver.seen(11)
+        await fill_the_pool_then_fire_unrelated(lite, clock, receiver.seen, 10)
         assert receiver.names[10] == "unrelated"
         receiver.gate.set()
         await lite.settle()
