@@ -110,7 +110,7 @@ def burst_writes(template: Path, batch: int, autocheckpoint: int) -> dict[str, f
                         made[cue_id] = execution_id = new_execution_id()
                         rows.append((execution_id, cue_id, user_id, due_ms, "schedule",
                                      "pending", None, "{}", 0, None, None, now, now,
-                                     "webhook"))  # fmt: skip
+                                     "webhook", None, None))  # fmt: skip
                     timed("insert", lambda r=rows: conn.executemany(EXECUTION_INSERT, r))
                 elif phase == "begin":
                     ids = [made[cue_id] for cue_id, _u, _d in chunk]
