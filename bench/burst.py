@@ -28,16 +28,20 @@ from typing import Any
 from common import add_receiver_option, create_many, machine, receiver_process, run, server
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds per thread of this process, by thread name (Linux)."""
+def thread_cpu() -> dict[str, tuple[float, int]]:
+    """CPU seconds and waits (voluntary context switches: the interpreter lock, a sleep)
+    per thread of this process, by thread name (Linux)."""
     names = {thread.native_id: thread.name for thread in threading.enumerate()}
-    found: dict[str, float] = {}
+    found: dict[str, tuple[float, int]] = {}
     for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(OSError):
             name = names.get(int(task.name), "other threads")
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             ticks = int(fields[11]) + int(fields[12])  # utime + stime
-            found[name] = found.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+            status = (task / "status").read_text()
+            waits = int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+            cpu, waited = found.get(name, (0.0, 0))
+            found[name] = (cpu + ticks / os.sysconf("SC_CLK_TCK"), waited + waits)
     return found
 
 
@@ -108,8 +112,11 @@ async def measure(cues: int, cron: bool, url: str, metrics: bool, scrape_s: floa
         print(
             f"{cpu_s:.2f} CPU seconds in this process ({cpu_s / cues * 1e6:.0f} µs per execution)"
         )
-        spent = {name: cpu - threads_at_due.get(name, 0.0) for name, cpu in thread_cpu().items()}
-        shares = [f"{name} {cpu:.2f} s" for name, cpu in sorted(spent.items()) if cpu >= 0.01]
+        shares = []
+        for name, (cpu, waits) in sorted(thread_cpu().items()):
+            cpu_then, waits_then = threads_at_due.get(name, (0.0, 0))
+            if cpu - cpu_then >= 0.01:
+                shares.append(f"{name} {cpu - cpu_then:.2f} s ({waits - waits_then:,} waits)")
         print("  by thread: " + ", ".join(shares))
 
 

@@ -196,6 +196,28 @@ async def test_cue_pages_are_newest_first_with_the_total(store: Store) -> None:
     assert (paused, count) == ([], 0)
 
 
+async def test_cues_read_back_exactly_as_written_by_every_read(store: Store) -> None:
+    # Texts JSON and SQL treat specially (PostgreSQL stores no NUL in text; the API takes
+    # none), numbers past a double's exact range, and cues made in the same millisecond
+    # (a page orders those newest insert first).
+    alice = await user(store)
+    odd = 'quote " backslash \\ tab \t newline \n separator \u2028 emoji 😀 é'
+    made = [
+        await stored_cue(
+            store, alice, name=f"{odd} {n}", description=odd, created_at_ms=7,
+            payload={"text": odd, "big": 2**62 + 1, "negative": -(2**53) - 3, "real": 0.1,
+                     "nested": [None, True, {"é": []}]},
+            callback=Callback("http://127.0.0.1:9/h", headers={"X-Odd": odd}),
+        )  # fmt: skip
+        for n in range(3)
+    ]
+    by_id = {c.id: c for c in await store.cues.get_many([c.id for c in made] + ["cue_none"])}
+    assert by_id == {c.id: c for c in made}
+    page, total = await store.cues.page(alice, None, 10, 0)
+    assert (page, total) == (made[::-1], 3)
+    assert await store.cues.get(alice, made[1].id) == made[1]
+
+
 async def test_another_users_cue_is_invisible(store: Store) -> None:
     alice, bob = await user(store), await user(store, "b@example.com")
     made = await stored_cue(store, alice)

@@ -202,6 +202,10 @@ class PgDatabase:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.read.execute(translate(sql), tuple(params)).fetchall()
 
+    def select_rows(self, columns: str, rest: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of `SELECT {columns} {rest}` (see the SQLite `select_rows`)."""
+        return self.fetchall(f"SELECT {columns} {rest}", params)
+
     async def write(
         self, op: Callable[[Any], T], savepoint: bool = True, urgent: bool = False
     ) -> T:

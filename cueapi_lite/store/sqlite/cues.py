@@ -32,8 +32,8 @@ class CueStore:
         ]
         if missing:
             marks = ",".join("?" * len(missing))
-            sql = f"SELECT {CUE_COLUMNS}, version FROM cues WHERE id IN ({marks})"  # noqa: S608
-            for row in self.db.fetchall(sql, missing):
+            rest = f"FROM cues WHERE id IN ({marks})"
+            for row in self.db.select_rows(f"{CUE_COLUMNS}, version", rest, missing):
                 self._records.put((row[0], row[-1]), cue_from_row(row))
         found = []
         for key in keys:
@@ -55,7 +55,7 @@ class CueStore:
         for start in range(0, len(cue_ids), 500):
             chunk = cue_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.fetchall(f"SELECT {CUE_COLUMNS} FROM cues WHERE id IN ({marks})", chunk)  # noqa: S608
+            rows = self.db.select_rows(CUE_COLUMNS, f"FROM cues WHERE id IN ({marks})", chunk)
             found.extend(cue_from_row(row) for row in rows)
         return found
 
@@ -91,11 +91,12 @@ class CueStore:
             if after is not None:
                 where += " AND (created_at_ms, rowid) < (?, ?)"
                 params.extend(after)
-            rows = self.db.fetchall(
-                f"SELECT id, version, created_at_ms, rowid FROM cues WHERE {where}"  # noqa: S608
-                " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+            rows = self.db.select_rows(
+                "id, version, created_at_ms, rowid",
+                f"FROM cues WHERE {where} ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
                 [*params, limit],
             )
+            rows.sort(key=lambda row: (row[2], row[3]), reverse=True)
             found = self._cues([(row[0], row[1]) for row in rows])
         if len(rows) == limit:
             last = rows[-1]
@@ -106,8 +107,8 @@ class CueStore:
         """How many of the user's cues have this status (any, for None), and a number
         that moves whenever that set changes."""
         total = version = 0
-        for row_status, cues, changes in self.db.fetchall(
-            "SELECT status, cues, changes FROM cue_counts WHERE user_id = ?", (user_id,)
+        for row_status, cues, changes in self.db.select_rows(
+            "status, cues, changes", "FROM cue_counts WHERE user_id = ?", (user_id,)
         ):
             if status is None or row_status == status:
                 total += cues

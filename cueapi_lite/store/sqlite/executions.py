@@ -11,7 +11,7 @@ from typing import Any
 
 from ...models import Execution
 from ..records import ExecutionFilters
-from .db import Database
+from .db import Database, select_rows
 from .recent import Recent
 from .rows import UNFINISHED, execution_from_row
 
@@ -155,18 +155,27 @@ class ExecutionStore:
             unique = list(dict.fromkeys(execution_ids))
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
-                rows = conn.execute(
+                # The rows that can begin, then their change; not `UPDATE ... RETURNING`,
+                # whose rows come back a step each (see `select_rows`).
+                rows = select_rows(
+                    conn, "id, attempts + 1",
+                    f"FROM executions WHERE id IN ({','.join('?' * len(chunk))})"
+                    " AND status IN ('pending', 'retrying') /*for update*/",
+                    chunk,
+                )  # fmt: skip
+                if not rows:
+                    continue
+                conn.execute(
                     "UPDATE executions SET status = 'delivering', attempts = attempts + 1,"  # noqa: S608
                     " last_attempt_at_ms = ?, started_at_ms = COALESCE(started_at_ms, ?),"
                     " next_retry_ms = NULL, updated_at_ms = ?"
-                    f" WHERE id IN ({','.join('?' * len(chunk))})"
-                    " AND status IN ('pending', 'retrying') RETURNING id, attempts",
-                    (now_ms, now_ms, now_ms, *chunk),
-                ).fetchall()
+                    f" WHERE id IN ({','.join('?' * len(rows))})",
+                    (now_ms, now_ms, now_ms, *[row[0] for row in rows]),
+                )
                 begun.update((str(row[0]), int(row[1])) for row in rows)
             return begun
 
-        # One statement is atomic by itself; more need the savepoint.
+        # One UPDATE (after reads) is atomic by itself; more need the savepoint.
         begun = await self.db.write(op, savepoint=len(execution_ids) > _CHUNK)
         # An id asked for twice is begun once: the later asker lost the race.
         return [begun.pop(execution_id, None) for execution_id in execution_ids]

@@ -25,6 +25,7 @@ from ..records import (
     KeyLimitReached,
     KeyRecord,
 )
+from .db import select_rows
 from .rows import (
     CUE_COLUMNS,
     CUE_INSERT,
@@ -97,10 +98,8 @@ def _finish_delivered(rows: int) -> str:
     )
 
 
-_REFS_AND_CUES = (
-    "SELECT e.id, e.cue_id, e.triggered_by, e.scheduled_for_ms, "  # noqa: S608
-    + ", ".join(f"c.{column.strip()}" for column in CUE_STATE_COLUMNS.split(","))
-    + " FROM executions e LEFT JOIN cues c ON c.id = e.cue_id WHERE e.id IN"
+_REFS_AND_CUES = "e.id, e.cue_id, e.triggered_by, e.scheduled_for_ms, " + ", ".join(
+    f"c.{column.strip()}" for column in CUE_STATE_COLUMNS.split(",")
 )
 
 
@@ -339,8 +338,11 @@ class SqliteTx:
         found: dict[str, tuple[ExecutionRef, CueState | None]] = {}
         for start in range(0, len(results), _CHUNK):
             ids = [r.execution_id for r in results[start : start + _CHUNK]]
-            for row in self.conn.execute(_REFS_AND_CUES + f" ({','.join('?' * len(ids))})", ids):
-                values = tuple(row)
+            rest = (
+                "FROM executions e LEFT JOIN cues c ON c.id = e.cue_id"
+                f" WHERE e.id IN ({','.join('?' * len(ids))})"
+            )
+            for values in select_rows(self.conn, _REFS_AND_CUES, rest, ids):
                 cue = None if values[4] is None else cue_state_from_row(values[4:])
                 found[values[0]] = (ExecutionRef(*values[:4]), cue)
         return [found[r.execution_id] for r in results]
