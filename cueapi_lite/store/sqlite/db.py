@@ -71,7 +71,10 @@ def select_rows(conn: Any, columns: str, rest: str, params: Sequence[Any] = ()) 
     """
     if not isinstance(conn, sqlite3.Connection):
         return list(conn.execute(f"SELECT {columns} {rest}", params).fetchall())
-    sql = f"SELECT group_concat(row, ',') FROM (SELECT json_array({columns}) AS row {rest})"  # noqa: S608
+    sql = (
+        "SELECT group_concat(json_row, ',')"  # noqa: S608
+        f" FROM (SELECT json_array({columns}) AS json_row {rest})"
+    )
     (packed,) = conn.execute(sql, params).fetchone()
     rows: list[Any] = json.loads(f"[{packed}]") if packed else []
     return rows
