@@ -202,13 +202,24 @@ async def test_cues_read_back_exactly_as_written_by_every_read(store: Store) -> 
     # (a page orders those newest insert first).
     alice = await user(store)
     odd = 'quote " backslash \\ tab \t newline \n separator \u2028 emoji 😀 é'
+    payload = {
+        "text": odd,
+        "big": 2**62 + 1,
+        "negative": -(2**53) - 3,
+        "real": 0.1,
+        "nested": [None, True, {"é": []}],
+    }
+    callback = Callback("http://127.0.0.1:9/h", headers={"X-Odd": odd})
     made = [
         await stored_cue(
-            store, alice, name=f"{odd} {n}", description=odd, created_at_ms=7,
-            payload={"text": odd, "big": 2**62 + 1, "negative": -(2**53) - 3, "real": 0.1,
-                     "nested": [None, True, {"é": []}]},
-            callback=Callback("http://127.0.0.1:9/h", headers={"X-Odd": odd}),
-        )  # fmt: skip
+            store,
+            alice,
+            name=f"{odd} {n}",
+            description=odd,
+            created_at_ms=7,
+            payload=payload,
+            callback=callback,
+        )
         for n in range(3)
     ]
     by_id = {c.id: c for c in await store.cues.get_many([c.id for c in made] + ["cue_none"])}
