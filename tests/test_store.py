@@ -82,6 +82,27 @@ async def test_a_failing_operation_does_not_undo_its_neighbours(tmp_path: Path) 
         writer.close()
 
 
+async def test_a_failing_operation_alone_in_its_batch_leaves_nothing_written(
+    tmp_path: Path,
+) -> None:
+    writer = Writer(str(tmp_path / "alone.db"))
+    writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (n INTEGER UNIQUE)"))
+
+        def half_done(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO t VALUES (1)")
+            c.execute("INSERT INTO t VALUES (1)")  # fails: the first insert goes too
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(half_done)
+        await writer.run(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+        rows = await writer.run(lambda c: [r[0] for r in c.execute("SELECT n FROM t ORDER BY n")])
+        assert rows == [2]
+    finally:
+        writer.close()
+
+
 class Held:
     """An op that holds the writer thread until released (and says when it started)."""
 
