@@ -91,6 +91,9 @@ def machine() -> str:
     )
 
 
+STEPS = 500_000  # the reference loop's steps
+
+
 def speed() -> float:
     """Millions of steps a second of a fixed pure-Python loop, the median of nine runs
     (about half a second). A shared virtual machine's speed changes from second to second
@@ -104,9 +107,6 @@ def speed() -> float:
             total += step * step % 7
         took.append(time.perf_counter() - started)
     return STEPS / statistics.median(took) / 1e6
-
-
-STEPS = 500_000
 
 
 class ServerProcess:

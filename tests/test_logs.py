@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cueapi_lite import CueApiLite, ManualClock, Settings
-from cueapi_lite.logs import configure
+from cueapi_lite.logs import configure, event
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
 
@@ -251,8 +251,6 @@ def root_logger() -> Any:
 def test_an_event_line_written_straight_to_the_handler_reads_as_through_logging(
     fmt: str, root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cueapi_lite.logs import event
-
     monkeypatch.setattr("time.time", lambda: 1764669600.0429)
     fields = {"event": "delivery_attempt", "execution_id": "x1", "status": 200,
               "error": None, "duration_ms": 2.1}  # fmt: skip
@@ -288,8 +286,6 @@ def test_an_event_line_written_straight_to_the_handler_reads_as_through_logging(
 def test_an_event_reaches_every_handler_when_another_is_attached(
     root_logger: logging.Logger,
 ) -> None:
-    from cueapi_lite.logs import event
-
     stream = io.StringIO()
     configure("info", "text", stream)
     seen: list[logging.LogRecord] = []
