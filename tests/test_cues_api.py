@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from cueapi_lite import CueApiLite, ManualClock
-from cueapi_lite.models import iso
+from cueapi_lite import CueApiLite, ManualClock, models
+from cueapi_lite.models import iso, new_cue_id
 
 from .conftest import webhook_cue
 from .helpers import ms
@@ -401,3 +403,32 @@ async def test_requests_without_a_valid_key_are_refused(lite: CueApiLite) -> Non
         assert wrong.status_code == 401
         basic = await anonymous.get("/v1/cues", headers={"Authorization": "Basic abc"})
         assert basic.status_code == 401
+
+
+def test_cue_ids_are_well_formed_and_sort_in_the_order_they_were_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many ids in one millisecond, then the wall clock set back a minute: every id is
+    `cue_` + 12 of [a-z0-9], none repeats, and each sorts after the one made before it."""
+    made = [new_cue_id() for _ in range(3000)]
+    now_ns = time.time_ns()
+    monkeypatch.setattr(models.time, "time_ns", lambda: now_ns)
+    made += [new_cue_id() for _ in range(3000)]
+    monkeypatch.setattr(models.time, "time_ns", lambda: now_ns - 60 * 10**9)
+    made += [new_cue_id() for _ in range(3000)]
+    assert all(re.fullmatch(r"cue_[a-z0-9]{12}", cue_id) for cue_id in made)
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+
+
+async def test_cues_made_over_the_api_get_ids_in_the_order_they_were_made(
+    api: httpx.AsyncClient,
+) -> None:
+    ids = []
+    for n in range(5):
+        created = await api.post("/v1/cues", json=webhook_cue(name=f"c{n}"))
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    assert ids == sorted(ids)
+    listed = (await api.get("/v1/cues")).json()["cues"]
+    assert [c["id"] for c in listed] == ids[::-1]

@@ -98,7 +98,8 @@ class Tx(Protocol):
     def insert_cue(self, cue: Cue, max_cues: int | None) -> bool:
         """Insert `cue` as given. False (nothing written) when its user already has a cue
         of that name. With `max_cues`: raises CueLimitReached when the user already has
-        that many `active` + `paused` cues."""
+        that many `active` + `paused` cues. An id already taken raises the backend's
+        integrity error (ids are made unique; a clash is never a name conflict)."""
         ...
 
     def update_cue(self, cue: Cue) -> None:

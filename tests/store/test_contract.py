@@ -163,6 +163,15 @@ async def test_a_cue_name_is_unique_per_user(store: Store) -> None:
     assert (await store.cues.get(alice, other.id)).name == "other"  # type: ignore[union-attr]
 
 
+async def test_a_cue_id_already_taken_is_an_error_not_a_name_conflict(store: Store) -> None:
+    alice = await user(store)
+    first = await stored_cue(store, alice, name="first")
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await tx(store, lambda t: t.insert_cue(cue(alice, name="second", id=first.id), None))
+    assert (await store.cues.get(alice, first.id)) == first
+    assert await tx(store, lambda t: t.insert_cue(cue(alice, name="second"), None))
+
+
 async def test_the_cue_limit_counts_active_and_paused_cues_and_writes_nothing(
     store: Store,
 ) -> None:

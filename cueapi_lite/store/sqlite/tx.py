@@ -159,7 +159,7 @@ class SqliteTx:
                 raise CueLimitReached(counted)
         s = cue.schedule
         cursor = self.conn.execute(
-            CUE_INSERT + " ON CONFLICT DO NOTHING",
+            CUE_INSERT + " ON CONFLICT (user_id, name) DO NOTHING",
             (
                 cue.id, cue.user_id, cue.name, cue.description, cue.status, cue.transport,
                 s.type, s.cron, s.at_ms, s.timezone, *cue_options(cue), cue.next_fire_at_ms,
