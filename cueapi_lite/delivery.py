@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from .webhooks import (
     Deliverer,
     DeliveryFailed,
     WebhookRequest,
-    canonical_body,
+    execution_body,
     sign,
 )
 
@@ -46,6 +47,12 @@ log = logging.getLogger(__name__)
 RESPONSE_EXCERPT_CHARS = 2000
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+
+
+@functools.lru_cache(maxsize=256)
+def _instant(at_ms: int) -> str:
+    """`iso` of a scheduled instant, remembered: a burst's executions share theirs."""
+    return iso(at_ms) or ""
 
 
 def finish_attempt(tx: Tx, result: AttemptResult, now_ms: int) -> Finished | None:
@@ -452,16 +459,9 @@ class DeliveryService:
     # --- one attempt ----------------------------------------------------------------
 
     def build_request(self, job: DeliveryJob, attempt: int, secret: str) -> WebhookRequest:
-        scheduled_for = iso(job.scheduled_for_ms) or ""
-        body = canonical_body(
-            {
-                "execution_id": job.execution_id,
-                "cue_id": job.cue_id,
-                "name": job.cue_name,
-                "scheduled_for": scheduled_for,
-                "attempt": attempt,
-                "payload": job.payload,
-            }
+        scheduled_for = _instant(job.scheduled_for_ms)
+        body = execution_body(
+            job.execution_id, job.cue_id, job.cue_name, scheduled_for, attempt, job.payload
         )
         timestamp_s = self.clock.now_ms() // 1000
         headers = {"User-Agent": USER_AGENT}

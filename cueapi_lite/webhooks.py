@@ -15,6 +15,7 @@ import hmac
 import json
 import socket
 import time
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
 from .callbacks import CallbackPolicy, CallbackRefused
@@ -27,6 +28,7 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "canonical_body",
+    "execution_body",
     "sign",
 ]
 
@@ -38,6 +40,11 @@ RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfe
                               "connection"})  # fmt: skip
 
 
+# One encoder for every body: `json.dumps(..., sort_keys=True)` builds a new one per call.
+_encode_sorted = json.JSONEncoder(sort_keys=True).encode
+_string = encode_basestring_ascii
+
+
 def canonical_body(body: dict[str, Any]) -> bytes:
     """The bytes that are signed and sent (CONTRACT §7.3).
 
@@ -45,7 +52,20 @@ def canonical_body(body: dict[str, Any]) -> bytes:
     SDK's `verify_webhook` rebuilds from the parsed body; sending exactly these bytes also
     satisfies verifiers that hash the raw body.
     """
-    return json.dumps(body, sort_keys=True).encode("utf-8")
+    return _encode_sorted(body).encode("utf-8")
+
+
+def execution_body(
+    execution_id: str, cue_id: str, name: str, scheduled_for: str, attempt: int,
+    payload: dict[str, Any],
+) -> bytes:  # fmt: skip
+    """`canonical_body` of an execution's webhook, written field by field in the sorted
+    order: the same bytes at about a third of the cost (one per delivery)."""
+    return (
+        f'{{"attempt": {int(attempt)}, "cue_id": {_string(cue_id)},'
+        f' "execution_id": {_string(execution_id)}, "name": {_string(name)},'
+        f' "payload": {_encode_sorted(payload)}, "scheduled_for": {_string(scheduled_for)}}}'
+    ).encode()
 
 
 def sign(secret: str, timestamp_s: int, body: bytes) -> str:

@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from cueapi import verify_webhook
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cueapi_lite import CueApiLite, ManualClock, Settings, firing
 from cueapi_lite.scheduler import RETRY_HANDLER_AFTER_MS
 from cueapi_lite.services.accounts import NewKey
-from cueapi_lite.webhooks import WebhookRequest, WebhookResponse
+from cueapi_lite.webhooks import WebhookRequest, WebhookResponse, canonical_body, execution_body
 
 from .conftest import FakeDeliverer, status, timeout, webhook_cue
 from .helpers import iso_at
@@ -97,6 +99,35 @@ async def test_a_due_cue_delivers_a_signed_webhook_the_sdk_accepts(
     assert detail["run_count"] == 1
     assert detail["fired_count"] == 1
     assert detail["last_run"] == execution["scheduled_for"]
+
+
+# Any text a JSON body can carry, lone surrogates included.
+ANY_TEXT = st.text(st.characters(blacklist_categories=()))
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    ids=st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT),
+    attempt=st.integers(min_value=1, max_value=10**6),
+    payload=st.dictionaries(ANY_TEXT, JSON, max_size=6),
+)
+def test_an_execution_body_is_the_canonical_json_the_sdk_rebuilds(
+    ids: tuple[str, str, str, str], attempt: int, payload: dict[str, Any]
+) -> None:
+    """The body written field by field is byte for byte what `json.dumps(sort_keys=True)`
+    makes of the same fields, which is what `verify_webhook` signs again."""
+    execution_id, cue_id, name, scheduled_for = ids
+    fields = {
+        "execution_id": execution_id, "cue_id": cue_id, "name": name,
+        "scheduled_for": scheduled_for, "attempt": attempt, "payload": payload,
+    }  # fmt: skip
+    body = execution_body(execution_id, cue_id, name, scheduled_for, attempt, payload)
+    assert body == canonical_body(fields) == json.dumps(fields, sort_keys=True).encode()
 
 
 async def test_nothing_fires_before_its_time(
