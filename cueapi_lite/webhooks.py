@@ -15,7 +15,7 @@ import hmac
 import json
 import socket
 import time
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol
 
 from .callbacks import CallbackPolicy, CallbackRefused
