@@ -381,6 +381,17 @@ def new_execution_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+def _forget_ids_made() -> None:
+    """In a forked child: draw fresh randomness, so that parent and child never make the
+    same execution id from one pool, nor count on from the same cue id."""
+    global _random_pool, _random_at
+    _random_pool, _random_at = b"", 0
+    _cue_id_last[:] = 0, 0
+
+
+os.register_at_fork(after_in_child=_forget_ids_made)
+
+
 # --- time at the edge ------------------------------------------------------------------
 
 

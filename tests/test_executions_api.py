@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from cueapi_lite import CueApiLite, ManualClock
-from cueapi_lite.models import new_execution_id
+from cueapi_lite.models import new_cue_id, new_execution_id
 
 from .conftest import webhook_cue
 
@@ -193,3 +194,24 @@ def test_execution_ids_are_distinct_random_uuids() -> None:
     for text in ids:
         parsed = uuid.UUID(text)
         assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """A child forked with part of the parent's pool of random bytes left must not make
+    the execution ids the parent makes next, nor the parent's next cue id."""
+    new_execution_id()  # the pool now holds unused bytes
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.close(read)
+        made = [new_execution_id() for _ in range(300)] + [new_cue_id()]
+        os.write(write, "\n".join(made).encode())
+        os._exit(0)
+    os.close(write)
+    parent = {new_execution_id() for _ in range(300)} | {new_cue_id()}
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        from_child = set(pipe.read().split("\n"))
+    assert len(from_child) == 301
+    assert not parent & from_child
