@@ -60,7 +60,7 @@ def execution_body(
     payload: dict[str, Any],
 ) -> bytes:  # fmt: skip
     """`canonical_body` of an execution's webhook, written field by field in the sorted
-    order: the same bytes at about a third of the cost (one per delivery)."""
+    order: the same bytes for less than half the cost (one per delivery)."""
     return (
         f'{{"attempt": {int(attempt)}, "cue_id": {_string(cue_id)},'
         f' "execution_id": {_string(execution_id)}, "name": {_string(name)},'
