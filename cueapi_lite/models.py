@@ -337,10 +337,10 @@ def new_execution(
 # (42 bits, until 2109) and 20 bits that count on from a random start within it. A burst
 # fires its cues in the order they were made, so the rows an execution adds to the
 # indexes that begin with its cue's id (its occurrence, its cue's history, its cue's
-# count) land beside each other, not one on each of the indexes' pages: that halved
-# SQLite's commit work per execution (`bench/sql_writes.py`). Within a process the ids
-# never repeat; processes sharing a PostgreSQL database start each millisecond at their
-# own random point of the 20 bits.
+# count) land beside each other, not one on each of the indexes' pages: SQLite's commit
+# work per execution went from 36-41 to 23-25 µs (`bench/sql_writes.py`). Within a
+# process the ids never repeat; processes sharing a PostgreSQL database start each
+# millisecond at their own random point of the 20 bits.
 _CUE_ID_DIGITS = string.digits + string.ascii_lowercase
 _CUE_ID_SPAN = 1 << 20
 _cue_id_lock = threading.Lock()
